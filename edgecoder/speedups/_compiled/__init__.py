@@ -1,0 +1,1 @@
+"""Home of the compiled core: ``setup.py`` builds ``_speedups/*.pyx`` into this package."""

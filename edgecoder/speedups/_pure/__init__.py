@@ -1,0 +1,1 @@
+"""Pure-Python twins of the compiled core in ``_speedups/``: the type contract."""
