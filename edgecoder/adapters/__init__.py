@@ -1,0 +1,1 @@
+"""Adapters: the skins (HTTP, D-Bus, transports, backends) over :mod:`edgecoder.services`."""

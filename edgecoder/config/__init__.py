@@ -1,0 +1,27 @@
+"""Typed, frozen configuration and the layered loader that builds it."""
+
+from edgecoder.config.loader import ENV_PREFIX, load_config, systemd_env
+from edgecoder.config.model import (
+    ApiConfig,
+    Config,
+    DaemonConfig,
+    IdentityConfig,
+    InferenceConfig,
+    MeshConfig,
+    NodeConfig,
+    SystemdEnv,
+)
+
+__all__ = (
+    "ENV_PREFIX",
+    "ApiConfig",
+    "Config",
+    "DaemonConfig",
+    "IdentityConfig",
+    "InferenceConfig",
+    "MeshConfig",
+    "NodeConfig",
+    "SystemdEnv",
+    "load_config",
+    "systemd_env",
+)

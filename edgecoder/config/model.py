@@ -1,0 +1,151 @@
+"""The configuration's shape: one frozen dataclass per TOML section, with defaults.
+
+Every field here is a documented key (``docs/configuration.md``); the loader refuses
+any other. A field's ``metadata["check"]`` validates its value after type coercion.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+__all__ = (
+    "BACKENDS",
+    "EVENT_LOOPS",
+    "LOG_LEVELS",
+    "ApiConfig",
+    "Config",
+    "DaemonConfig",
+    "IdentityConfig",
+    "InferenceConfig",
+    "MeshConfig",
+    "NodeConfig",
+    "SystemdEnv",
+)
+
+LOG_LEVELS = ("debug", "info", "warning", "error")
+BACKENDS = ("auto", "llamacpp", "ollama")
+EVENT_LOOPS = ("uvloop", "asyncio")
+
+
+def _one_of(choices: tuple[str, ...]) -> object:
+    def check(value: str) -> str | None:
+        return None if value in choices else f"must be one of {', '.join(choices)}"
+
+    return check
+
+
+def _port(value: int) -> str | None:
+    return None if 0 <= value <= 65535 else "must be a port number from 0 to 65535"
+
+
+def _ip(value: str) -> str | None:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return "must be an IP address such as 0.0.0.0, :: or 127.0.0.1"
+    return None
+
+
+def _http_url(value: str) -> str | None:
+    parts = urlsplit(value)
+    if parts.scheme in {"http", "https"} and parts.hostname:
+        return None
+    return "must be an http:// or https:// URL with a host"
+
+
+def _http_urls(value: tuple[str, ...]) -> str | None:
+    for url in value:
+        if _http_url(url) is not None:
+            return f"has {url!r}, which is not an http:// or https:// URL with a host"
+    return None
+
+
+def _network(value: str) -> str | None:
+    ok = 0 < len(value) <= 63 and all(c.isalnum() or c in "-_." for c in value)
+    return None if ok else "must be 1-63 letters, digits, '-', '_' or '.'"
+
+
+def _positive(value: int) -> str | None:
+    return None if value > 0 else "must be a positive number"
+
+
+def _absolute_or_empty(value: str) -> str | None:
+    return None if not value or Path(value).is_absolute() else "must be an absolute path"
+
+
+@dataclass(frozen=True, slots=True)
+class NodeConfig:
+    """``[node]``: where the node keeps its state and how it names its mesh."""
+
+    data_dir: Path = field(default=Path("/var/lib/edgecoder"))
+    network: str = field(default="default", metadata={"check": _network})
+    log_level: str = field(default="info", metadata={"check": _one_of(LOG_LEVELS)})
+
+
+@dataclass(frozen=True, slots=True)
+class IdentityConfig:
+    """``[identity]``: how the node key is protected at rest."""
+
+    passphrase_file: str = field(default="", metadata={"check": _absolute_or_empty})
+
+
+@dataclass(frozen=True, slots=True)
+class MeshConfig:
+    """``[mesh]``: the node-to-node listener and how peers are found."""
+
+    bind: str = field(default="0.0.0.0", metadata={"check": _ip})  # noqa: S104
+    port: int = field(default=4301, metadata={"check": _port})
+    bootstrap: tuple[str, ...] = field(default=(), metadata={"check": _http_urls})
+    mdns: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class ApiConfig:
+    """``[api]``: the client listener for IDEs, browsers and scripts."""
+
+    bind: str = field(default="0.0.0.0", metadata={"check": _ip})  # noqa: S104
+    port: int = field(default=4304, metadata={"check": _port})
+
+
+@dataclass(frozen=True, slots=True)
+class InferenceConfig:
+    """``[inference]``: which local model runtime serves requests."""
+
+    backend: str = field(default="auto", metadata={"check": _one_of(BACKENDS)})
+    model: str = ""
+    ollama_url: str = field(default="http://127.0.0.1:11434", metadata={"check": _http_url})
+
+
+@dataclass(frozen=True, slots=True)
+class DaemonConfig:
+    """``[daemon]``: process-level behaviour of the agent."""
+
+    event_loop: str = field(default="uvloop", metadata={"check": _one_of(EVENT_LOOPS)})
+    shutdown_timeout_s: int = field(default=10, metadata={"check": _positive})
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """The whole configuration of one node."""
+
+    node: NodeConfig = field(default_factory=NodeConfig)
+    identity: IdentityConfig = field(default_factory=IdentityConfig)
+    mesh: MeshConfig = field(default_factory=MeshConfig)
+    api: ApiConfig = field(default_factory=ApiConfig)
+    inference: InferenceConfig = field(default_factory=InferenceConfig)
+    daemon: DaemonConfig = field(default_factory=DaemonConfig)
+    sources: tuple[str, ...] = ()
+    """The files that contributed to this configuration, in the order applied."""
+
+
+@dataclass(frozen=True, slots=True)
+class SystemdEnv:
+    """What the service manager tells the process through its environment."""
+
+    notify_socket: str = ""
+    watchdog_usec: int = 0
+    watchdog_pid: int = 0
+    journal_stream: bool = False

@@ -1,0 +1,207 @@
+"""The unified agent's lifecycle: build the node from its config, serve, stop cleanly.
+
+Order of start: bind both listeners (fail fast, nothing written) → data dir → node key
+→ database → serve both listeners → ``READY=1``. Order of stop (SIGTERM or SIGINT):
+``STOPPING=1`` → stop accepting → let in-flight requests finish, bounded by
+``daemon.shutdown_timeout_s`` → close the database. A second signal skips the wait.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import socket
+from pathlib import Path
+
+from edgecoder import __version__
+from edgecoder.adapters.transports.mesh_app import build_mesh_app
+from edgecoder.adapters.web.client_app import build_client_app
+from edgecoder.clock import Clock, SystemClock
+from edgecoder.config import Config, SystemdEnv
+from edgecoder.daemon.listeners import EmbeddedServer, bind_listener, describe
+from edgecoder.daemon.sdnotify import Notifier
+from edgecoder.errors import ConfigError, EdgeCoderError
+from edgecoder.services import BackendState, Services
+from edgecoder.speedups import FALLBACK_REASON, USING_EXTENSIONS
+from edgecoder.storage.database import Database
+from edgecoder.storage.datadir import prepare_data_dir
+from edgecoder.storage.keystore import load_or_create_identity
+from edgecoder.storage.node_meta import register_start
+
+__all__ = ("Agent", "read_passphrase")
+
+log = logging.getLogger(__name__)
+
+
+def read_passphrase(path: str) -> bytes | None:
+    """Read the key passphrase from a file (trailing newline dropped); None if unset.
+
+    :raises ConfigError: the file is set but unreadable or empty.
+    """
+    if not path:
+        return None
+    try:
+        passphrase = Path(path).read_bytes().rstrip(b"\r\n")
+    except OSError as exc:
+        raise ConfigError(f"identity.passphrase_file {path}: {exc.strerror or exc}") from None
+    if not passphrase:
+        raise ConfigError(f"identity.passphrase_file {path} is empty")
+    return passphrase
+
+
+class Agent:
+    """One node: both listeners, its identity, its database, its lifecycle."""
+
+    def __init__(
+        self, config: Config, systemd: SystemdEnv, clock: Clock | None = None
+    ) -> None:
+        self.config = config
+        self.clock = clock or SystemClock()
+        self.notifier = Notifier(systemd)
+        self._stop = asyncio.Event()
+        self._servers: list[EmbeddedServer] = []
+        self._signals = 0
+
+    def request_stop(self) -> None:
+        """Begin a graceful shutdown; a second request skips waiting for requests."""
+        self._signals += 1
+        if self._signals == 1:
+            log.info("shutdown requested")
+        else:
+            log.warning("second shutdown request: not waiting for in-flight requests")
+            for server in self._servers:
+                server.force_exit = True
+        self._stop.set()
+
+    async def run(self) -> None:
+        """Run the node until asked to stop.
+
+        :raises EdgeCoderError: start-up failed (port in use, unusable data dir, bad key...).
+        """
+        cfg = self.config
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, self.request_stop)
+        try:
+            await self._run()
+        finally:
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(signum)
+            self.notifier.close()
+        log.info("node stopped (data dir %s)", cfg.node.data_dir)
+
+    async def _run(self) -> None:
+        cfg = self.config
+        self.notifier.status("Binding listeners")
+        mesh_sock = bind_listener("mesh", cfg.mesh.bind, cfg.mesh.port)
+        try:
+            api_sock = bind_listener("api", cfg.api.bind, cfg.api.port)
+        except BaseException:
+            mesh_sock.close()
+            raise
+        try:
+            services = await self._open(mesh_sock, api_sock)
+        except BaseException:
+            mesh_sock.close()
+            api_sock.close()
+            raise
+        try:
+            await self._serve(services, mesh_sock, api_sock)
+        finally:
+            await services.database.close()
+
+    async def _open(self, mesh_sock: socket.socket, api_sock: socket.socket) -> Services:
+        cfg = self.config
+        self.notifier.status("Loading node key")
+        await asyncio.to_thread(prepare_data_dir, cfg.node.data_dir)
+        passphrase = await asyncio.to_thread(read_passphrase, cfg.identity.passphrase_file)
+        identity, created = await asyncio.to_thread(
+            load_or_create_identity, cfg.node.data_dir, passphrase
+        )
+        if not created:
+            log.info("loaded node key %s", identity.node_id)
+        self.notifier.status("Opening database")
+        database = await Database.open(cfg.node.data_dir)
+        try:
+            starts = await database.run(
+                lambda conn: register_start(
+                    conn, identity.node_id, self.clock.now_ms(), __version__, USING_EXTENSIONS
+                )
+            )
+        except BaseException:
+            await database.close()
+            raise
+        if USING_EXTENSIONS:
+            log.info("compiled core in use")
+        else:
+            log.info("pure-Python core in use: %s", FALLBACK_REASON)
+        return Services(
+            config=cfg,
+            identity=identity,
+            database=database,
+            clock=self.clock,
+            extensions=USING_EXTENSIONS,
+            backend=BackendState(
+                requested=cfg.inference.backend,
+                active=None,
+                state="unavailable",
+                reason="this version has no inference backend yet",
+            ),
+            listeners={"mesh": describe(mesh_sock), "api": describe(api_sock)},
+            starts=starts,
+        )
+
+    async def _serve(
+        self, services: Services, mesh_sock: socket.socket, api_sock: socket.socket
+    ) -> None:
+        cfg = self.config
+        grace = cfg.daemon.shutdown_timeout_s
+        mesh = EmbeddedServer(build_mesh_app(services), "mesh", grace)
+        api = EmbeddedServer(build_client_app(services), "api", grace)
+        self._servers = [mesh, api]
+        tasks = [
+            asyncio.create_task(mesh.serve(sockets=[mesh_sock]), name="edgecoder-mesh-listener"),
+            asyncio.create_task(api.serve(sockets=[api_sock]), name="edgecoder-api-listener"),
+        ]
+        watchdog: asyncio.Task[None] | None = None
+        crashed: list[asyncio.Task[None]] = []
+        try:
+            await self._until_serving(tasks)
+            where = f"mesh {services.listeners['mesh']}, api {services.listeners['api']}"
+            log.info("node %s serving (%s)", services.node_id, where)
+            self.notifier.ready(f"Serving node {services.node_id} ({where})")
+            if self.notifier.watchdog_interval:
+                watchdog = asyncio.create_task(
+                    self._watchdog(self.notifier.watchdog_interval), name="edgecoder-watchdog"
+                )
+            stop = asyncio.create_task(self._stop.wait(), name="edgecoder-stop-wait")
+            done, _ = await asyncio.wait([stop, *tasks], return_when=asyncio.FIRST_COMPLETED)
+            stop.cancel()
+            crashed = [t for t in tasks if t in done]
+        finally:
+            self.notifier.stopping("Stopping: finishing in-flight requests")
+            for server in self._servers:
+                server.should_exit = True
+            await asyncio.gather(*tasks, return_exceptions=True)
+            if watchdog is not None:
+                watchdog.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await watchdog
+        for task in crashed:
+            exc = task.exception() if not task.cancelled() else None
+            raise EdgeCoderError(f"{task.get_name()} stopped unexpectedly: {exc!r}")
+
+    async def _until_serving(self, tasks: list[asyncio.Task[None]]) -> None:
+        for server, task in zip(self._servers, tasks, strict=True):
+            waiter = asyncio.create_task(server.serving.wait())
+            done, _ = await asyncio.wait({waiter, task}, return_when=asyncio.FIRST_COMPLETED)
+            if waiter not in done:
+                waiter.cancel()
+                raise EdgeCoderError(f"{task.get_name()} failed to start")
+
+    async def _watchdog(self, interval: float) -> None:
+        while True:
+            self.notifier.watchdog()
+            await asyncio.sleep(interval)

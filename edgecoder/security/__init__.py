@@ -1,0 +1,1 @@
+"""Node identity, signatures and sealing: the security core (no I/O)."""

@@ -1,0 +1,1 @@
+"""Durable state in the data directory: the directory itself, the node key, the database."""

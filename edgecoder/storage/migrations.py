@@ -1,0 +1,91 @@
+"""Versioned schema of the node database; ``PRAGMA user_version`` records the version applied.
+
+Append a migration to :data:`MIGRATIONS` for every change; never edit one that shipped.
+Each runs in one transaction with the version bump, so a crash leaves the old version or
+the new one, never half of a migration.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+
+from edgecoder.errors import StorageError
+
+__all__ = ("MIGRATIONS", "Migration", "apply_migrations", "schema_version")
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    """One step of the schema: its version number, what it does, and its SQL."""
+
+    version: int
+    summary: str
+    sql: str
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(
+        version=1,
+        summary="node metadata: identity binding and start history",
+        sql="""
+        CREATE TABLE node_meta (
+            key   TEXT PRIMARY KEY,
+            value TEXT NOT NULL
+        ) STRICT;
+        CREATE TABLE node_starts (
+            id         INTEGER PRIMARY KEY,
+            started_ms INTEGER NOT NULL,
+            version    TEXT NOT NULL,
+            extensions INTEGER NOT NULL
+        ) STRICT;
+        """,
+    ),
+)
+
+
+def schema_version(conn: sqlite3.Connection) -> int:
+    """Return the schema version recorded in the database."""
+    return int(conn.execute("PRAGMA user_version").fetchone()[0])
+
+
+def apply_migrations(conn: sqlite3.Connection) -> list[int]:
+    """Bring the schema up to date; return the versions applied now.
+
+    :raises StorageError: the database is newer than this program knows.
+    """
+    current = schema_version(conn)
+    latest = MIGRATIONS[-1].version
+    if current > latest:
+        raise StorageError(
+            f"database schema version {current} is newer than this EdgeCoder knows ({latest}); "
+            "upgrade EdgeCoder"
+        )
+    applied = []
+    for migration in MIGRATIONS:
+        if migration.version <= current:
+            continue
+        # executescript would commit on its own; run each statement inside one transaction.
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in _statements(migration.sql):
+                conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {migration.version:d}")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+        applied.append(migration.version)
+    return applied
+
+
+def _statements(sql: str) -> list[str]:
+    parts, buffer = [], ""
+    for line in sql.splitlines(keepends=True):
+        buffer += line
+        if sqlite3.complete_statement(buffer):
+            parts.append(buffer.strip())
+            buffer = ""
+    if buffer.strip():
+        parts.append(buffer.strip())
+    return parts

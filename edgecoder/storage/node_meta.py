@@ -1,0 +1,42 @@
+"""Node metadata in the database: which key owns it, and the history of starts."""
+
+from __future__ import annotations
+
+import sqlite3
+
+from edgecoder.errors import StorageError
+
+__all__ = ("register_start",)
+
+
+def register_start(
+    conn: sqlite3.Connection, node_id: str, started_ms: int, version: str, extensions: bool
+) -> int:
+    """Bind the database to ``node_id`` on first use and append this start to its history.
+
+    Both happen in one transaction.
+
+    :raises StorageError: the database was created by a different node key (the key file
+        was replaced, or the database copied from another node).
+    :returns: how many starts the database has seen, this one included.
+    """
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        row = conn.execute("SELECT value FROM node_meta WHERE key = 'node_id'").fetchone()
+        if row is None:
+            conn.execute("INSERT INTO node_meta (key, value) VALUES ('node_id', ?)", (node_id,))
+        elif row[0] != node_id:
+            raise StorageError(
+                f"the database belongs to node {row[0]}, but the node key is {node_id}: "
+                "the key file was replaced or the data copied from another node"
+            )
+        conn.execute(
+            "INSERT INTO node_starts (started_ms, version, extensions) VALUES (?, ?, ?)",
+            (started_ms, version, int(extensions)),
+        )
+        count = int(conn.execute("SELECT COUNT(*) FROM node_starts").fetchone()[0])
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+    return count
