@@ -1,0 +1,63 @@
+# SPDX-License-Identifier: Apache-2.0
+# EdgeCoder: `make run` starts a node, `make test` runs the tests. Both set everything up.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+EXTRAS ?= embedded,ble,anchor,dev
+STAMP := $(VENV)/.installed
+SOURCES := pyproject.toml setup.py $(wildcard _speedups/*.pyx _speedups/*.pxd)
+# Debian packages the build needs: libsodium for the compiled core, cmake for llama.cpp.
+DEB_PACKAGES := build-essential cmake libsodium-dev
+PYTEST_ARGS ?=
+ARGS ?=
+LINT_PATHS := edgecoder tests setup.py
+
+.PHONY: all install deb-deps run test test-pure lint bench clean
+
+all: install
+
+install: $(STAMP)
+
+$(STAMP): $(SOURCES)
+	@$(MAKE) --no-print-directory deb-deps
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip setuptools wheel
+	$(BIN)/python -m pip install --quiet --editable ".[$(EXTRAS)]"
+	@$(BIN)/edgecoder version
+	@touch $@
+
+deb-deps:
+	@missing=""; \
+	for pkg in $(DEB_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$pkg 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$pkg"; \
+	done; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "Installing Debian packages:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	else \
+	  echo "Missing Debian packages:$$missing (sudo apt-get install$$missing); the build may fall back to pure Python"; \
+	fi
+
+run: $(STAMP)
+	$(BIN)/edgecoder agent $(ARGS)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-pure: $(STAMP)
+	EDGECODER_NO_EXTENSIONS=1 $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check $(LINT_PATHS)
+	$(BIN)/ruff format --check $(LINT_PATHS)
+	$(BIN)/mypy
+
+bench: $(STAMP)
+	@for bench in tests/benchmarks/bench_*.py; do $(BIN)/python $$bench || exit 1; done
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info .mypy_cache .ruff_cache .hypothesis .pytest_cache
+	rm -f _speedups/*.c edgecoder/speedups/_compiled/*.so
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +
