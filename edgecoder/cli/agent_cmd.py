@@ -87,8 +87,6 @@ def run(args: argparse.Namespace) -> int:
     config = config_from_args(args, _overrides(args))
     systemd = systemd_env()
     configure_logging(config.node.log_level, journal=systemd.journal_stream)
-    for source in config.sources:
-        log.info("config file %s", source)
     with asyncio.Runner(loop_factory=_loop_factory(config.daemon.event_loop)) as runner:
         runner.run(Agent(config, systemd).run())
     return 0

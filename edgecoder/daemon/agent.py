@@ -171,6 +171,8 @@ class Agent:
             await self._until_serving(tasks)
             where = f"mesh {services.listeners['mesh']}, api {services.listeners['api']}"
             log.info("node %s serving (%s)", services.node_id, where)
+            if cfg.sources:
+                log.info("configured by %s", ", ".join(cfg.sources))
             self.notifier.ready(f"Serving node {services.node_id} ({where})")
             if self.notifier.watchdog_interval:
                 watchdog = asyncio.create_task(

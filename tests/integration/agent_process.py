@@ -1,0 +1,158 @@
+"""Start real ``edgecoder agent`` processes for tests, and wait on them through sd_notify."""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+START_TIMEOUT_S = 60.0
+
+
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def clean_env(config_file: Path, **extra: str) -> dict[str, str]:
+    """The test's environment without EdgeCoder settings, reading only ``config_file``."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("EDGECODER_")
+        or k in {"EDGECODER_NO_EXTENSIONS", "EDGECODER_REQUIRE_EXTENSIONS"}
+    }
+    env.pop("NOTIFY_SOCKET", None)
+    env.pop("WATCHDOG_USEC", None)
+    env.pop("JOURNAL_STREAM", None)
+    env["EDGECODER_CONFIG"] = str(config_file)
+    env.update(extra)
+    return env
+
+
+def edgecoder(*args: str, env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """Run one ``edgecoder`` command to completion."""
+    return subprocess.run(
+        [sys.executable, "-m", "edgecoder", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+class AgentProcess:
+    """One agent process with its own data dir, ports and notify socket."""
+
+    def __init__(self, workdir: Path, *args: str, env: dict[str, str] | None = None) -> None:
+        self.workdir = workdir
+        self.data_dir = workdir / "data"
+        self.config_file = workdir / "edgecoder.toml"
+        if not self.config_file.exists():
+            self.config_file.write_text("")
+        self.mesh_port = free_port()
+        self.api_port = free_port()
+        self.args = args
+        self.env = env if env is not None else clean_env(self.config_file)
+        self.messages: list[str] = []
+        self.proc: subprocess.Popen[str] | None = None
+        self._notify: socket.socket | None = None
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.api_port}"
+
+    @property
+    def mesh_url(self) -> str:
+        return f"http://127.0.0.1:{self.mesh_port}"
+
+    def start(self, *, wait_ready: bool = True) -> AgentProcess:
+        notify_path = self.workdir / f"notify-{time.monotonic_ns()}"
+        self._notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self._notify.bind(str(notify_path))
+        self._notify.setblocking(False)
+        self.messages = []
+        args = [
+            sys.executable, "-m", "edgecoder", "agent",
+            "--data-dir", str(self.data_dir),
+            "--bind", "127.0.0.1",
+            "--mesh-port", str(self.mesh_port),
+            "--api-port", str(self.api_port),
+            "--no-mdns",
+            *self.args,
+        ]  # fmt: skip
+        env = dict(self.env, NOTIFY_SOCKET=str(notify_path))
+        self.proc = subprocess.Popen(
+            args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        if wait_ready:
+            self.wait_for("READY=1")
+        return self
+
+    def wait_for(self, line: str, timeout: float = START_TIMEOUT_S) -> None:
+        """Wait until the agent sends a notification containing ``line``."""
+        assert self.proc is not None and self._notify is not None
+        deadline = time.monotonic() + timeout
+        while not any(line in m.split("\n") for m in self.messages):
+            if self.proc.poll() is not None:
+                self.drain()
+                if any(line in m.split("\n") for m in self.messages):
+                    return
+                _, err = self.proc.communicate()
+                raise AssertionError(f"agent exited {self.proc.returncode} before {line}: {err}")
+            if time.monotonic() > deadline:
+                raise AssertionError(f"agent sent no {line} within {timeout}s: {self.messages}")
+            select.select([self._notify], [], [], 0.2)
+            self.drain()
+
+    def drain(self) -> None:
+        assert self._notify is not None
+        try:
+            while True:
+                self.messages.append(self._notify.recv(65536).decode())
+        except BlockingIOError:
+            pass
+
+    def get(self, url: str) -> tuple[int, dict[str, Any]]:
+        try:
+            with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310
+                return response.status, json.loads(response.read())
+        except urllib.error.HTTPError as error:
+            return error.code, json.loads(error.read())
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> tuple[int, str]:
+        """Send ``sig`` and wait; returns the exit code and stderr."""
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        _, err = self.proc.communicate(timeout=timeout)
+        self.drain()
+        self.close()
+        return self.proc.returncode, err
+
+    def wait_exit(self, timeout: float = 60) -> tuple[int, str]:
+        """Wait for the agent to exit by itself; returns the exit code and stderr."""
+        assert self.proc is not None
+        _, err = self.proc.communicate(timeout=timeout)
+        self.drain()
+        self.close()
+        return self.proc.returncode, err
+
+    def close(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.communicate()
+        if self._notify is not None:
+            self._notify.close()
+            self._notify = None
