@@ -61,7 +61,9 @@ def _extensions() -> list[Extension]:
         from Cython.Build import cythonize
     except ImportError:
         if _flag("EDGECODER_REQUIRE_EXTENSIONS"):
-            raise SystemExit("edgecoder build: Cython is missing and extensions are required")
+            raise SystemExit(
+                "edgecoder build: Cython is missing and extensions are required"
+            ) from None
         _report("Cython is not installed: built the pure-Python core")
         return []
     trace = _flag("EDGECODER_CYTHON_TRACE")

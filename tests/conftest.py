@@ -83,4 +83,4 @@ def isolated_env(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[dic
     config.parent.mkdir()
     config.write_text("")
     monkeypatch.setenv("EDGECODER_CONFIG", str(config))
-    yield dict(os.environ)
+    return dict(os.environ)

@@ -42,7 +42,9 @@ def add_parser(commands: Any) -> None:
     add_config_option(parser)
     parser.add_argument("--data-dir", metavar="DIR", help="where the key and database live")
     parser.add_argument("--mesh-port", metavar="PORT", help="node-to-node listener (4301)")
-    parser.add_argument("--api-port", metavar="PORT", help="IDE, browser and script listener (4304)")
+    parser.add_argument(
+        "--api-port", metavar="PORT", help="IDE, browser and script listener (4304)"
+    )
     parser.add_argument("--bind", metavar="ADDR", help="address both listeners bind (0.0.0.0)")
     parser.add_argument(
         "--bootstrap", metavar="URL", action="append", help="a peer to contact (repeatable)"
@@ -52,7 +54,9 @@ def add_parser(commands: Any) -> None:
     parser.add_argument(
         "--no-mdns", dest="mdns", action="store_false", default=None, help="no LAN discovery"
     )
-    parser.add_argument("--network", metavar="NAME", help="mesh name that separates meshes on a LAN")
+    parser.add_argument(
+        "--network", metavar="NAME", help="mesh name that separates meshes on a LAN"
+    )
     parser.add_argument("--log-level", choices=LOG_LEVELS, help="log verbosity (info)")
     parser.add_argument("--loop", choices=EVENT_LOOPS, help="event loop implementation (uvloop)")
     parser.set_defaults(handler=run)

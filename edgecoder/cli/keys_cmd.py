@@ -36,8 +36,7 @@ def show(args: argparse.Namespace) -> int:
         public = read_public(data_dir)
     except FileNotFoundError:
         raise IdentityError(
-            f"no node key in {data_dir} ({KEY_FILE} is missing); "
-            "start the agent once to create it"
+            f"no node key in {data_dir} ({KEY_FILE} is missing); start the agent once to create it"
         ) from None
     if args.json:
         document = {

@@ -21,7 +21,14 @@ from typing import Any
 from edgecoder.config.model import Config, SystemdEnv
 from edgecoder.errors import ConfigError
 
-__all__ = ("DEFAULT_ETC_DIR", "ENV_PREFIX", "RESERVED_ENV", "Override", "load_config", "systemd_env")
+__all__ = (
+    "DEFAULT_ETC_DIR",
+    "ENV_PREFIX",
+    "RESERVED_ENV",
+    "Override",
+    "load_config",
+    "systemd_env",
+)
 
 ENV_PREFIX = "EDGECODER_"
 DEFAULT_ETC_DIR = Path("/etc/edgecoder")
@@ -155,7 +162,7 @@ def _build(cls: type[Any], section: str, values: Mapping[str, tuple[object, str]
     return cls(**kwargs)
 
 
-def _coerce(raw: object, kind: object, where: str) -> object:  # noqa: PLR0911
+def _coerce(raw: object, kind: object, where: str) -> object:
     if kind is bool:
         if isinstance(raw, bool):
             return raw

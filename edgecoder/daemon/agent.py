@@ -54,9 +54,7 @@ def read_passphrase(path: str) -> bytes | None:
 class Agent:
     """One node: both listeners, its identity, its database, its lifecycle."""
 
-    def __init__(
-        self, config: Config, systemd: SystemdEnv, clock: Clock | None = None
-    ) -> None:
+    def __init__(self, config: Config, systemd: SystemdEnv, clock: Clock | None = None) -> None:
         self.config = config
         self.clock = clock or SystemClock()
         self.notifier = Notifier(systemd)

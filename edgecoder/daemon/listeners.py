@@ -47,7 +47,9 @@ def bind_listener(name: str, host: str, port: int) -> socket.socket:
         sock.close()
         reason = _HINTS.get(exc.errno or 0, exc.strerror or str(exc))
         where = f"[{host}]:{port}" if family == socket.AF_INET6 else f"{host}:{port}"
-        raise ListenerError(exc.errno or 0, f"{name} listener cannot bind {where}: {reason}") from None
+        raise ListenerError(
+            exc.errno or 0, f"{name} listener cannot bind {where}: {reason}"
+        ) from None
     return sock
 
 

@@ -32,7 +32,9 @@ class Notifier:
         own_pid = os.getpid() if pid is None else pid
         for_us = env.watchdog_pid in (0, own_pid)
         self.watchdog_interval: float | None = (
-            env.watchdog_usec / 2 / 1_000_000 if env.watchdog_usec and for_us and self._sock else None
+            env.watchdog_usec / 2 / 1_000_000
+            if env.watchdog_usec and for_us and self._sock
+            else None
         )
         """Seconds between ``WATCHDOG=1`` pings (half the configured timeout), or None."""
 

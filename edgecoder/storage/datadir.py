@@ -28,7 +28,9 @@ def check_writable(path: Path) -> None:
     if not probe.is_dir():
         raise DataDirError(f"data dir {path}: {probe} is not a directory")
     if not os.access(probe, os.W_OK | os.X_OK):
-        what = "is not writable" if probe == path else f"cannot be created ({probe} is not writable)"
+        what = (
+            "is not writable" if probe == path else f"cannot be created ({probe} is not writable)"
+        )
         raise DataDirError(f"data dir {path} {what}")
 
 

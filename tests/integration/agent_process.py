@@ -40,7 +40,9 @@ def clean_env(config_file: Path, **extra: str) -> dict[str, str]:
     return env
 
 
-def edgecoder(*args: str, env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
+def edgecoder(
+    *args: str, env: dict[str, str], timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
     """Run one ``edgecoder`` command to completion."""
     return subprocess.run(
         [sys.executable, "-m", "edgecoder", *args],
@@ -102,7 +104,8 @@ class AgentProcess:
 
     def wait_for(self, line: str, timeout: float = START_TIMEOUT_S) -> None:
         """Wait until the agent sends a notification containing ``line``."""
-        assert self.proc is not None and self._notify is not None
+        assert self.proc is not None
+        assert self._notify is not None
         deadline = time.monotonic() + timeout
         while not any(line in m.split("\n") for m in self.messages):
             if self.proc.poll() is not None:

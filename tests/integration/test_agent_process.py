@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from edgecoder import speedups
-from tests.integration.agent_process import AgentProcess, clean_env, edgecoder, free_port
+from tests.integration.agent_process import AgentProcess, edgecoder, free_port
 
 pytestmark = pytest.mark.integration
 

@@ -19,8 +19,10 @@ json_values = st.recursive(
     | st.booleans()
     | st.integers(min_value=-SAFE, max_value=SAFE)
     | st.text(st.characters(exclude_categories=("Cs",))),
-    lambda children: st.lists(children, max_size=5)
-    | st.dictionaries(st.text(st.characters(exclude_categories=("Cs",))), children, max_size=5),
+    lambda children: (
+        st.lists(children, max_size=5)
+        | st.dictionaries(st.text(st.characters(exclude_categories=("Cs",))), children, max_size=5)
+    ),
     max_leaves=30,
 )
 
@@ -39,7 +41,7 @@ def test_matches_reference_encoding_for_any_valid_value(pure_core: Core, value: 
     [
         ({"b": 1, "a": [True, False, None]}, b'{"a":[true,false,null],"b":1}'),
         ({"é": 1, "z": 2, "A": 3}, '{"A":3,"z":2,"é":1}'.encode()),
-        ("tab\tquote\"back\\slash\x01\x7f", b'"tab\\tquote\\"back\\\\slash\\u0001\x7f"'),
+        ('tab\tquote"back\\slash\x01\x7f', b'"tab\\tquote\\"back\\\\slash\\u0001\x7f"'),
         ("\u2028😀", '"\u2028😀"'.encode()),
         ((1, 2), b"[1,2]"),
         (-SAFE, b"-9007199254740991"),

@@ -33,7 +33,7 @@ def test_verify_finds_the_first_broken_link(core: Core) -> None:
     tampered = list(bodies)
     tampered[17] = b"entry 17, altered"
     assert core.chain.verify(core.chain.GENESIS, tampered, hashes) == 17
-    reordered = bodies[:5] + [bodies[6], bodies[5]] + bodies[7:]
+    reordered = [*bodies[:5], bodies[6], bodies[5], *bodies[7:]]
     assert core.chain.verify(core.chain.GENESIS, reordered, hashes) == 5
     # A segment verifies from the hash before it, so segments check independently.
     assert core.chain.verify(hashes[19], bodies[20:], hashes[20:]) == -1

@@ -118,7 +118,12 @@ def test_config_is_frozen(etc: Path) -> None:
 
 def test_systemd_environment() -> None:
     env = systemd_env(
-        {"NOTIFY_SOCKET": "@sd", "WATCHDOG_USEC": "2000000", "WATCHDOG_PID": "x", "JOURNAL_STREAM": "8:9"}
+        {
+            "NOTIFY_SOCKET": "@sd",
+            "WATCHDOG_USEC": "2000000",
+            "WATCHDOG_PID": "x",
+            "JOURNAL_STREAM": "8:9",
+        }
     )
     assert (env.notify_socket, env.watchdog_usec, env.watchdog_pid, env.journal_stream) == (
         "@sd",

@@ -77,4 +77,6 @@ def test_failed_migration_leaves_the_old_version(tmp_path: Path) -> None:
     with pytest.raises(sqlite3.OperationalError):
         apply_migrations(conn)
     assert schema_version(conn) == 0
-    assert conn.execute("SELECT name FROM sqlite_master WHERE name='node_starts'").fetchone() is None
+    assert (
+        conn.execute("SELECT name FROM sqlite_master WHERE name='node_starts'").fetchone() is None
+    )

@@ -20,7 +20,8 @@ def build_mesh_app(services: Services) -> Starlette:
         return JSONResponse(services.health(), headers={"Cache-Control": "no-store"})
 
     async def http_error(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, HTTPException)
+        if not isinstance(exc, HTTPException):
+            raise exc
         code = "not_found" if exc.status_code == 404 else "http_error"
         body = {"error": {"code": code, "message": f"{exc.detail}: {request.url.path}"}}
         return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)

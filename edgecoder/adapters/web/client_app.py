@@ -23,7 +23,8 @@ def build_client_app(services: Services) -> Starlette:
 
     async def http_error(request: Request, exc: Exception) -> Response:
         # OpenAI-shaped, so IDE clients show the message instead of a parse error.
-        assert isinstance(exc, HTTPException)
+        if not isinstance(exc, HTTPException):
+            raise exc
         body = {
             "error": {
                 "message": f"{exc.detail}: {request.method} {request.url.path}",
