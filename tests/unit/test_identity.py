@@ -29,7 +29,7 @@ def test_node_id_is_derived_from_the_public_key() -> None:
     assert identity.public_key.hex() == (
         "03a107bff3ce10be1d70dd18e74bc09967e4d6309ba50d5f1ddc8664125531b8"
     )
-    assert identity.node_id == derive_node_id(bytes.fromhex(identity.public_key.hex()))
+    assert identity.node_id == "2em3lh5rvvr7huixdb5lyweitcywjtzw"
 
 
 def test_identity_signs_and_hides_its_secret() -> None:
