@@ -70,7 +70,9 @@ def _measure(core: dict[str, ModuleType]) -> dict[str, float]:
     public, secret = signing.seed_keypair(bytes(range(32)))
     message = canonical.encode(advert)
     signature = signing.sign(secret, message)
-    bodies = [canonical.encode({"seq": i, "amount": i * 7, "peer": "x" * 32}) for i in range(20_000)]
+    bodies = [
+        canonical.encode({"seq": i, "amount": i * 7, "peer": "x" * 32}) for i in range(20_000)
+    ]
     hashes, prev = [], chain.GENESIS
     for body in bodies:
         prev = chain.link(prev, body)
