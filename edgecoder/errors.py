@@ -11,7 +11,16 @@ builtins are mixed in where callers would naturally catch them::
     ├── StorageError                     the embedded database failed or is inconsistent
     ├── ListenerError(OSError)           a listener could not bind (port in use, bad address)
     ├── NodeNotRunningError(ConnectionError)   no local agent answered
-    └── CanonicalError(ValueError)       an object has no canonical encoding
+    ├── CanonicalError(ValueError)       an object has no canonical encoding
+    ├── AuthError                        a missing, unknown or revoked API key
+    ├── RateLimitedError                 a client exceeded its request rate
+    └── InferenceError                   a generation could not be served
+        ├── ModelNotFoundError(LookupError)        no such model here
+        ├── ContextOverflowError(ValueError)       prompt (+ output) exceeds the context
+        ├── UnsupportedError(ValueError)           the model cannot do this (tools, FIM...)
+        ├── BadRequestError(ValueError)            the request is malformed
+        ├── OverloadedError                        every slot busy and the queue full
+        └── BackendUnavailableError                the backend is down or missing
 
 Adapters map these once: the CLI to one line on stderr and an exit code, HTTP to a
 status and a JSON body.
@@ -20,15 +29,24 @@ status and a JSON body.
 from __future__ import annotations
 
 __all__ = (
+    "AuthError",
+    "BackendUnavailableError",
+    "BadRequestError",
     "CanonicalError",
+    "ContextOverflowError",
     "ConfigError",
     "DataDirError",
     "EdgeCoderError",
     "IdentityError",
+    "InferenceError",
     "ListenerError",
+    "ModelNotFoundError",
     "NodeNotRunningError",
+    "OverloadedError",
     "PassphraseError",
+    "RateLimitedError",
     "StorageError",
+    "UnsupportedError",
 )
 
 
@@ -66,3 +84,52 @@ class NodeNotRunningError(ConnectionError, EdgeCoderError):
 
 class CanonicalError(ValueError, EdgeCoderError):
     """The object cannot be encoded canonically (a float, a non-string key, too deep...)."""
+
+
+class AuthError(EdgeCoderError):
+    """The request carries no API key, or one that is unknown or revoked."""
+
+
+class RateLimitedError(EdgeCoderError):
+    """The caller exceeded its request rate; retry after :attr:`retry_after_s`."""
+
+    def __init__(self, message: str, retry_after_s: float) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class InferenceError(EdgeCoderError):
+    """A generation, embedding or model operation could not be served."""
+
+
+class ModelNotFoundError(LookupError, InferenceError):
+    """No model of that name on this node."""
+
+
+class ContextOverflowError(ValueError, InferenceError):
+    """The prompt, plus the requested output, does not fit the model's context."""
+
+    def __init__(self, message: str, prompt_tokens: int, context_length: int) -> None:
+        super().__init__(message)
+        self.prompt_tokens = prompt_tokens
+        self.context_length = context_length
+
+
+class UnsupportedError(ValueError, InferenceError):
+    """The model cannot do what was asked (tools, fill-in-the-middle, embeddings)."""
+
+
+class BadRequestError(ValueError, InferenceError):
+    """The request is malformed; the message names the offending field."""
+
+    def __init__(self, message: str, param: str | None = None) -> None:
+        super().__init__(message)
+        self.param = param
+
+
+class OverloadedError(InferenceError):
+    """Every slot is busy and the wait queue is full."""
+
+
+class BackendUnavailableError(InferenceError):
+    """The inference backend is not running or not installed."""
