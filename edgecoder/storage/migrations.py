@@ -41,6 +41,39 @@ MIGRATIONS: tuple[Migration, ...] = (
         ) STRICT;
         """,
     ),
+    Migration(
+        version=2,
+        summary="model registry for the embedded backend",
+        sql="""
+        CREATE TABLE models (
+            name           TEXT PRIMARY KEY,
+            file           TEXT NOT NULL,
+            sha256         TEXT NOT NULL,
+            size_bytes     INTEGER NOT NULL,
+            architecture   TEXT NOT NULL,
+            context_length INTEGER NOT NULL,
+            parameter_size TEXT NOT NULL,
+            quantization   TEXT NOT NULL,
+            chat_template  TEXT NOT NULL,
+            fim_tokens     TEXT NOT NULL,
+            added_ms       INTEGER NOT NULL
+        ) STRICT;
+        """,
+    ),
+    Migration(
+        version=3,
+        summary="API keys (hashed) and the accounts they map to",
+        sql="""
+        CREATE TABLE api_keys (
+            name         TEXT PRIMARY KEY,
+            key_hash     TEXT NOT NULL UNIQUE,
+            admin        INTEGER NOT NULL,
+            created_ms   INTEGER NOT NULL,
+            revoked_ms   INTEGER,
+            last_used_ms INTEGER
+        ) STRICT;
+        """,
+    ),
 )
 
 

