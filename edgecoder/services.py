@@ -1,17 +1,30 @@
 """The one facade the daemon builds and every adapter (HTTP, D-Bus, CLI) talks to.
 
 Adapters never reach past it into storage or each other: each operation lives here
-once, and the web routes, D-Bus methods and CLI commands are thin skins over it.
+once, and the web routes, D-Bus methods and CLI commands are thin skins over it. The
+inference operations are where the task router will later decide between the local
+backend and a peer; today they always run locally.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 
 from edgecoder import __version__
+from edgecoder.access import AccessControl
 from edgecoder.clock import Clock
 from edgecoder.config import Config
+from edgecoder.errors import BackendUnavailableError
+from edgecoder.inference.backend import Backend
+from edgecoder.inference.types import (
+    ChatRequest,
+    CompletionRequest,
+    Delta,
+    EmbeddingRequest,
+    EmbeddingResult,
+    ModelInfo,
+)
 from edgecoder.security.identity import NodeIdentity
 from edgecoder.storage.database import Database
 
@@ -48,8 +61,10 @@ class Services:
         identity: NodeIdentity,
         database: Database,
         clock: Clock,
+        access: AccessControl,
         extensions: bool,
-        backend: BackendState,
+        backend: Backend | None,
+        backend_state: BackendState,
         listeners: Mapping[str, str],
         starts: int,
     ) -> None:
@@ -57,8 +72,10 @@ class Services:
         self.identity = identity
         self.database = database
         self.clock = clock
+        self.access = access
         self.extensions = extensions
         self.backend = backend
+        self.backend_state = backend_state
         self.listeners = dict(listeners)
         self.starts = starts
         self._started = clock.monotonic()
@@ -82,6 +99,43 @@ class Services:
             "network": self.config.node.network,
             "uptime_s": self.uptime_s(),
             "extensions": self.extensions,
-            "backend": self.backend.as_dict(),
+            "backend": self.backend_state.as_dict(),
             "listeners": dict(self.listeners),
         }
+
+    # -- inference ----------------------------------------------------------------------
+
+    def _backend(self) -> Backend:
+        if self.backend is None:
+            raise BackendUnavailableError(
+                f"no inference backend is available: {self.backend_state.reason}"
+            )
+        return self.backend
+
+    def served_by(self) -> str:
+        """The node that serves inference requests made here (always this one, for now)."""
+        return self.identity.node_id
+
+    async def list_models(self) -> list[ModelInfo]:
+        """Every model this node can serve."""
+        return await self._backend().list_models()
+
+    async def show_model(self, name: str) -> ModelInfo:
+        """One model; raises ModelNotFoundError."""
+        return await self._backend().show(name)
+
+    async def loaded_models(self) -> list[ModelInfo]:
+        """Models in memory now."""
+        return await self._backend().loaded_models()
+
+    def chat(self, request: ChatRequest) -> AsyncIterator[Delta]:
+        """Stream a chat completion (see :class:`Backend` for the stream's contract)."""
+        return self._backend().chat(request)
+
+    def complete(self, request: CompletionRequest) -> AsyncIterator[Delta]:
+        """Stream a raw or fill-in-the-middle completion."""
+        return self._backend().complete(request)
+
+    async def embed(self, request: EmbeddingRequest) -> EmbeddingResult:
+        """Embed texts."""
+        return await self._backend().embed(request)

@@ -1,28 +1,51 @@
-"""``edgecoder keys``: this node's identity (and, later, API keys)."""
+"""``edgecoder keys``: the node's identity, and the API keys of its users."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import time
 from typing import Any
 
+from edgecoder.access import AccessControl
+from edgecoder.cli.local_db import run_with_database
 from edgecoder.cli.options import add_config_option, config_from_args
+from edgecoder.clock import SystemClock
 from edgecoder.errors import IdentityError
+from edgecoder.storage.database import Database
 from edgecoder.storage.keystore import KEY_FILE, read_public
 
-__all__ = ("add_parser", "show")
+__all__ = ("add_parser", "create", "list_keys", "revoke", "show")
 
 
 def add_parser(commands: Any) -> None:
     """Register ``keys`` and its subcommands."""
-    parser: argparse.ArgumentParser = commands.add_parser("keys", help="node identity keys")
+    parser: argparse.ArgumentParser = commands.add_parser(
+        "keys", help="node identity and API keys"
+    )
     keys = parser.add_subparsers(dest="keys_command", metavar="ACTION", parser_class=type(parser))
     keys.required = True
-    show_parser = keys.add_parser("show", help="print the node id and public key")
-    add_config_option(show_parser)
-    show_parser.add_argument("--data-dir", metavar="DIR", help="the node's data directory")
+
+    def sub(name: str, help_text: str, handler: Any) -> argparse.ArgumentParser:
+        p: argparse.ArgumentParser = keys.add_parser(name, help=help_text)
+        add_config_option(p)
+        p.add_argument("--data-dir", metavar="DIR", help="the node's data directory")
+        p.set_defaults(handler=handler)
+        return p
+
+    show_parser = sub("show", "print the node id and public key", show)
     show_parser.add_argument("--json", action="store_true", help="print JSON")
-    show_parser.set_defaults(handler=show)
+    create_parser = sub("create", "create an API key and print it (shown once)", create)
+    create_parser.add_argument("name", help="the key's name: its credit account")
+    create_parser.add_argument("--admin", action="store_true", help="may manage the node")
+    list_parser = sub("list", "list API keys (never the keys themselves)", list_keys)
+    list_parser.add_argument("--json", action="store_true", help="print JSON")
+    revoke_parser = sub("revoke", "revoke an API key by name", revoke)
+    revoke_parser.add_argument("name", help="the key's name")
+
+
+def _access(database: Database) -> AccessControl:
+    return AccessControl(database, SystemClock(), rate_per_min=1, burst=1)
 
 
 def show(args: argparse.Namespace) -> int:
@@ -49,4 +72,44 @@ def show(args: argparse.Namespace) -> int:
         print(f"node_id     {public.node_id}")
         print(f"public_key  {public.public_key.hex()}")
         print(f"sealed      {'yes' if public.sealed else 'no'}")
+    return 0
+
+
+def create(args: argparse.Namespace) -> int:
+    """Create a key and print it alone on stdout."""
+    config = config_from_args(args)
+    key = run_with_database(config, lambda db: _access(db).create_key(args.name, args.admin))
+    print(key)
+    return 0
+
+
+def _when(ms: int | None) -> str:
+    return "-" if ms is None else time.strftime("%Y-%m-%d %H:%M", time.localtime(ms / 1000))
+
+
+def list_keys(args: argparse.Namespace) -> int:
+    """Print every key's name, role, dates and state."""
+    config = config_from_args(args)
+    records = run_with_database(config, lambda db: _access(db).list_keys())
+    if args.json:
+        rows = [
+            {"name": r.name, "admin": r.admin, "created_ms": r.created_ms,
+             "last_used_ms": r.last_used_ms, "revoked_ms": r.revoked_ms}
+            for r in records
+        ]  # fmt: skip
+        print(json.dumps(rows, indent=2))
+        return 0
+    print(f"{'NAME':<24} {'ROLE':<6} {'CREATED':<16} {'LAST USED':<16} STATE")
+    for r in records:
+        role = "admin" if r.admin else "user"
+        state = "active" if r.active else f"revoked {_when(r.revoked_ms)}"
+        print(f"{r.name:<24} {role:<6} {_when(r.created_ms):<16} {_when(r.last_used_ms):<16} {state}")
+    return 0
+
+
+def revoke(args: argparse.Namespace) -> int:
+    """Revoke a key by name."""
+    config = config_from_args(args)
+    run_with_database(config, lambda db: _access(db).revoke_key(args.name))
+    print(f"revoked API key '{args.name}'")
     return 0

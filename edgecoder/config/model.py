@@ -72,6 +72,10 @@ def _positive(value: int) -> str | None:
     return None if value > 0 else "must be a positive number"
 
 
+def _non_negative(value: int) -> str | None:
+    return None if value >= 0 else "must be zero or more"
+
+
 def _absolute_or_empty(value: str) -> str | None:
     return None if not value or Path(value).is_absolute() else "must be an absolute path"
 
@@ -108,6 +112,10 @@ class ApiConfig:
 
     bind: str = field(default="0.0.0.0", metadata={"check": _ip})  # noqa: S104
     port: int = field(default=4304, metadata={"check": _port})
+    rate_limit_per_min: int = field(default=600, metadata={"check": _positive})
+    rate_limit_burst: int = field(default=60, metadata={"check": _positive})
+    keepalive_s: int = field(default=10, metadata={"check": _positive})
+    max_body_bytes: int = field(default=16 * 1024 * 1024, metadata={"check": _positive})
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +125,10 @@ class InferenceConfig:
     backend: str = field(default="auto", metadata={"check": _one_of(BACKENDS)})
     model: str = ""
     ollama_url: str = field(default="http://127.0.0.1:11434", metadata={"check": _http_url})
+    context_length: int = field(default=8192, metadata={"check": _non_negative})
+    slots: int = field(default=1, metadata={"check": _positive})
+    max_queue: int = field(default=16, metadata={"check": _non_negative})
+    threads: int = field(default=0, metadata={"check": _non_negative})
 
 
 @dataclass(frozen=True, slots=True)

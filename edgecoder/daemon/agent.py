@@ -16,6 +16,7 @@ import socket
 from pathlib import Path
 
 from edgecoder import __version__
+from edgecoder.access import AccessControl
 from edgecoder.adapters.transports.mesh_app import build_mesh_app
 from edgecoder.adapters.web.client_app import build_client_app
 from edgecoder.clock import Clock, SystemClock
@@ -23,7 +24,8 @@ from edgecoder.config import Config, SystemdEnv
 from edgecoder.daemon.listeners import EmbeddedServer, bind_listener, describe
 from edgecoder.daemon.sdnotify import Notifier
 from edgecoder.errors import ConfigError, EdgeCoderError
-from edgecoder.services import BackendState, Services
+from edgecoder.daemon.backends import start_backend
+from edgecoder.services import Services
 from edgecoder.speedups import FALLBACK_REASON, USING_EXTENSIONS
 from edgecoder.storage.database import Database
 from edgecoder.storage.datadir import prepare_data_dir
@@ -108,6 +110,8 @@ class Agent:
         try:
             await self._serve(services, mesh_sock, api_sock)
         finally:
+            if services.backend is not None:
+                await services.backend.close()
             await services.database.close()
 
     async def _open(self, mesh_sock: socket.socket, api_sock: socket.socket) -> Services:
@@ -135,18 +139,28 @@ class Agent:
             log.info("compiled core in use")
         else:
             log.info("pure-Python core in use: %s", FALLBACK_REASON)
+        self.notifier.status("Starting inference backend")
+        try:
+            backend, backend_state = await start_backend(cfg, database, cfg.node.data_dir)
+        except BaseException:
+            await database.close()
+            raise
+        log.info("inference: %s", backend_state.reason)
+        access = AccessControl(
+            database,
+            self.clock,
+            rate_per_min=cfg.api.rate_limit_per_min,
+            burst=cfg.api.rate_limit_burst,
+        )
         return Services(
             config=cfg,
             identity=identity,
             database=database,
             clock=self.clock,
+            access=access,
             extensions=USING_EXTENSIONS,
-            backend=BackendState(
-                requested=cfg.inference.backend,
-                active=None,
-                state="unavailable",
-                reason="this version has no inference backend yet",
-            ),
+            backend=backend,
+            backend_state=backend_state,
             listeners={"mesh": describe(mesh_sock), "api": describe(api_sock)},
             starts=starts,
         )

@@ -21,8 +21,11 @@ __all__ = ("Backend",)
 class Backend(Protocol):
     """A local model runtime.
 
-    Generations are async iterators of :class:`Delta`; closing the iterator early (a
-    client that went away) cancels the generation and frees its slot. Every method raises
+    Generations are async iterators of :class:`Delta`. The first item is an empty
+    ``Delta()`` yielded once the request is admitted (model found, prompt fits, a slot is
+    free or queueable): every refusal is raised before it, so an HTTP layer can still
+    answer with an error status, and may commit to a streamed response after it. Closing
+    the iterator early (a client that went away) cancels the generation and frees its slot. Every method raises
     :class:`~edgecoder.errors.InferenceError` subclasses for expected failures:
     ``ModelNotFoundError``, ``ContextOverflowError`` (never a silent truncation),
     ``UnsupportedError``, ``OverloadedError``, ``BackendUnavailableError``.

@@ -38,9 +38,8 @@ class SlotPool:
         """Requests queued for a slot."""
         return self._waiting
 
-    @contextlib.asynccontextmanager
-    async def slot(self) -> AsyncIterator[None]:
-        """Hold one slot for the body of the ``async with``.
+    def admit(self) -> None:
+        """Refuse at once when a new request could not even queue.
 
         :raises OverloadedError: every slot is busy and the queue is full.
         """
@@ -48,6 +47,14 @@ class SlotPool:
             raise OverloadedError(
                 f"all {self.slots} slot(s) busy and {self._waiting} request(s) queued; retry later"
             )
+
+    @contextlib.asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
+        """Hold one slot for the body of the ``async with``, queueing for it if needed.
+
+        :raises OverloadedError: every slot is busy and the queue is full.
+        """
+        self.admit()
         self._waiting += 1
         try:
             await self._semaphore.acquire()

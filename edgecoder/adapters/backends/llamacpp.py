@@ -277,6 +277,8 @@ class LlamaCppBackend:
                 context_length=n_ctx,
             )
         all_stops = tuple(stops) + sampling.stop
+        resident.slots.admit()
+        yield Delta()  # admitted: the caller may now commit to a streamed response
         async with resident.slots.slot():
             loop = asyncio.get_running_loop()
             queue: asyncio.Queue[object] = asyncio.Queue()

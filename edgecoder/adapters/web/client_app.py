@@ -1,18 +1,20 @@
-"""The Starlette app on the client listener: health now; the IDE APIs and UI join it."""
+"""The Starlette app on the client listener: health, the OpenAI and Ollama APIs."""
 
 from __future__ import annotations
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from edgecoder.adapters.web.auth import KeyAuthMiddleware
+from edgecoder.adapters.web.ollama_api import ollama_routes
+from edgecoder.adapters.web.openai_api import openai_routes
 from edgecoder.services import Services
 
 __all__ = ("build_client_app",)
-
-_ERROR_TYPES = {401: "authentication_error", 404: "invalid_request_error"}
 
 
 def build_client_app(services: Services) -> Starlette:
@@ -25,18 +27,24 @@ def build_client_app(services: Services) -> Starlette:
         # OpenAI-shaped, so IDE clients show the message instead of a parse error.
         if not isinstance(exc, HTTPException):
             raise exc
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         body = {
             "error": {
                 "message": f"{exc.detail}: {request.method} {request.url.path}",
-                "type": _ERROR_TYPES.get(exc.status_code, "invalid_request_error"),
+                "type": "invalid_request_error",
                 "param": None,
-                "code": "not_found" if exc.status_code == 404 else None,
+                "code": code,
             }
         }
         return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
 
     app = Starlette(
-        routes=[Route("/healthz", healthz, methods=["GET"])],
+        routes=[
+            Route("/healthz", healthz, methods=["GET"]),
+            *openai_routes(services),
+            *ollama_routes(services),
+        ],
+        middleware=[Middleware(KeyAuthMiddleware, access=services.access)],
         exception_handlers={HTTPException: http_error},
     )
     app.state.services = services

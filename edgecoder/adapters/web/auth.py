@@ -1,0 +1,63 @@
+"""API-key authentication and per-key rate limits for the client listener (pure ASGI).
+
+A key arrives as ``Authorization: Bearer <key>``, or — for clients that take only a URL,
+such as VS Code Copilot's Ollama provider — as a path prefix ``/k/<key>/...``, which is
+stripped before routing. Open paths (``/healthz``) need no key. The principal is left in
+``scope["state"]["principal"]``.
+"""
+
+from __future__ import annotations
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from edgecoder.access import AccessControl
+from edgecoder.adapters.web.errors import error_response
+from edgecoder.errors import AuthError, RateLimitedError
+
+__all__ = ("OPEN_PATHS", "KeyAuthMiddleware")
+
+OPEN_PATHS = frozenset({"/healthz"})
+_PREFIX = "/k/"
+
+
+class KeyAuthMiddleware:
+    """Refuses requests without a valid key (401) or over their rate (429)."""
+
+    def __init__(self, app: ASGIApp, access: AccessControl) -> None:
+        self.app = app
+        self.access = access
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path: str = scope["path"]
+        key = None
+        if path.startswith(_PREFIX):
+            key, _, rest = path[len(_PREFIX) :].partition("/")
+            scope = dict(scope, path="/" + rest, raw_path=("/" + rest).encode())
+            path = scope["path"]
+        if path in OPEN_PATHS:
+            await self.app(scope, receive, send)
+            return
+        if key is None:
+            key = _bearer(scope)
+        ollama = path.startswith("/api/")
+        try:
+            principal = await self.access.authenticate(key)
+            self.access.check_rate(principal)
+        except (AuthError, RateLimitedError) as exc:
+            await error_response(exc, ollama=ollama)(scope, receive, send)
+            return
+        scope.setdefault("state", {})["principal"] = principal
+        await self.app(scope, receive, send)
+
+
+def _bearer(scope: Scope) -> str | None:
+    for name, value in scope["headers"]:
+        if name == b"authorization":
+            scheme, _, token = value.decode("latin-1").partition(" ")
+            if scheme.lower() == "bearer":
+                return token.strip()
+            return None
+    return None

@@ -1,0 +1,86 @@
+"""Running a generation for an HTTP request: admission, collection, and client disconnects.
+
+Both API dialects use these: a stream is first *admitted* (every refusal surfaces before
+any byte is sent, so it gets its proper status), then either collected into one response
+or relayed chunk by chunk. A client that goes away cancels the generation either way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from starlette.requests import Request
+
+from edgecoder.inference.types import Delta, FinishReason, ToolCall, Usage
+
+__all__ = ("Collected", "admit", "collect")
+
+
+async def admit(stream: AsyncIterator[Delta]) -> AsyncIterator[Delta]:
+    """Wait for the stream's admission marker; return the stream, positioned after it.
+
+    :raises InferenceError: the request was refused (the stream is closed).
+    """
+    try:
+        await anext(stream)
+    except BaseException:
+        aclose = getattr(stream, "aclose", None)
+        if aclose is not None:
+            await aclose()
+        raise
+    return stream
+
+
+@dataclass(frozen=True, slots=True)
+class Collected:
+    """A whole generation."""
+
+    text: str
+    finish_reason: FinishReason
+    usage: Usage
+    tool_calls: tuple[ToolCall, ...]
+
+
+async def _gather(stream: AsyncIterator[Delta]) -> Collected:
+    parts: list[str] = []
+    finish: FinishReason = "stop"
+    usage = Usage(0, 0)
+    calls: tuple[ToolCall, ...] = ()
+    async with contextlib.aclosing(stream):  # type: ignore[type-var]
+        async for delta in stream:
+            parts.append(delta.text)
+            if delta.finish_reason is not None:
+                finish = delta.finish_reason
+            if delta.usage is not None:
+                usage = delta.usage
+            calls += delta.tool_calls
+    return Collected("".join(parts), finish, usage, calls)
+
+
+async def _disconnected(request: Request) -> None:
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+
+
+async def collect(request: Request, stream: AsyncIterator[Delta]) -> Collected | None:
+    """Run an admitted stream to its end; None if the client disconnected first.
+
+    The body must already have been read, so the only message left to receive is the
+    client's disconnect.
+    """
+    work = asyncio.ensure_future(_gather(stream))
+    watch = asyncio.ensure_future(_disconnected(request))
+    try:
+        await asyncio.wait({work, watch}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        watch.cancel()
+        if not work.done():
+            work.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.gather(work, watch, return_exceptions=True)
+    if work.cancelled():
+        return None
+    return work.result()

@@ -1,0 +1,148 @@
+"""Ollama request bodies → inference requests (``/api/chat``, ``/api/generate``, ``/api/embed``).
+
+Ollama streams unless ``"stream": false``. Options map as Ollama documents them:
+``num_predict`` (negative: up to the context) → max tokens, ``temperature``, ``top_p``,
+``seed``, ``stop``. ``num_ctx`` is ignored: each model runs with one fixed context here,
+reported by ``/api/show``, and a prompt that does not fit is refused, never truncated.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from edgecoder.adapters.web.requests import Fields
+from edgecoder.errors import BadRequestError
+from edgecoder.inference.types import (
+    ChatMessage,
+    ChatRequest,
+    CompletionRequest,
+    EmbeddingRequest,
+    SamplingParams,
+    ToolCall,
+    ToolSpec,
+)
+
+__all__ = ("OllamaGenerate", "parse_chat", "parse_embed", "parse_generate", "sampling")
+
+
+def sampling(fields: Fields) -> SamplingParams:
+    """The ``options`` object as sampling parameters."""
+    options = fields.mapping("options") or Fields({}, "options.")
+    limit = options.integer("num_predict")
+    return SamplingParams(
+        max_tokens=limit if limit is not None and limit > 0 else None,
+        temperature=options.number("temperature", 0.0, 2.0),
+        top_p=options.number("top_p", 0.0, 1.0),
+        stop=options.stops("stop"),
+        seed=options.integer("seed"),
+    )
+
+
+def _model(fields: Fields) -> str:
+    return fields.text("model") or fields.text("name", required=True) or ""
+
+
+def _tool_calls(raw: Any, where: str) -> tuple[ToolCall, ...]:
+    if not raw:
+        return ()
+    if not isinstance(raw, list):
+        raise BadRequestError(f"'{where}' must be an array", where)
+    calls = []
+    for i, call in enumerate(raw):
+        fn = call.get("function") if isinstance(call, dict) else None
+        if not isinstance(fn, dict) or not isinstance(fn.get("name"), str):
+            raise BadRequestError(f"'{where}[{i}].function.name' is required", where)
+        args = fn.get("arguments", {})
+        calls.append(ToolCall(f"call_{i}", fn["name"], args if isinstance(args, str) else json.dumps(args)))
+    return tuple(calls)
+
+
+def parse_chat(fields: Fields) -> tuple[ChatRequest, bool]:
+    """An ``/api/chat`` body; returns the request and whether to stream.
+
+    :raises BadRequestError: a field is missing or malformed.
+    """
+    raw = fields.array("messages") or []
+    messages = []
+    for i, item in enumerate(raw):
+        at = f"messages[{i}]"
+        if not isinstance(item, dict) or item.get("role") not in {"system", "user", "assistant", "tool"}:
+            raise BadRequestError(f"'{at}.role' must be system, user, assistant or tool", at)
+        if item.get("images"):
+            raise BadRequestError(f"'{at}.images': this node's models read text only", at)
+        content = item.get("content") or ""
+        if not isinstance(content, str):
+            raise BadRequestError(f"'{at}.content' must be a string", at)
+        messages.append(
+            ChatMessage(
+                role=item["role"],
+                content=content,
+                tool_calls=_tool_calls(item.get("tool_calls"), f"{at}.tool_calls"),
+                tool_call_id=str(item.get("tool_name", "")),
+            )
+        )
+    tools = []
+    for i, tool in enumerate(fields.array("tools") or []):
+        fn = tool.get("function") if isinstance(tool, dict) else None
+        if not isinstance(fn, dict) or not isinstance(fn.get("name"), str):
+            raise BadRequestError(f"'tools[{i}].function.name' is required", f"tools[{i}]")
+        tools.append(ToolSpec(fn["name"], str(fn.get("description", "")), fn.get("parameters") or {}))
+    request = ChatRequest(
+        model=_model(fields), messages=tuple(messages), sampling=sampling(fields), tools=tuple(tools)
+    )
+    return request, fields.flag("stream", True)
+
+
+@dataclass(frozen=True, slots=True)
+class OllamaGenerate:
+    """An ``/api/generate`` body, read."""
+
+    model: str
+    stream: bool
+    load_only: bool
+    chat: ChatRequest | None
+    completion: CompletionRequest | None
+
+
+def parse_generate(fields: Fields) -> OllamaGenerate:
+    """An ``/api/generate`` body: raw or templated prompt, optional ``suffix``.
+
+    An empty prompt only loads the model, as in Ollama.
+
+    :raises BadRequestError: a field is missing or malformed.
+    """
+    model = _model(fields)
+    stream = fields.flag("stream", True)
+    if fields.has("images"):
+        raise BadRequestError("'images': this node's models read text only", "images")
+    prompt = fields.text("prompt", "") or ""
+    suffix = fields.text("suffix", "") or ""
+    if not prompt and not suffix:
+        return OllamaGenerate(model, stream, True, None, None)
+    params = sampling(fields)
+    if suffix or fields.flag("raw"):
+        completion = CompletionRequest(model=model, prompt=prompt, suffix=suffix, sampling=params)
+        return OllamaGenerate(model, stream, False, None, completion)
+    messages = [ChatMessage("user", prompt)]
+    system = fields.text("system")
+    if system:
+        messages.insert(0, ChatMessage("system", system))
+    chat = ChatRequest(model=model, messages=tuple(messages), sampling=params)
+    return OllamaGenerate(model, stream, False, chat, None)
+
+
+def parse_embed(fields: Fields) -> EmbeddingRequest:
+    """An ``/api/embed`` body (``input``) or a legacy ``/api/embeddings`` one (``prompt``).
+
+    :raises BadRequestError: a field is missing or malformed.
+    """
+    raw = fields.data.get("input", fields.data.get("prompt"))
+    if isinstance(raw, str):
+        inputs: tuple[str, ...] = (raw,)
+    elif isinstance(raw, list) and raw and all(isinstance(x, str) for x in raw):
+        inputs = tuple(raw)
+    else:
+        raise BadRequestError("'input' must be a string or a non-empty array of strings", "input")
+    return EmbeddingRequest(model=_model(fields), inputs=inputs)

@@ -1,0 +1,256 @@
+"""OpenAI request bodies → inference requests, accepting what real clients send.
+
+Accepted beyond the strict schema, because Continue, Cursor and others send it:
+``content`` as a string or an array of parts (text parts joined; ``cache_control``
+markers ignored), the ``developer`` role (as ``system``), Responses-API-shaped bodies on
+``/chat/completions`` (``input``, ``instructions``, ``max_output_tokens``; ``include``,
+``reasoning``, ``text`` ignored), and ``max_completion_tokens`` for ``max_tokens``.
+Refused with a 400 naming the field: ``n`` other than 1, images, malformed messages.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from edgecoder.adapters.web.requests import Fields
+from edgecoder.errors import BadRequestError
+from edgecoder.inference.types import (
+    ChatMessage,
+    ChatRequest,
+    CompletionRequest,
+    EmbeddingRequest,
+    SamplingParams,
+    ToolCall,
+    ToolSpec,
+)
+
+__all__ = ("ParsedChat", "ParsedCompletion", "parse_chat", "parse_completion", "parse_embeddings")
+
+_ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant", "tool": "tool"}
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedChat:
+    """A chat request and how to answer it."""
+
+    request: ChatRequest
+    stream: bool
+    include_usage: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedCompletion:
+    """A completion request and how to answer it."""
+
+    request: CompletionRequest
+    stream: bool
+    include_usage: bool
+    echo: bool
+
+
+def _content_text(content: Any, where: str) -> str:
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    if not isinstance(content, list):
+        raise BadRequestError(f"'{where}' must be a string or an array of parts", where)
+    texts = []
+    for i, part in enumerate(content):
+        if isinstance(part, str):
+            texts.append(part)
+            continue
+        if not isinstance(part, dict):
+            raise BadRequestError(f"'{where}[{i}]' must be an object", f"{where}[{i}]")
+        kind = part.get("type", "text")
+        if kind in {"text", "input_text", "output_text"} and isinstance(part.get("text"), str):
+            texts.append(part["text"])
+        elif kind in {"image_url", "input_image", "image", "input_audio", "file", "input_file"}:
+            raise BadRequestError(
+                f"'{where}[{i}]' is {kind}: this node's models read text only", f"{where}[{i}]"
+            )
+        else:
+            raise BadRequestError(f"'{where}[{i}]' has unknown part type {kind!r}", f"{where}[{i}]")
+    return "".join(texts)
+
+
+def _tool_calls(raw: Any, where: str) -> tuple[ToolCall, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise BadRequestError(f"'{where}' must be an array", where)
+    calls = []
+    for i, call in enumerate(raw):
+        fn = call.get("function") if isinstance(call, dict) else None
+        if not isinstance(fn, dict) or not isinstance(fn.get("name"), str):
+            raise BadRequestError(f"'{where}[{i}].function.name' is required", f"{where}[{i}]")
+        args = fn.get("arguments", "{}")
+        calls.append(
+            ToolCall(
+                id=str(call.get("id", f"call_{i}")),
+                name=fn["name"],
+                arguments=args if isinstance(args, str) else json.dumps(args),
+            )
+        )
+    return tuple(calls)
+
+
+def _messages(raw: list[Any], where: str) -> tuple[ChatMessage, ...]:
+    messages = []
+    for i, item in enumerate(raw):
+        at = f"{where}[{i}]"
+        if not isinstance(item, dict):
+            raise BadRequestError(f"'{at}' must be an object", at)
+        if item.get("type") not in (None, "message"):
+            continue  # Responses input items such as reasoning summaries carry no prompt
+        role = _ROLES.get(item.get("role", ""))
+        if role is None:
+            raise BadRequestError(
+                f"'{at}.role' must be system, developer, user, assistant or tool", f"{at}.role"
+            )
+        messages.append(
+            ChatMessage(
+                role=role,  # type: ignore[arg-type]
+                content=_content_text(item.get("content"), f"{at}.content"),
+                tool_calls=_tool_calls(item.get("tool_calls"), f"{at}.tool_calls"),
+                tool_call_id=str(item.get("tool_call_id", "")),
+            )
+        )
+    return tuple(messages)
+
+
+def _tools(fields: Fields) -> tuple[ToolSpec, ...]:
+    raw = fields.array("tools") or []
+    specs = []
+    for i, tool in enumerate(raw):
+        fn = tool.get("function", tool) if isinstance(tool, dict) else None
+        if not isinstance(fn, dict) or not isinstance(fn.get("name"), str):
+            raise BadRequestError(f"'tools[{i}].function.name' is required", f"tools[{i}]")
+        params = fn.get("parameters") or {"type": "object", "properties": {}}
+        specs.append(ToolSpec(fn["name"], str(fn.get("description", "")), params))
+    return tuple(specs)
+
+
+def _tool_choice(fields: Fields) -> str:
+    choice = fields.data.get("tool_choice")
+    if choice is None:
+        return "auto"
+    if isinstance(choice, str) and choice in {"auto", "none", "required"}:
+        return choice
+    if isinstance(choice, dict):
+        fn = choice.get("function") if isinstance(choice.get("function"), dict) else choice
+        if isinstance(fn.get("name"), str):
+            return str(fn["name"])
+        if choice.get("type") in {"auto", "none", "required"}:
+            return str(choice["type"])
+    raise BadRequestError("'tool_choice' must be auto, none, required or a function", "tool_choice")
+
+
+def _sampling(fields: Fields) -> SamplingParams:
+    n = fields.integer("n", minimum=1)
+    if n not in (None, 1):
+        raise BadRequestError("'n' must be 1: one completion per request", "n")
+    max_tokens = fields.integer("max_completion_tokens", minimum=1)
+    if max_tokens is None:
+        max_tokens = fields.integer("max_tokens", minimum=1)
+    if max_tokens is None:
+        max_tokens = fields.integer("max_output_tokens", minimum=1)
+    return SamplingParams(
+        max_tokens=max_tokens,
+        temperature=fields.number("temperature", 0.0, 2.0),
+        top_p=fields.number("top_p", 0.0, 1.0),
+        stop=fields.stops("stop"),
+        seed=fields.integer("seed"),
+    )
+
+
+def _stream_options(fields: Fields) -> tuple[bool, bool]:
+    stream = fields.flag("stream")
+    options = fields.mapping("stream_options")
+    include_usage = bool(options and options.flag("include_usage"))
+    return stream, include_usage
+
+
+def parse_chat(fields: Fields) -> ParsedChat:
+    """A chat completion body (or a Responses-shaped one).
+
+    :raises BadRequestError: a field is missing or malformed; the error names it.
+    """
+    model = fields.text("model", required=True) or ""
+    if fields.has("messages"):
+        messages = _messages(fields.array("messages") or [], "messages")
+    elif fields.has("input"):
+        raw = fields.data["input"]
+        if isinstance(raw, str):
+            messages = (ChatMessage("user", raw),)
+        elif isinstance(raw, list):
+            messages = _messages(raw, "input")
+        else:
+            raise BadRequestError("'input' must be a string or an array of items", "input")
+        instructions = fields.text("instructions")
+        if instructions:
+            messages = (ChatMessage("system", instructions), *messages)
+    else:
+        raise BadRequestError("'messages' is required", "messages")
+    if not messages:
+        raise BadRequestError("'messages' must not be empty", "messages")
+    stream, include_usage = _stream_options(fields)
+    return ParsedChat(
+        ChatRequest(
+            model=model,
+            messages=messages,
+            sampling=_sampling(fields),
+            tools=_tools(fields),
+            tool_choice=_tool_choice(fields),
+        ),
+        stream,
+        include_usage,
+    )
+
+
+def parse_completion(fields: Fields) -> ParsedCompletion:
+    """A (legacy) completion or FIM body: ``prompt`` and optional ``suffix``.
+
+    :raises BadRequestError: a field is missing or malformed.
+    """
+    model = fields.text("model", required=True) or ""
+    prompt = fields.data.get("prompt", "")
+    if isinstance(prompt, list):
+        if len(prompt) != 1 or not isinstance(prompt[0], str):
+            raise BadRequestError("'prompt' must be a string (or an array of one string)", "prompt")
+        prompt = prompt[0]
+    if not isinstance(prompt, str):
+        raise BadRequestError("'prompt' must be a string", "prompt")
+    stream, include_usage = _stream_options(fields)
+    return ParsedCompletion(
+        CompletionRequest(
+            model=model,
+            prompt=prompt,
+            suffix=fields.text("suffix") or "",
+            sampling=_sampling(fields),
+        ),
+        stream,
+        include_usage,
+        fields.flag("echo"),
+    )
+
+
+def parse_embeddings(fields: Fields) -> tuple[EmbeddingRequest, str]:
+    """An embeddings body; returns the request and the encoding format (float or base64).
+
+    :raises BadRequestError: a field is missing or malformed.
+    """
+    model = fields.text("model", required=True) or ""
+    raw = fields.data.get("input")
+    if isinstance(raw, str):
+        inputs: tuple[str, ...] = (raw,)
+    elif isinstance(raw, list) and raw and all(isinstance(x, str) for x in raw):
+        inputs = tuple(raw)
+    else:
+        raise BadRequestError("'input' must be a string or a non-empty array of strings", "input")
+    encoding = fields.text("encoding_format", "float") or "float"
+    if encoding not in {"float", "base64"}:
+        raise BadRequestError("'encoding_format' must be float or base64", "encoding_format")
+    return EmbeddingRequest(model=model, inputs=inputs), encoding

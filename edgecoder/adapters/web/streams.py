@@ -1,0 +1,65 @@
+"""Framing streamed responses: OpenAI's SSE and Ollama's NDJSON, with keep-alives.
+
+While a model is still reading a long prompt nothing is produced for a while; proxies
+and clients time out idle connections, so an SSE comment (``: keep-alive``) goes out
+after every ``keepalive_s`` of silence. NDJSON has no comments, so Ollama streams rely on
+TCP keep-alive as Ollama's own server does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator
+
+__all__ = ("KEEPALIVE", "heartbeat", "ndjson", "sse")
+
+KEEPALIVE = b": keep-alive\n\n"
+SSE_DONE = b"data: [DONE]\n\n"
+
+
+def _dumps(obj: object) -> bytes:
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def sse(event: object) -> bytes:
+    """One SSE ``data:`` event carrying ``event`` as compact JSON."""
+    return b"data: " + _dumps(event) + b"\n\n"
+
+
+def ndjson(event: object) -> bytes:
+    """One NDJSON line."""
+    return _dumps(event) + b"\n"
+
+
+async def heartbeat(
+    source: AsyncIterator[bytes], interval_s: float, beat: bytes = KEEPALIVE
+) -> AsyncIterator[bytes]:
+    """Relay ``source``, inserting ``beat`` after every ``interval_s`` without output.
+
+    Closing this iterator closes ``source`` (and so cancels the generation behind it).
+    """
+    pending: asyncio.Task[bytes] | None = None
+    try:
+        while True:
+            if pending is None:
+                pending = asyncio.ensure_future(anext(source))
+            done, _ = await asyncio.wait({pending}, timeout=interval_s)
+            if not done:
+                yield beat
+                continue
+            task, pending = pending, None
+            try:
+                chunk = task.result()
+            except StopAsyncIteration:
+                return
+            yield chunk
+    finally:
+        if pending is not None:
+            pending.cancel()
+            with contextlib.suppress(BaseException):
+                await pending
+        aclose = getattr(source, "aclose", None)
+        if aclose is not None:
+            await aclose()
