@@ -20,9 +20,7 @@ __all__ = ("add_parser", "create", "list_keys", "revoke", "show")
 
 def add_parser(commands: Any) -> None:
     """Register ``keys`` and its subcommands."""
-    parser: argparse.ArgumentParser = commands.add_parser(
-        "keys", help="node identity and API keys"
-    )
+    parser: argparse.ArgumentParser = commands.add_parser("keys", help="node identity and API keys")
     keys = parser.add_subparsers(dest="keys_command", metavar="ACTION", parser_class=type(parser))
     keys.required = True
 
@@ -103,7 +101,9 @@ def list_keys(args: argparse.Namespace) -> int:
     for r in records:
         role = "admin" if r.admin else "user"
         state = "active" if r.active else f"revoked {_when(r.revoked_ms)}"
-        print(f"{r.name:<24} {role:<6} {_when(r.created_ms):<16} {_when(r.last_used_ms):<16} {state}")
+        print(
+            f"{r.name:<24} {role:<6} {_when(r.created_ms):<16} {_when(r.last_used_ms):<16} {state}"
+        )
     return 0
 
 

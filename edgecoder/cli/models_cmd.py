@@ -19,7 +19,9 @@ def add_parser(commands: Any) -> None:
     parser: argparse.ArgumentParser = commands.add_parser(
         "models", help="models of the embedded backend"
     )
-    models = parser.add_subparsers(dest="models_command", metavar="ACTION", parser_class=type(parser))
+    models = parser.add_subparsers(
+        dest="models_command", metavar="ACTION", parser_class=type(parser)
+    )
     models.required = True
     add_parser_ = models.add_parser("add", help="import a GGUF model file")
     add_parser_.add_argument("file", type=Path, help="the .gguf file")
@@ -54,11 +56,9 @@ def list_models(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     entries = run_with_database(config, lambda db: db.run(registry.list_models))
     if args.json:
-        print(json.dumps([{"name": e.name, "file": e.file, "sha256": e.sha256,
-                           "size_bytes": e.size_bytes, "architecture": e.architecture,
-                           "context_length": e.context_length,
-                           "parameter_size": e.parameter_size,
-                           "quantization": e.quantization} for e in entries], indent=2))  # fmt: skip
+        fields = ("name", "file", "sha256", "size_bytes", "architecture", "context_length",
+                  "parameter_size", "quantization")  # fmt: skip
+        print(json.dumps([{f: getattr(e, f) for f in fields} for e in entries], indent=2))
         return 0
     print(f"{'NAME':<28} {'ARCH':<10} {'PARAMS':<8} {'QUANT':<8} {'CONTEXT':>8} SIZE")
     for e in entries:

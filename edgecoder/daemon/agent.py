@@ -21,10 +21,10 @@ from edgecoder.adapters.transports.mesh_app import build_mesh_app
 from edgecoder.adapters.web.client_app import build_client_app
 from edgecoder.clock import Clock, SystemClock
 from edgecoder.config import Config, SystemdEnv
+from edgecoder.daemon.backends import start_backend
 from edgecoder.daemon.listeners import EmbeddedServer, bind_listener, describe
 from edgecoder.daemon.sdnotify import Notifier
 from edgecoder.errors import ConfigError, EdgeCoderError
-from edgecoder.daemon.backends import start_backend
 from edgecoder.services import Services
 from edgecoder.speedups import FALLBACK_REASON, USING_EXTENSIONS
 from edgecoder.storage.database import Database

@@ -60,7 +60,9 @@ async def start_backend(
     url = config.inference.ollama_url
     try:
         if requested == "ollama":
-            return await _ollama(config), BackendState(requested, "ollama", "ready", f"Ollama at {url}")
+            return await _ollama(config), BackendState(
+                requested, "ollama", "ready", f"Ollama at {url}"
+            )
         if requested == "llamacpp":
             backend = await _embedded(config, database, data_dir)
             return backend, BackendState(requested, "llamacpp", "ready", "embedded llama.cpp")

@@ -25,8 +25,9 @@ class Backend(Protocol):
     ``Delta()`` yielded once the request is admitted (model found, prompt fits, a slot is
     free or queueable): every refusal is raised before it, so an HTTP layer can still
     answer with an error status, and may commit to a streamed response after it. Closing
-    the iterator early (a client that went away) cancels the generation and frees its slot. Every method raises
-    :class:`~edgecoder.errors.InferenceError` subclasses for expected failures:
+    the iterator early (a client that went away) cancels the generation and frees its
+    slot. Every method raises :class:`~edgecoder.errors.InferenceError` subclasses for
+    expected failures:
     ``ModelNotFoundError``, ``ContextOverflowError`` (never a silent truncation),
     ``UnsupportedError``, ``OverloadedError``, ``BackendUnavailableError``.
     """
@@ -66,7 +67,7 @@ class Backend(Protocol):
         ...
 
     def pull(self, model: str) -> AsyncIterator[PullProgress]:
-        """Fetch a model, reporting progress."""
+        """Fetch a model, reporting progress (may raise UnsupportedError when called)."""
         ...
 
     async def delete(self, model: str) -> None:

@@ -35,7 +35,9 @@ def _record(row: tuple[object, ...]) -> ApiKeyRecord:
     return ApiKeyRecord(str(name), str(key_hash), bool(admin), int(created), revoked, used)  # type: ignore[arg-type, call-overload]
 
 
-def insert_key(conn: sqlite3.Connection, name: str, key_hash: str, admin: bool, now_ms: int) -> None:
+def insert_key(
+    conn: sqlite3.Connection, name: str, key_hash: str, admin: bool, now_ms: int
+) -> None:
     """Store a new key.
 
     :raises BadRequestError: a key with that name exists (revoked names stay taken, so an

@@ -36,6 +36,8 @@ def clean_env(config_file: Path, **extra: str) -> dict[str, str]:
     env.pop("WATCHDOG_USEC", None)
     env.pop("JOURNAL_STREAM", None)
     env["EDGECODER_CONFIG"] = str(config_file)
+    # Nothing listens on port 1: the auto backend falls back to the embedded one at once.
+    env["EDGECODER_INFERENCE_OLLAMA_URL"] = "http://127.0.0.1:1"
     env.update(extra)
     return env
 
@@ -55,7 +57,11 @@ def edgecoder(
 
 
 class AgentProcess:
-    """One agent process with its own data dir, ports and notify socket."""
+    """One agent process with its own data dir, ports and notify socket.
+
+    Without ``--backend`` in ``args`` it runs with the Ollama backend pointed at a dead
+    port, so lifecycle tests never load a model; pass ``--backend llamacpp`` for one.
+    """
 
     def __init__(self, workdir: Path, *args: str, env: dict[str, str] | None = None) -> None:
         self.workdir = workdir
@@ -65,7 +71,7 @@ class AgentProcess:
             self.config_file.write_text("")
         self.mesh_port = free_port()
         self.api_port = free_port()
-        self.args = args
+        self.args = args if "--backend" in args else ("--backend", "ollama", *args)
         self.env = env if env is not None else clean_env(self.config_file)
         self.messages: list[str] = []
         self.proc: subprocess.Popen[str] | None = None

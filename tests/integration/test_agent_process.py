@@ -34,6 +34,7 @@ def test_serves_health_on_both_listeners_and_stops_cleanly(tmp_path: Path, loop:
         assert mesh["node_id"] == api["node_id"]
         assert api["extensions"] is speedups.USING_EXTENSIONS
         assert api["backend"]["state"] == "unavailable"
+        assert "no Ollama answered at http://127.0.0.1:1" in api["backend"]["reason"]
         assert {"version", "uptime_s", "public_key"} <= api.keys()
         assert api["listeners"] == {
             "mesh": f"127.0.0.1:{agent.mesh_port}",
@@ -41,8 +42,11 @@ def test_serves_health_on_both_listeners_and_stops_cleanly(tmp_path: Path, loop:
         }
         ready = next(m for m in agent.messages if "READY=1" in m)
         assert f"STATUS=Serving node {api['node_id']}" in ready
-        # A mesh route never exists on the client socket, nor a client route on the mesh one.
+        # Without a key the client listener refuses everything but /healthz, before routing.
         status, body = agent.get(f"{agent.api_url}/mesh/ping")
+        assert (status, body["error"]["code"]) == (401, "invalid_api_key")
+        # The mesh listener has no client route.
+        status, body = agent.get(f"{agent.mesh_url}/v1/models")
         assert (status, body["error"]["code"]) == (404, "not_found")
     finally:
         code, err = agent.stop(signal.SIGTERM)

@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import logging
 import threading
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -73,7 +73,9 @@ class _Resident:
     embed_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
-async def import_model(database: Database, data_dir: Path, source: Path, name: str | None) -> ModelEntry:
+async def import_model(
+    database: Database, data_dir: Path, source: Path, name: str | None
+) -> ModelEntry:
     """Copy (or link) a GGUF file into the data dir and register it under ``name``.
 
     :raises BadRequestError: bad name, or not a GGUF model llama.cpp can read.
@@ -186,13 +188,15 @@ class LlamaCppBackend:
         await self._database.run(lambda c: registry.delete_model(c, entry.name))
         await self._in_thread((self._models_dir / entry.file).unlink, True)
 
-    async def pull(self, model: str) -> AsyncIterator[PullProgress]:
-        """The embedded backend has no registry to download from."""
+    def pull(self, model: str) -> AsyncIterator[PullProgress]:
+        """The embedded backend has no registry to download from.
+
+        :raises UnsupportedError: always.
+        """
         raise UnsupportedError(
             "the embedded backend cannot download models; import a GGUF file with "
             "'edgecoder models add FILE.gguf', or use the ollama backend"
         )
-        yield PullProgress("unreachable")  # pragma: no cover - makes this an async generator
 
     async def _resident_model(self, name: str) -> _Resident:
         entry = await self._entry(name)
@@ -228,7 +232,9 @@ class LlamaCppBackend:
             async for delta in stream:
                 yield delta
 
-    def _chat_prompt(self, entry: ModelEntry, messages: Sequence[ChatMessage]) -> tuple[str, tuple[str, ...]]:
+    def _chat_prompt(
+        self, entry: ModelEntry, messages: Sequence[ChatMessage]
+    ) -> tuple[str, tuple[str, ...]]:
         if entry.chat_template:
             from edgecoder.adapters.backends.chat_templates import render_template
 
@@ -240,10 +246,12 @@ class LlamaCppBackend:
     async def complete(self, request: CompletionRequest) -> AsyncIterator[Delta]:
         """Stream a raw completion, or fill-in-the-middle when ``suffix`` is set."""
         resident = await self._resident_model(request.model)
-        prompt, stops = request.prompt, ()
+        prompt = request.prompt
+        stops: tuple[str, ...] = ()
         if request.suffix:
-            fim_tokens = resident.entry.fim_tokens.split("|") if resident.entry.fim_tokens else None
-            plan = plan_fim(request.prompt, request.suffix, tuple(fim_tokens) if fim_tokens else None)  # type: ignore[arg-type]
+            parts = resident.entry.fim_tokens.split("|")
+            tokens = (parts[0], parts[1], parts[2]) if len(parts) == 3 else None
+            plan = plan_fim(request.prompt, request.suffix, tokens)
             prompt, stops = plan.prompt, plan.stops
         async with contextlib.aclosing(
             self._generate(resident, prompt, request.sampling, stops)
@@ -253,11 +261,9 @@ class LlamaCppBackend:
 
     async def _generate(
         self, resident: _Resident, prompt: str, sampling: SamplingParams, stops: Sequence[str]
-    ) -> AsyncIterator[Delta]:
+    ) -> AsyncGenerator[Delta, None]:
         llm = resident.model.llm
-        tokens: list[int] = await self._in_thread(
-            llm.tokenize, prompt.encode("utf-8"), True, True
-        )
+        tokens: list[int] = await self._in_thread(llm.tokenize, prompt.encode("utf-8"), True, True)
         n_ctx = resident.model.n_ctx
         room = n_ctx - len(tokens)
         max_tokens = sampling.max_tokens if sampling.max_tokens is not None else room

@@ -271,7 +271,7 @@ class OllamaBackend:
                 stream = await self._client.generate(
                     request.model,
                     request.prompt,
-                    suffix=request.suffix or None,
+                    suffix=request.suffix,
                     raw=not request.suffix,
                     stream=True,
                     options=options,

@@ -56,7 +56,8 @@ class KeyAuthMiddleware:
 def _bearer(scope: Scope) -> str | None:
     for name, value in scope["headers"]:
         if name == b"authorization":
-            scheme, _, token = value.decode("latin-1").partition(" ")
+            text: str = value.decode("latin-1")
+            scheme, _, token = text.partition(" ")
             if scheme.lower() == "bearer":
                 return token.strip()
             return None

@@ -77,7 +77,7 @@ def _capabilities(info: ModelInfo) -> list[str]:
 
 
 def _tool_calls(calls: tuple[ToolCall, ...]) -> list[dict[str, object]]:
-    out = []
+    out: list[dict[str, object]] = []
     for call in calls:
         try:
             arguments = json.loads(call.arguments) if call.arguments else {}
@@ -218,7 +218,9 @@ def ollama_routes(services: Services) -> list[Route]:
     ]
 
 
-def _final(reason: str, prompt_tokens: int, output_tokens: int, started_ns: int) -> dict[str, object]:
+def _final(
+    reason: str, prompt_tokens: int, output_tokens: int, started_ns: int
+) -> dict[str, object]:
     elapsed = time.monotonic_ns() - started_ns
     return {
         "done": True,
@@ -249,8 +251,9 @@ async def _ndjson(
         try:
             async for delta in stream:
                 if delta.text or delta.tool_calls:
-                    yield ndjson({"model": model, "created_at": _now(),
-                                  key: piece(delta.text, delta.tool_calls), "done": False})  # fmt: skip
+                    line = {"model": model, "created_at": _now(),
+                            key: piece(delta.text, delta.tool_calls), "done": False}  # fmt: skip
+                    yield ndjson(line)
                 if delta.finish_reason is not None:
                     usage = delta.usage
                     yield ndjson({"model": model, "created_at": _now(), key: piece(""),

@@ -55,7 +55,9 @@ def _tool_calls(raw: Any, where: str) -> tuple[ToolCall, ...]:
         if not isinstance(fn, dict) or not isinstance(fn.get("name"), str):
             raise BadRequestError(f"'{where}[{i}].function.name' is required", where)
         args = fn.get("arguments", {})
-        calls.append(ToolCall(f"call_{i}", fn["name"], args if isinstance(args, str) else json.dumps(args)))
+        calls.append(
+            ToolCall(f"call_{i}", fn["name"], args if isinstance(args, str) else json.dumps(args))
+        )
     return tuple(calls)
 
 
@@ -68,7 +70,12 @@ def parse_chat(fields: Fields) -> tuple[ChatRequest, bool]:
     messages = []
     for i, item in enumerate(raw):
         at = f"messages[{i}]"
-        if not isinstance(item, dict) or item.get("role") not in {"system", "user", "assistant", "tool"}:
+        if not isinstance(item, dict) or item.get("role") not in {
+            "system",
+            "user",
+            "assistant",
+            "tool",
+        }:
             raise BadRequestError(f"'{at}.role' must be system, user, assistant or tool", at)
         if item.get("images"):
             raise BadRequestError(f"'{at}.images': this node's models read text only", at)
@@ -88,9 +95,14 @@ def parse_chat(fields: Fields) -> tuple[ChatRequest, bool]:
         fn = tool.get("function") if isinstance(tool, dict) else None
         if not isinstance(fn, dict) or not isinstance(fn.get("name"), str):
             raise BadRequestError(f"'tools[{i}].function.name' is required", f"tools[{i}]")
-        tools.append(ToolSpec(fn["name"], str(fn.get("description", "")), fn.get("parameters") or {}))
+        tools.append(
+            ToolSpec(fn["name"], str(fn.get("description", "")), fn.get("parameters") or {})
+        )
     request = ChatRequest(
-        model=_model(fields), messages=tuple(messages), sampling=sampling(fields), tools=tuple(tools)
+        model=_model(fields),
+        messages=tuple(messages),
+        sampling=sampling(fields),
+        tools=tuple(tools),
     )
     return request, fields.flag("stream", True)
 

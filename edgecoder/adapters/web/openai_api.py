@@ -99,7 +99,11 @@ def openai_routes(services: Services) -> list[Route]:
             done = await collect(request, stream)
             if done is None:
                 return Response(status_code=499)
-            message: dict[str, object] = {"role": "assistant", "content": done.text, "refusal": None}
+            message: dict[str, object] = {
+                "role": "assistant",
+                "content": done.text,
+                "refusal": None,
+            }
             if done.tool_calls:
                 message["tool_calls"] = [
                     {"id": c.id, "type": "function",

@@ -28,7 +28,13 @@ from edgecoder.inference.types import (
 
 __all__ = ("ParsedChat", "ParsedCompletion", "parse_chat", "parse_completion", "parse_embeddings")
 
-_ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant", "tool": "tool"}
+_ROLES = {
+    "system": "system",
+    "developer": "system",
+    "user": "user",
+    "assistant": "assistant",
+    "tool": "tool",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,9 +146,10 @@ def _tool_choice(fields: Fields) -> str:
     if isinstance(choice, str) and choice in {"auto", "none", "required"}:
         return choice
     if isinstance(choice, dict):
-        fn = choice.get("function") if isinstance(choice.get("function"), dict) else choice
-        if isinstance(fn.get("name"), str):
-            return str(fn["name"])
+        function = choice.get("function")
+        named = function if isinstance(function, dict) else choice
+        if isinstance(named.get("name"), str):
+            return str(named["name"])
         if choice.get("type") in {"auto", "none", "required"}:
             return str(choice["type"])
     raise BadRequestError("'tool_choice' must be auto, none, required or a function", "tool_choice")

@@ -76,7 +76,9 @@ class Fields:
         if isinstance(value, bool) or not isinstance(value, int):
             raise BadRequestError(f"'{self._name(key)}' must be an integer", self._name(key))
         if minimum is not None and value < minimum:
-            raise BadRequestError(f"'{self._name(key)}' must be at least {minimum}", self._name(key))
+            raise BadRequestError(
+                f"'{self._name(key)}' must be at least {minimum}", self._name(key)
+            )
         return value
 
     def number(self, key: str, low: float, high: float) -> float | None:
