@@ -61,6 +61,8 @@ class SamplingParams:
     top_p: float | None = None
     stop: tuple[str, ...] = ()
     seed: int | None = None
+    ignore_eos: bool = False
+    """Generate exactly ``max_tokens`` (vLLM's extension; for benchmarks and tests)."""
 
 
 @dataclass(frozen=True, slots=True)

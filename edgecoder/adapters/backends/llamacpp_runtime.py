@@ -110,7 +110,12 @@ def generate(
 ) -> Generated:
     """Sample up to ``max_tokens`` tokens after ``tokens``, emitting text as it settles."""
     llm = model.llm
-    llm.set_seed(sampling.seed if sampling.seed is not None else secrets.randbits(31))
+    if sampling.seed is not None:
+        # A reused prompt prefix changes the logits' rounding; a seed promises a repeat.
+        llm.reset()
+        llm.set_seed(sampling.seed)
+    else:
+        llm.set_seed(secrets.randbits(31))
     decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
     scanner = StopScanner(stops)
     produced = 0
@@ -121,7 +126,7 @@ def generate(
         for token in llm.generate(list(tokens), temp=temperature, top_p=top_p, reset=True):
             if cancel.is_set():
                 break
-            if token in model.eos:
+            if token in model.eos and not sampling.ignore_eos:
                 finish = "stop"
                 break
             produced += 1

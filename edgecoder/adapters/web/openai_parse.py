@@ -4,7 +4,8 @@ Accepted beyond the strict schema, because Continue, Cursor and others send it:
 ``content`` as a string or an array of parts (text parts joined; ``cache_control``
 markers ignored), the ``developer`` role (as ``system``), Responses-API-shaped bodies on
 ``/chat/completions`` (``input``, ``instructions``, ``max_output_tokens``; ``include``,
-``reasoning``, ``text`` ignored), and ``max_completion_tokens`` for ``max_tokens``.
+``reasoning``, ``text`` ignored), ``max_completion_tokens`` for ``max_tokens``, and
+vLLM's ``ignore_eos`` extension.
 Refused with a 400 naming the field: ``n`` other than 1, images, malformed messages.
 """
 
@@ -170,6 +171,7 @@ def _sampling(fields: Fields) -> SamplingParams:
         top_p=fields.number("top_p", 0.0, 1.0),
         stop=fields.stops("stop"),
         seed=fields.integer("seed"),
+        ignore_eos=fields.flag("ignore_eos"),
     )
 
 

@@ -1,0 +1,34 @@
+"""Agents with the real embedded model, shared across a test module."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.integration.agent_process import AgentProcess, edgecoder
+
+
+class ModelNode:
+    """A running agent on the embedded backend, with a user key and an admin key."""
+
+    def __init__(self, workdir: Path, config: str = "") -> None:
+        workdir.mkdir(parents=True, exist_ok=True)
+        (workdir / "edgecoder.toml").write_text(config)
+        self.agent = AgentProcess(workdir, "--backend", "llamacpp")
+        data = ["--data-dir", str(self.agent.data_dir)]
+        self.key = self._key("alice", data)
+        self.admin_key = self._key("root", [*data, "--admin"])
+        self.agent.start()
+        self.node_id = str(self.agent.get(f"{self.agent.api_url}/healthz")[1]["node_id"])
+
+    def _key(self, name: str, args: list[str]) -> str:
+        result = edgecoder("keys", "create", name, *args, env=self.agent.env)
+        assert result.returncode == 0, result.stderr
+        return result.stdout.strip()
+
+    @property
+    def url(self) -> str:
+        return self.agent.api_url
+
+    def stop(self) -> None:
+        code, err = self.agent.stop()
+        assert code == 0, err
