@@ -44,9 +44,11 @@ def test_tool_call_arguments_as_objects() -> None:
 def test_generate_variants() -> None:
     assert parse_generate(Fields({"model": "m"})).load_only
     raw = parse_generate(Fields({"model": "m", "prompt": "x", "raw": True}))
-    assert raw.completion is not None and raw.chat is None
+    assert raw.completion is not None
+    assert raw.chat is None
     fim = parse_generate(Fields({"model": "m", "prompt": "a", "suffix": "b"}))
-    assert fim.completion is not None and fim.completion.suffix == "b"
+    assert fim.completion is not None
+    assert fim.completion.suffix == "b"
     templated = parse_generate(Fields({"model": "m", "prompt": "q", "system": "s"}))
     assert templated.chat is not None
     assert [m.role for m in templated.chat.messages] == ["system", "user"]
