@@ -54,10 +54,21 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check $(LINT_PATHS)
 	$(BIN)/mypy
 
-bench: $(STAMP)
-	@for bench in tests/benchmarks/bench_*.py; do $(BIN)/python $$bench || exit 1; done
+# Peers measured side by side with EdgeCoder; kept out of the project's own environment.
+BENCH_VENV := .venv-bench
+BENCH_PEERS := "litellm[proxy]>=1.50" "llama-cpp-python[server]>=0.3.2"
+
+$(BENCH_VENV)/.installed:
+	@test -x $(BENCH_VENV)/bin/python || $(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install --quiet $(BENCH_PEERS)
+	@touch $@
+
+bench: $(STAMP) $(BENCH_VENV)/.installed
+	$(BIN)/python tests/benchmarks/bench_core.py
+	$(BIN)/python tests/benchmarks/bench_api_overhead.py
+	$(BIN)/python tests/benchmarks/bench_vs_litellm.py 40 $(BENCH_VENV)/bin/python
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info .mypy_cache .ruff_cache .hypothesis .pytest_cache
+	rm -rf $(VENV) $(BENCH_VENV) build dist *.egg-info .mypy_cache .ruff_cache .hypothesis .pytest_cache
 	rm -f _speedups/*.c edgecoder/speedups/_compiled/*.so
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

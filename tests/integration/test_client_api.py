@@ -78,6 +78,8 @@ def test_chat_with_array_content_names_the_serving_node(
         temperature=0,
     )
     assert raw.headers["x-edgecoder-node"] == node.node_id
+    timing = dict(part.strip().split(";dur=") for part in raw.headers["server-timing"].split(","))
+    assert 0 < float(timing["backend"]) <= float(timing["node"])
     completion = raw.parse()
     assert completion.object == "chat.completion"
     assert completion.choices[0].message.role == "assistant"

@@ -3,10 +3,13 @@
 A key arrives as ``Authorization: Bearer <key>``, or — for clients that take only a URL,
 such as VS Code Copilot's Ollama provider — as a path prefix ``/k/<key>/...``, which is
 stripped before routing. Open paths (``/healthz``) need no key. The principal is left in
-``scope["state"]["principal"]``.
+``scope["state"]["principal"]``, and the arrival time (``perf_counter``) in
+``scope["state"]["arrived"]`` for the ``Server-Timing`` header.
 """
 
 from __future__ import annotations
+
+import time
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -31,6 +34,7 @@ class KeyAuthMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        arrived = time.perf_counter()
         path: str = scope["path"]
         key = None
         if path.startswith(_PREFIX):
@@ -49,7 +53,9 @@ class KeyAuthMiddleware:
         except (AuthError, RateLimitedError) as exc:
             await error_response(exc, ollama=ollama)(scope, receive, send)
             return
-        scope.setdefault("state", {})["principal"] = principal
+        state = scope.setdefault("state", {})
+        state["principal"] = principal
+        state["arrived"] = arrived
         await self.app(scope, receive, send)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -16,7 +17,7 @@ from starlette.requests import Request
 
 from edgecoder.inference.types import Delta, FinishReason, ToolCall, Usage
 
-__all__ = ("Collected", "admit", "collect")
+__all__ = ("Collected", "admit", "collect", "server_timing")
 
 
 async def admit(stream: AsyncIterator[Delta]) -> AsyncIterator[Delta]:
@@ -42,6 +43,17 @@ class Collected:
     finish_reason: FinishReason
     usage: Usage
     tool_calls: tuple[ToolCall, ...]
+
+
+def server_timing(request: Request, backend_s: float) -> str:
+    """A ``Server-Timing`` value: time in the backend, and in the node since arrival.
+
+    ``node - backend`` is what the API layer adds (auth, parsing, framing), measured
+    inside the process, free of network and client noise.
+    """
+    arrived = getattr(request.state, "arrived", None)
+    node_s = time.perf_counter() - arrived if arrived is not None else backend_s
+    return f"backend;dur={backend_s * 1000:.3f}, node;dur={node_s * 1000:.3f}"
 
 
 async def _gather(stream: AsyncIterator[Delta]) -> Collected:

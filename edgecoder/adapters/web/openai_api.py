@@ -22,7 +22,7 @@ from starlette.routing import Route
 
 from edgecoder import __version__
 from edgecoder.adapters.web.errors import error_response, sse_error
-from edgecoder.adapters.web.generation import admit, collect
+from edgecoder.adapters.web.generation import admit, collect, server_timing
 from edgecoder.adapters.web.openai_parse import parse_chat, parse_completion, parse_embeddings
 from edgecoder.adapters.web.requests import read_json
 from edgecoder.adapters.web.streams import SSE_DONE, heartbeat, sse
@@ -91,12 +91,14 @@ def openai_routes(services: Services) -> list[Route]:
 
     async def chat_completions(request: Request) -> Response:
         parsed = parse_chat(await read_json(request, limit))
+        backend_start = time.perf_counter()
         stream = await admit(services.chat(parsed.request))
         ident, created = f"chatcmpl-{secrets.token_hex(12)}", int(time.time())
         base = {"id": ident, "created": created, "model": parsed.request.model,
                 "system_fingerprint": _FINGERPRINT}  # fmt: skip
         if not parsed.stream:
             done = await collect(request, stream)
+            backend_s = time.perf_counter() - backend_start
             if done is None:
                 return Response(status_code=499)
             message: dict[str, object] = {
@@ -117,17 +119,21 @@ def openai_routes(services: Services) -> list[Route]:
                              "finish_reason": done.finish_reason}],
                 "usage": _usage(done.usage),
             }  # fmt: skip
-            return JSONResponse(body, headers=headers())
+            response = JSONResponse(body, headers=headers())
+            response.headers["Server-Timing"] = server_timing(request, backend_s)
+            return response
         return streaming(_chat_chunks(stream, base, parsed.include_usage))
 
     async def completions(request: Request) -> Response:
         parsed = parse_completion(await read_json(request, limit))
+        backend_start = time.perf_counter()
         stream = await admit(services.complete(parsed.request))
         base = {"id": f"cmpl-{secrets.token_hex(12)}", "created": int(time.time()),
                 "model": parsed.request.model, "system_fingerprint": _FINGERPRINT}  # fmt: skip
         prefix = parsed.request.prompt if parsed.echo else ""
         if not parsed.stream:
             done = await collect(request, stream)
+            backend_s = time.perf_counter() - backend_start
             if done is None:
                 return Response(status_code=499)
             body = {
@@ -137,7 +143,9 @@ def openai_routes(services: Services) -> list[Route]:
                              "finish_reason": done.finish_reason}],
                 "usage": _usage(done.usage),
             }  # fmt: skip
-            return JSONResponse(body, headers=headers())
+            response = JSONResponse(body, headers=headers())
+            response.headers["Server-Timing"] = server_timing(request, backend_s)
+            return response
         return streaming(_completion_chunks(stream, base, parsed.include_usage, prefix))
 
     async def fim_completions(request: Request) -> Response:
