@@ -34,7 +34,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from tests.integration.agent_process import AgentProcess, edgecoder  # noqa: E402
+from tests.integration.agent_process import AgentProcess, edgecoder
 
 MODEL = "gemma3:270m"
 PROMPT = "Write one line of Python."
@@ -62,7 +62,6 @@ async def _direct(data_dir: Path, n: int, results: dict[str, list[float]]) -> An
     from edgecoder.inference.types import ChatMessage, ChatRequest, SamplingParams
     from edgecoder.storage.database import Database
 
-    data_dir.mkdir(mode=0o700, exist_ok=True)
     database = await Database.open(data_dir)
     backend = LlamaCppBackend(database, data_dir, context_length=8192, threads=0, slots=1,
                               max_queue=4)  # fmt: skip
@@ -127,6 +126,7 @@ async def main(n: int) -> dict[str, Any]:
         key = edgecoder("keys", "create", "bench", "--data-dir", str(agent.data_dir),
                         env=agent.env).stdout.strip()  # fmt: skip
         agent.start()
+        (workdir / "direct").mkdir(mode=0o700)
         backend, database, direct_once = await _direct(workdir / "direct", n, results)
         try:
             headers = {"Authorization": f"Bearer {key}"}
@@ -160,9 +160,6 @@ async def main(n: int) -> dict[str, Any]:
         "request": {"model": MODEL, "max_tokens": MAX_TOKENS, "prompt_chars": len(PROMPT)},
         "results": summary,
         "node_added": added,
-        "git": subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
-        ).stdout.strip(),  # fmt: skip
     }
 
 
@@ -170,4 +167,7 @@ if __name__ == "__main__":
     count = int(sys.argv[1]) if len(sys.argv) > 1 else 50
     import uvloop
 
-    print(json.dumps(uvloop.run(main(count)), indent=2))
+    report = uvloop.run(main(count))
+    git = ["git", "rev-parse", "--short", "HEAD"]
+    report["git"] = subprocess.run(git, capture_output=True, text=True, check=False).stdout.strip()
+    print(json.dumps(report, indent=2))

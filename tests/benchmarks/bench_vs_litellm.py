@@ -33,7 +33,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from tests.integration.agent_process import AgentProcess, edgecoder  # noqa: E402
+from tests.integration.agent_process import AgentProcess, edgecoder
 
 MODEL = "gemma3:270m"
 BODY = {"model": MODEL, "prompt": "1, 2, 3, 4, 5, 6,", "max_tokens": 8, "temperature": 0,
@@ -123,11 +123,12 @@ def main(n: int, bench_python: str) -> dict[str, Any]:
         key = edgecoder("keys", "create", "bench", "--data-dir", str(agent.data_dir),
                         env=agent.env).stdout.strip()  # fmt: skip
         agent.start()
+        litellm_auth = {"Authorization": f"Bearer {MASTER_KEY}"}
         targets = {
             "llama_server": (f"http://127.0.0.1:{llama_port}", {}),
-            "litellm": (f"http://127.0.0.1:{litellm_port}", {"Authorization": f"Bearer {MASTER_KEY}"}),
+            "litellm": (f"http://127.0.0.1:{litellm_port}", litellm_auth),
             "edgecoder": (agent.api_url, {"Authorization": f"Bearer {key}"}),
-        }  # fmt: skip
+        }
         results: dict[str, dict[str, list[float]]] = {
             name: {"stream_ttft": [], "stream_total": [], "total": []} for name in targets
         }
