@@ -15,7 +15,7 @@ from edgecoder import __version__
 from edgecoder.access import AccessControl
 from edgecoder.clock import Clock
 from edgecoder.config import Config
-from edgecoder.errors import BackendUnavailableError
+from edgecoder.errors import BackendUnavailableError, ModelNotFoundError
 from edgecoder.inference.backend import Backend
 from edgecoder.inference.types import (
     ChatRequest,
@@ -115,6 +115,20 @@ class Services:
     def served_by(self) -> str:
         """The node that serves inference requests made here (always this one, for now)."""
         return self.identity.node_id
+
+    async def default_model(self) -> str:
+        """``inference.model`` when set, else the first model the backend lists.
+
+        :raises ModelNotFoundError: the backend has no model at all.
+        """
+        if self.config.inference.model:
+            return self.config.inference.model
+        models = await self.list_models()
+        if not models:
+            raise ModelNotFoundError(
+                "this node has no model; import one with 'edgecoder models add'"
+            )
+        return models[0].name
 
     async def list_models(self) -> list[ModelInfo]:
         """Every model this node can serve."""

@@ -418,3 +418,54 @@ def test_rate_limit_is_429_with_retry_after(tmp_path: Path) -> None:
         assert httpx.get(f"{limited.url}/v1/models", headers=admin).status_code == 200
     finally:
         limited.stop()
+
+
+def test_responses_api_through_the_sdk(client: openai.OpenAI) -> None:
+    response = client.responses.create(
+        model=MODEL, input="Name a fruit.", instructions="Be brief.", max_output_tokens=6
+    )
+    assert response.object == "response"
+    assert response.output_text
+    assert response.usage is not None
+    assert response.usage.output_tokens <= 6
+    events = list(
+        client.responses.create(
+            model=MODEL,
+            input=[{"role": "user", "content": [{"type": "input_text", "text": "Hi"}]}],
+            max_output_tokens=5,
+            stream=True,
+            extra_body={"ignore_eos": True},
+        )
+    )
+    kinds = [e.type for e in events]
+    assert kinds[:4] == [
+        "response.created",
+        "response.in_progress",
+        "response.output_item.added",
+        "response.content_part.added",
+    ]
+    assert kinds[-1] == "response.incomplete"  # stopped by max_output_tokens
+    deltas = "".join(e.delta for e in events if e.type == "response.output_text.delta")
+    done = next(e for e in events if e.type == "response.output_text.done")
+    assert done.text == deltas
+    assert [e.sequence_number for e in events] == list(range(len(events)))
+    with pytest.raises(openai.BadRequestError, match="previous_response_id"):
+        client.responses.create(model=MODEL, input="again", previous_response_id="resp_1")
+
+
+def test_llama_cpp_infill(node: ModelNode) -> None:
+    headers = {"Authorization": f"Bearer {node.key}"}
+    body = {"input_prefix": "def add(a, b):\n    return ", "input_suffix": "\n\nprint(add(1, 2))",
+            "n_predict": 6, "temperature": 0}  # fmt: skip
+    response = httpx.post(f"{node.url}/infill", json=body, headers=headers, timeout=60)
+    assert response.status_code == 200, response.text
+    result = response.json()
+    assert result["stop"] is True
+    assert result["model"] == MODEL
+    assert result["tokens_predicted"] <= 6
+    streamed = httpx.post(
+        f"{node.url}/infill", json={**body, "stream": True}, headers=headers, timeout=60
+    )
+    events = [json.loads(e[6:]) for e in streamed.text.split("\n\n") if e.startswith("data: ")]
+    assert events[-1]["stop"] is True
+    assert all(e["stop"] is False for e in events[:-1])

@@ -10,8 +10,10 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from edgecoder.adapters.web.auth import KeyAuthMiddleware
+from edgecoder.adapters.web.infill_api import infill_routes
 from edgecoder.adapters.web.ollama_api import ollama_routes
 from edgecoder.adapters.web.openai_api import openai_routes
+from edgecoder.adapters.web.responses_api import responses_routes
 from edgecoder.services import Services
 
 __all__ = ("build_client_app",)
@@ -42,6 +44,8 @@ def build_client_app(services: Services) -> Starlette:
         routes=[
             Route("/healthz", healthz, methods=["GET"]),
             *openai_routes(services),
+            *responses_routes(services),
+            *infill_routes(services),
             *ollama_routes(services),
         ],
         middleware=[Middleware(KeyAuthMiddleware, access=services.access)],
