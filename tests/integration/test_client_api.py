@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 import base64
 import json
 import struct
@@ -469,3 +470,43 @@ def test_llama_cpp_infill(node: ModelNode) -> None:
     events = [json.loads(e[6:]) for e in streamed.text.split("\n\n") if e.startswith("data: ")]
     assert events[-1]["stop"] is True
     assert all(e["stop"] is False for e in events[:-1])
+
+
+def _refused(url: str) -> bool:
+    try:
+        httpx.get(url, timeout=5)
+    except httpx.ConnectError:
+        return True
+    return False
+
+
+def test_sigterm_lets_an_in_flight_stream_finish(tmp_path: Path) -> None:
+    draining = ModelNode(tmp_path, "[daemon]\nshutdown_timeout_s = 60\n")
+    headers = {"Authorization": f"Bearer {draining.key}"}
+    body = {"model": MODEL, "messages": [{"role": "user", "content": "Go on."}],
+            "stream": True, "max_tokens": 120, "ignore_eos": True,
+            "stream_options": {"include_usage": True}}  # fmt: skip
+    assert draining.agent.proc is not None
+    try:
+        with httpx.stream(
+            "POST", f"{draining.url}/v1/chat/completions", json=body, headers=headers, timeout=60
+        ) as response:
+            lines = response.iter_lines()
+            while '"content":"' not in (line := next(lines)) or '""' in line:
+                pass
+            draining.agent.proc.send_signal(signal.SIGTERM)
+            draining.agent.wait_for("STOPPING=1")
+            # New connections are refused soon after (liveness bound, not a speed claim)...
+            deadline = time.monotonic() + 10
+            while not _refused(f"{draining.url}/healthz"):
+                assert time.monotonic() < deadline, "still accepting after SIGTERM"
+                time.sleep(0.05)
+            rest = list(lines)
+        # ...while the stream already running goes on to its end.
+        usage = json.loads(next(x for x in reversed(rest) if '"usage":{' in x)[6:])["usage"]
+        assert usage["completion_tokens"] == 120
+        assert [x for x in rest if x][-1] == "data: [DONE]"
+        code, err = draining.agent.wait_exit()
+        assert code == 0, err
+    finally:
+        draining.agent.close()
