@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import signal
 import base64
 import json
+import signal
 import struct
 import time
 from collections.abc import Iterator
