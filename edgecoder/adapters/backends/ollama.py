@@ -10,6 +10,7 @@ and prose alike — is refused with the context error instead of being sent.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 from collections.abc import AsyncIterator, Mapping
@@ -160,9 +161,13 @@ class OllamaBackend:
             name = entry.model or ""
             base = await self.show(name)
             infos.append(
-                ModelInfo(**{**_fields(base), "size_bytes": entry.size or 0,
-                             "digest": entry.digest or "", "modified_ms": _ms(entry.modified_at)})
-            )  # fmt: skip
+                dataclasses.replace(
+                    base,
+                    size_bytes=entry.size or 0,
+                    digest=entry.digest or "",
+                    modified_ms=_ms(entry.modified_at),
+                )
+            )
         return infos
 
     async def loaded_models(self) -> list[ModelInfo]:
@@ -174,7 +179,7 @@ class OllamaBackend:
         infos = []
         for entry in running.models:
             base = await self.show(entry.model or "")
-            infos.append(ModelInfo(**{**_fields(base), "loaded": True}))
+            infos.append(dataclasses.replace(base, loaded=True))
         return infos
 
     async def pull(self, model: str) -> AsyncIterator[PullProgress]:
@@ -302,7 +307,3 @@ class OllamaBackend:
             raise _client_error(exc, request.model) from None
         vectors = tuple(tuple(float(x) for x in v) for v in result.embeddings)
         return EmbeddingResult(vectors, result.prompt_eval_count or 0)
-
-
-def _fields(info: ModelInfo) -> dict[str, Any]:
-    return {name: getattr(info, name) for name in info.__dataclass_fields__}

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Awaitable, Callable
 
-from starlette.responses import JSONResponse
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
 
 from edgecoder.errors import (
     AuthError,
@@ -24,7 +26,17 @@ from edgecoder.errors import (
     UnsupportedError,
 )
 
-__all__ = ("ApiError", "error_body", "error_response", "payload_too_large", "sse_error")
+__all__ = (
+    "ApiError",
+    "Handler",
+    "error_body",
+    "error_response",
+    "guarded",
+    "payload_too_large",
+    "sse_error",
+)
+
+Handler = Callable[[Request], Awaitable[Response]]
 
 
 class ApiError(EdgeCoderError):
@@ -87,3 +99,17 @@ def error_response(exc: EdgeCoderError, *, ollama: bool = False) -> JSONResponse
 def sse_error(exc: EdgeCoderError) -> bytes:
     """An error that happens after a stream began, as one SSE event."""
     return b"data: " + json.dumps(error_body(exc)[1]).encode() + b"\n\n"
+
+
+def guarded(handler: Handler, node_id: Callable[[], str], *, ollama: bool = False) -> Handler:
+    """Wrap a route so every EdgeCoder error becomes its response, naming the node."""
+
+    async def endpoint(request: Request) -> Response:
+        try:
+            return await handler(request)
+        except EdgeCoderError as exc:
+            response = error_response(exc, ollama=ollama)
+            response.headers["X-EdgeCoder-Node"] = node_id()
+            return response
+
+    return endpoint

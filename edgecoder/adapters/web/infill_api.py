@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from edgecoder.adapters.web.errors import error_response
+from edgecoder.adapters.web.errors import guarded
 from edgecoder.adapters.web.generation import admit, collect
 from edgecoder.adapters.web.requests import Fields, read_json
 from edgecoder.adapters.web.streams import heartbeat, sse
@@ -57,15 +57,9 @@ def infill_routes(services: Services) -> list[Route]:
 
     async def infill(request: Request) -> Response:
         headers = {"X-EdgeCoder-Node": services.served_by()}
-        try:
-            fields = await read_json(request, limit)
-            model = fields.text("model") or await services.default_model()
-            completion = _request(fields, model)
-            stream = await admit(services.complete(completion))
-        except EdgeCoderError as exc:
-            response = error_response(exc)
-            response.headers.update(headers)
-            return response
+        fields = await read_json(request, limit)
+        model = fields.text("model") or await services.default_model()
+        stream = await admit(services.complete(_request(fields, model)))
         if fields.flag("stream"):
             return StreamingResponse(
                 heartbeat(_frames(stream, model), keepalive),
@@ -80,7 +74,7 @@ def infill_routes(services: Services) -> list[Route]:
         body["content"] = done.text
         return JSONResponse(body, headers=headers)
 
-    return [Route("/infill", infill, methods=["POST"])]
+    return [Route("/infill", guarded(infill, services.served_by), methods=["POST"])]
 
 
 async def _frames(stream: AsyncIterator[Delta], model: str) -> AsyncIterator[bytes]:

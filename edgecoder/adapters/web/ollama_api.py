@@ -10,15 +10,15 @@ from __future__ import annotations
 import contextlib
 import json
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from edgecoder.adapters.web.errors import error_response
+from edgecoder.adapters.web.errors import Handler
+from edgecoder.adapters.web.errors import guarded as guarded_route
 from edgecoder.adapters.web.generation import admit, collect
 from edgecoder.adapters.web.ollama_parse import parse_chat, parse_embed, parse_generate
 from edgecoder.adapters.web.requests import read_json
@@ -31,8 +31,6 @@ __all__ = ("OLLAMA_COMPAT_VERSION", "ollama_routes")
 
 OLLAMA_COMPAT_VERSION = "0.9.0"
 """The Ollama API version this node speaks; VS Code Copilot needs at least 0.6.4."""
-
-Handler = Callable[[Request], Any]
 
 
 def _now() -> str:
@@ -95,15 +93,7 @@ def ollama_routes(services: Services) -> list[Route]:
         return {"X-EdgeCoder-Node": services.served_by()}
 
     def guarded(handler: Handler) -> Handler:
-        async def endpoint(request: Request) -> Response:
-            try:
-                response: Response = await handler(request)
-            except EdgeCoderError as exc:
-                response = error_response(exc, ollama=True)
-                response.headers.update(headers())
-            return response
-
-        return endpoint
+        return guarded_route(handler, services.served_by, ollama=True)
 
     async def version(request: Request) -> Response:
         return JSONResponse({"version": OLLAMA_COMPAT_VERSION}, headers=headers())

@@ -8,11 +8,9 @@ reported by ``/api/show``, and a prompt that does not fit is refused, never trun
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from typing import Any
 
-from edgecoder.adapters.web.requests import Fields
+from edgecoder.adapters.web.requests import Fields, parse_tool_calls
 from edgecoder.errors import BadRequestError
 from edgecoder.inference.types import (
     ChatMessage,
@@ -20,7 +18,6 @@ from edgecoder.inference.types import (
     CompletionRequest,
     EmbeddingRequest,
     SamplingParams,
-    ToolCall,
     ToolSpec,
 )
 
@@ -42,23 +39,6 @@ def sampling(fields: Fields) -> SamplingParams:
 
 def _model(fields: Fields) -> str:
     return fields.text("model") or fields.text("name", required=True) or ""
-
-
-def _tool_calls(raw: Any, where: str) -> tuple[ToolCall, ...]:
-    if not raw:
-        return ()
-    if not isinstance(raw, list):
-        raise BadRequestError(f"'{where}' must be an array", where)
-    calls = []
-    for i, call in enumerate(raw):
-        fn = call.get("function") if isinstance(call, dict) else None
-        if not isinstance(fn, dict) or not isinstance(fn.get("name"), str):
-            raise BadRequestError(f"'{where}[{i}].function.name' is required", where)
-        args = fn.get("arguments", {})
-        calls.append(
-            ToolCall(f"call_{i}", fn["name"], args if isinstance(args, str) else json.dumps(args))
-        )
-    return tuple(calls)
 
 
 def parse_chat(fields: Fields) -> tuple[ChatRequest, bool]:
@@ -86,7 +66,7 @@ def parse_chat(fields: Fields) -> tuple[ChatRequest, bool]:
             ChatMessage(
                 role=item["role"],
                 content=content,
-                tool_calls=_tool_calls(item.get("tool_calls"), f"{at}.tool_calls"),
+                tool_calls=parse_tool_calls(item.get("tool_calls"), f"{at}.tool_calls"),
                 tool_call_id=str(item.get("tool_name", "")),
             )
         )

@@ -14,14 +14,14 @@ import secrets
 import struct
 import time
 from collections.abc import AsyncIterator, Callable
-from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from edgecoder import __version__
-from edgecoder.adapters.web.errors import error_response, sse_error
+from edgecoder.adapters.web.errors import Handler, sse_error
+from edgecoder.adapters.web.errors import guarded as guarded_route
 from edgecoder.adapters.web.generation import admit, collect, server_timing
 from edgecoder.adapters.web.openai_parse import parse_chat, parse_completion, parse_embeddings
 from edgecoder.adapters.web.requests import read_json
@@ -33,7 +33,6 @@ from edgecoder.services import Services
 __all__ = ("openai_routes",)
 
 _FINGERPRINT = f"edgecoder-{__version__}"
-Handler = Callable[[Request], Any]
 
 
 def _usage(usage: Usage) -> dict[str, int]:
@@ -63,15 +62,7 @@ def openai_routes(services: Services) -> list[Route]:
         return {"X-EdgeCoder-Node": services.served_by()}
 
     def guarded(handler: Handler) -> Handler:
-        async def endpoint(request: Request) -> Response:
-            try:
-                response: Response = await handler(request)
-            except EdgeCoderError as exc:
-                response = error_response(exc)
-                response.headers.update(headers())
-            return response
-
-        return endpoint
+        return guarded_route(handler, services.served_by)
 
     async def list_models(request: Request) -> Response:
         models = await services.list_models()

@@ -11,11 +11,10 @@ Refused with a 400 naming the field: ``n`` other than 1, images, malformed messa
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
-from edgecoder.adapters.web.requests import Fields
+from edgecoder.adapters.web.requests import Fields, parse_tool_calls
 from edgecoder.errors import BadRequestError
 from edgecoder.inference.types import (
     ChatMessage,
@@ -23,7 +22,6 @@ from edgecoder.inference.types import (
     CompletionRequest,
     EmbeddingRequest,
     SamplingParams,
-    ToolCall,
     ToolSpec,
 )
 
@@ -83,27 +81,6 @@ def _content_text(content: Any, where: str) -> str:
     return "".join(texts)
 
 
-def _tool_calls(raw: Any, where: str) -> tuple[ToolCall, ...]:
-    if raw is None:
-        return ()
-    if not isinstance(raw, list):
-        raise BadRequestError(f"'{where}' must be an array", where)
-    calls = []
-    for i, call in enumerate(raw):
-        fn = call.get("function") if isinstance(call, dict) else None
-        if not isinstance(fn, dict) or not isinstance(fn.get("name"), str):
-            raise BadRequestError(f"'{where}[{i}].function.name' is required", f"{where}[{i}]")
-        args = fn.get("arguments", "{}")
-        calls.append(
-            ToolCall(
-                id=str(call.get("id", f"call_{i}")),
-                name=fn["name"],
-                arguments=args if isinstance(args, str) else json.dumps(args),
-            )
-        )
-    return tuple(calls)
-
-
 def _messages(raw: list[Any], where: str) -> tuple[ChatMessage, ...]:
     messages = []
     for i, item in enumerate(raw):
@@ -121,7 +98,7 @@ def _messages(raw: list[Any], where: str) -> tuple[ChatMessage, ...]:
             ChatMessage(
                 role=role,  # type: ignore[arg-type]
                 content=_content_text(item.get("content"), f"{at}.content"),
-                tool_calls=_tool_calls(item.get("tool_calls"), f"{at}.tool_calls"),
+                tool_calls=parse_tool_calls(item.get("tool_calls"), f"{at}.tool_calls"),
                 tool_call_id=str(item.get("tool_call_id", "")),
             )
         )

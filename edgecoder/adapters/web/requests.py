@@ -9,8 +9,9 @@ from starlette.requests import Request
 
 from edgecoder.adapters.web.errors import payload_too_large
 from edgecoder.errors import BadRequestError
+from edgecoder.inference.types import ToolCall
 
-__all__ = ("Fields", "read_json")
+__all__ = ("Fields", "parse_tool_calls", "read_json")
 
 
 async def read_json(request: Request, limit: int) -> Fields:
@@ -121,3 +122,28 @@ class Fields:
             f"'{self._name(key)}' must be a string or an array of at most 16 strings",
             self._name(key),
         )
+
+
+def parse_tool_calls(raw: Any, where: str) -> tuple[ToolCall, ...]:
+    """Tool calls in a message's history, in either dialect.
+
+    OpenAI sends ``arguments`` as a JSON string and an ``id``; Ollama sends an object and
+    no id. Both become a :class:`ToolCall` with JSON-text arguments.
+
+    :raises BadRequestError: not an array, or a call without ``function.name``.
+    """
+    if not raw:
+        return ()
+    if not isinstance(raw, list):
+        raise BadRequestError(f"'{where}' must be an array", where)
+    calls = []
+    for i, call in enumerate(raw):
+        fn = call.get("function") if isinstance(call, dict) else None
+        if not isinstance(fn, dict) or not isinstance(fn.get("name"), str):
+            raise BadRequestError(f"'{where}[{i}].function.name' is required", f"{where}[{i}]")
+        args = fn.get("arguments", {})
+        text = args if isinstance(args, str) else json.dumps(args)
+        calls.append(
+            ToolCall(id=str(call.get("id") or f"call_{i}"), name=fn["name"], arguments=text)
+        )
+    return tuple(calls)

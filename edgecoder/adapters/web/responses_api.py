@@ -22,12 +22,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from edgecoder.adapters.web.errors import error_response
+from edgecoder.adapters.web.errors import guarded
 from edgecoder.adapters.web.generation import admit, collect
 from edgecoder.adapters.web.openai_parse import parse_chat
 from edgecoder.adapters.web.requests import read_json
 from edgecoder.adapters.web.streams import heartbeat
-from edgecoder.errors import BadRequestError, EdgeCoderError
+from edgecoder.errors import BadRequestError
 from edgecoder.inference.types import Delta, Usage
 from edgecoder.services import Services
 
@@ -88,23 +88,18 @@ def responses_routes(services: Services) -> list[Route]:
 
     async def create(request: Request) -> Response:
         headers = {"X-EdgeCoder-Node": services.served_by()}
-        try:
-            fields = await read_json(request, limit)
-            if fields.has("previous_response_id"):
-                raise BadRequestError(
-                    "'previous_response_id': this node keeps no response state; "
-                    "send the whole conversation in 'input'",
-                    "previous_response_id",
-                )
-            if not fields.has("input"):
-                raise BadRequestError("'input' is required", "input")
-            parsed = parse_chat(fields)
-            shape = _Shape(parsed.request.model, parsed.request.sampling.max_tokens)
-            stream = await admit(services.chat(parsed.request))
-        except EdgeCoderError as exc:
-            response = error_response(exc)
-            response.headers.update(headers)
-            return response
+        fields = await read_json(request, limit)
+        if fields.has("previous_response_id"):
+            raise BadRequestError(
+                "'previous_response_id': this node keeps no response state; "
+                "send the whole conversation in 'input'",
+                "previous_response_id",
+            )
+        if not fields.has("input"):
+            raise BadRequestError("'input' is required", "input")
+        parsed = parse_chat(fields)
+        shape = _Shape(parsed.request.model, parsed.request.sampling.max_tokens)
+        stream = await admit(services.chat(parsed.request))
         if parsed.stream:
             return StreamingResponse(
                 heartbeat(_events(stream, shape), keepalive),
@@ -119,7 +114,7 @@ def responses_routes(services: Services) -> list[Route]:
         body["output_text"] = done.text
         return JSONResponse(body, headers=headers)
 
-    return [Route("/v1/responses", create, methods=["POST"])]
+    return [Route("/v1/responses", guarded(create, services.served_by), methods=["POST"])]
 
 
 async def _events(stream: AsyncIterator[Delta], shape: _Shape) -> AsyncIterator[bytes]:
