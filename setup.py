@@ -19,7 +19,7 @@ from pathlib import Path
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
-MODULES = ("canonical", "chain", "signing")
+MODULES = ("canonical", "chain", "envelope", "replay", "signing")
 PACKAGE = "edgecoder.speedups._compiled"
 HERE = Path(__file__).parent
 

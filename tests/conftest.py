@@ -18,7 +18,7 @@ ANYIO_BACKENDS = [
     pytest.param(("asyncio", {"use_uvloop": False}), id="asyncio"),
 ]
 
-_CORE_NAMES = ("canonical", "chain", "signing")
+_CORE_NAMES = ("canonical", "chain", "envelope", "replay", "signing")
 
 
 def _implementations() -> list[Any]:
@@ -44,6 +44,8 @@ class Core:
 
     canonical: ModuleType
     chain: ModuleType
+    envelope: ModuleType
+    replay: ModuleType
     signing: ModuleType
 
 

@@ -13,9 +13,17 @@ import os
 from types import ModuleType
 from typing import TYPE_CHECKING
 
-__all__ = ("FALLBACK_REASON", "USING_EXTENSIONS", "canonical", "chain", "signing")
+__all__ = (
+    "FALLBACK_REASON",
+    "USING_EXTENSIONS",
+    "canonical",
+    "chain",
+    "envelope",
+    "replay",
+    "signing",
+)
 
-_NAMES = ("canonical", "chain", "signing")
+_NAMES = ("canonical", "chain", "envelope", "replay", "signing")
 
 
 def _load(kind: str) -> tuple[ModuleType, ...]:
@@ -32,9 +40,9 @@ def _select() -> tuple[tuple[ModuleType, ...], bool, str]:
 
 
 if TYPE_CHECKING:
-    from edgecoder.speedups._pure import canonical, chain, signing
+    from edgecoder.speedups._pure import canonical, chain, envelope, replay, signing
 
     USING_EXTENSIONS: bool
     FALLBACK_REASON: str
 else:
-    (canonical, chain, signing), USING_EXTENSIONS, FALLBACK_REASON = _select()
+    (canonical, chain, envelope, replay, signing), USING_EXTENSIONS, FALLBACK_REASON = _select()

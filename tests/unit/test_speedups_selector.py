@@ -32,7 +32,7 @@ def test_no_extensions_switch_selects_the_pure_core() -> None:
 
 
 def test_twins_export_the_same_names() -> None:
-    for name in ("canonical", "chain", "signing"):
+    for name in ("canonical", "chain", "envelope", "replay", "signing"):
         pure = importlib.import_module(f"edgecoder.speedups._pure.{name}")
         selected = getattr(speedups, name)
         assert tuple(pure.__all__) == tuple(selected.__all__)

@@ -1,0 +1,1 @@
+"""The mesh wire: canonical encoding, request envelopes, signed records, sealed payloads."""
