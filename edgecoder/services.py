@@ -26,6 +26,7 @@ from edgecoder.inference.types import (
     ModelInfo,
 )
 from edgecoder.security.identity import NodeIdentity
+from edgecoder.security.mesh_guard import MeshGuard
 from edgecoder.storage.database import Database
 
 __all__ = ("BackendState", "Services")
@@ -62,6 +63,7 @@ class Services:
         database: Database,
         clock: Clock,
         access: AccessControl,
+        mesh_guard: MeshGuard,
         extensions: bool,
         backend: Backend | None,
         backend_state: BackendState,
@@ -73,6 +75,7 @@ class Services:
         self.database = database
         self.clock = clock
         self.access = access
+        self.mesh_guard = mesh_guard
         self.extensions = extensions
         self.backend = backend
         self.backend_state = backend_state
@@ -101,6 +104,7 @@ class Services:
             "extensions": self.extensions,
             "backend": self.backend_state.as_dict(),
             "listeners": dict(self.listeners),
+            "security": {"refused": self.mesh_guard.audit.counts()},
         }
 
     # -- inference ----------------------------------------------------------------------

@@ -63,6 +63,13 @@ def _http_urls(value: tuple[str, ...]) -> str | None:
     return None
 
 
+def _node_ids(value: tuple[str, ...]) -> str | None:
+    for node_id in value:
+        if len(node_id) != 32 or not set(node_id) <= set("abcdefghijklmnopqrstuvwxyz234567"):
+            return f"has {node_id!r}, which is not a node id (32 characters a-z, 2-7)"
+    return None
+
+
 def _network(value: str) -> str | None:
     ok = 0 < len(value) <= 63 and all(c.isalnum() or c in "-_." for c in value)
     return None if ok else "must be 1-63 letters, digits, '-', '_' or '.'"
@@ -104,6 +111,14 @@ class MeshConfig:
     port: int = field(default=4301, metadata={"check": _port})
     bootstrap: tuple[str, ...] = field(default=(), metadata={"check": _http_urls})
     mdns: bool = True
+    deny: tuple[str, ...] = field(default=(), metadata={"check": _node_ids})
+    skew_ms: int = field(default=30_000, metadata={"check": _positive})
+    max_body_bytes: int = field(default=4 * 1024 * 1024, metadata={"check": _positive})
+    peer_rate_per_s: int = field(default=50, metadata={"check": _positive})
+    peer_burst: int = field(default=100, metadata={"check": _positive})
+    address_rate_per_s: int = field(default=200, metadata={"check": _positive})
+    address_burst: int = field(default=400, metadata={"check": _positive})
+    replay_capacity: int = field(default=200_000, metadata={"check": _positive})
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,12 +25,14 @@ from edgecoder.daemon.backends import start_backend
 from edgecoder.daemon.listeners import EmbeddedServer, bind_listener, describe
 from edgecoder.daemon.sdnotify import Notifier
 from edgecoder.errors import ConfigError, EdgeCoderError
+from edgecoder.security.mesh_guard import MeshGuard
 from edgecoder.services import Services
 from edgecoder.speedups import FALLBACK_REASON, USING_EXTENSIONS
 from edgecoder.storage.database import Database
 from edgecoder.storage.datadir import prepare_data_dir
 from edgecoder.storage.keystore import load_or_create_identity
 from edgecoder.storage.node_meta import register_start
+from edgecoder.storage.replay_state import load_replay_state, save_replay_state
 
 __all__ = ("Agent", "read_passphrase")
 
@@ -112,6 +114,9 @@ class Agent:
         finally:
             if services.backend is not None:
                 await services.backend.close()
+            now = self.clock.now_ms()
+            entries = services.mesh_guard.verifier.replay.snapshot(now)
+            await asyncio.to_thread(save_replay_state, self.config.node.data_dir, entries, now)
             await services.database.close()
 
     async def _open(self, mesh_sock: socket.socket, api_sock: socket.socket) -> Services:
@@ -152,12 +157,20 @@ class Agent:
             rate_per_min=cfg.api.rate_limit_per_min,
             burst=cfg.api.rate_limit_burst,
         )
+        guard = MeshGuard(identity.node_id, cfg.mesh, self.clock)
+        saved = await asyncio.to_thread(load_replay_state, cfg.node.data_dir)
+        if saved is None:
+            guard.verifier.not_before_ms = self.clock.now_ms()
+            log.info("no replay state from a clean stop: refusing requests signed before now")
+        else:
+            guard.verifier.replay.restore(saved, self.clock.now_ms())
         return Services(
             config=cfg,
             identity=identity,
             database=database,
             clock=self.clock,
             access=access,
+            mesh_guard=guard,
             extensions=USING_EXTENSIONS,
             backend=backend,
             backend_state=backend_state,

@@ -63,6 +63,11 @@ class NodeIdentity:
         """The 32-byte private seed; only the key store should read it."""
         return self._seed
 
+    @property
+    def secret_key(self) -> bytes:
+        """The 64-byte libsodium secret key; only signing code should read it."""
+        return self._secret_key
+
     def sign(self, message: bytes) -> bytes:
         """Return the detached Ed25519 signature of ``message`` by this node."""
         return signing.sign(self._secret_key, message)

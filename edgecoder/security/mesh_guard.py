@@ -1,0 +1,86 @@
+"""The mesh listener's gatekeeper: the request verifier plus its audit trail.
+
+Wraps the compiled (or pure) :class:`RequestVerifier` with the node's clock, records every
+refusal in :class:`SecurityAudit`, and says which HTTP status each refusal gets.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from edgecoder.clock import Clock
+from edgecoder.config import MeshConfig
+from edgecoder.security.audit import SecurityAudit
+from edgecoder.speedups import envelope
+
+__all__ = ("HEADERS", "STATUS", "MeshGuard", "PeerHeaders")
+
+HEADERS = (
+    "x-ec-sender",
+    "x-ec-key",
+    "x-ec-timestamp",
+    "x-ec-nonce",
+    "x-ec-body-sha256",
+    "x-ec-recipient",
+    "x-ec-signature",
+)
+"""The envelope headers, in the order :meth:`RequestVerifier.check` takes them."""
+
+STATUS = {"too_large": 413, "rate_limited": 429}
+"""HTTP status of a refusal; every other code is 401."""
+
+
+@dataclass(frozen=True, slots=True)
+class PeerHeaders:
+    """The envelope header values of one request (None where absent)."""
+
+    sender: str | None
+    key: str | None
+    timestamp: str | None
+    nonce: str | None
+    body_sha256: str | None
+    recipient: str | None
+    signature: str | None
+
+
+class MeshGuard:
+    """Checks signed mesh requests against this node's state."""
+
+    def __init__(self, own_node_id: str, config: MeshConfig, clock: Clock) -> None:
+        self.clock = clock
+        self.max_body = config.max_body_bytes
+        self.verifier = envelope.RequestVerifier(
+            own_node_id,
+            skew_ms=config.skew_ms,
+            max_body=config.max_body_bytes,
+            sender_rate=float(config.peer_rate_per_s),
+            sender_burst=float(config.peer_burst),
+            address_rate=float(config.address_rate_per_s),
+            address_burst=float(config.address_burst),
+            replay_capacity=config.replay_capacity,
+        )
+        self.verifier.blacklist.update(config.deny)
+        self.audit = SecurityAudit()
+
+    def check(
+        self, method: str, target: str, headers: PeerHeaders, body: bytes, address: str
+    ) -> str:
+        """ "" when the request is authentic, else its reason code (already audited)."""
+        code: str = self.verifier.check(
+            method,
+            target,
+            headers.sender,
+            headers.key,
+            headers.timestamp,
+            headers.nonce,
+            headers.body_sha256,
+            headers.recipient,
+            headers.signature,
+            body,
+            address,
+            self.clock.now_ms(),
+        )
+        if code:
+            path = target.partition("?")[0]
+            self.audit.refused(code, address, headers.sender, method, path, self.clock.monotonic())
+        return code
