@@ -64,6 +64,7 @@ class AgentProcess:
     """
 
     def __init__(self, workdir: Path, *args: str, env: dict[str, str] | None = None) -> None:
+        workdir.mkdir(parents=True, exist_ok=True)
         self.workdir = workdir
         self.data_dir = workdir / "data"
         self.config_file = workdir / "edgecoder.toml"
