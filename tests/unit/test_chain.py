@@ -61,3 +61,52 @@ def test_both_implementations_build_the_same_chain(
     hashes = _build(pure_core, bodies)
     assert _build(compiled_core, bodies) == hashes
     assert compiled_core.chain.verify(compiled_core.chain.GENESIS, bodies, hashes) == -1
+
+
+def _signed(core: Core, count: int) -> tuple[list[bytes], list[bytes], list[bytes], bytes]:
+    public, secret = core.signing.seed_keypair(bytes(range(32)))
+    bodies = [f"entry {i}".encode() for i in range(count)]
+    hashes = _build(core, bodies)
+    return bodies, hashes, [core.chain.sign_link(secret, h) for h in hashes], public
+
+
+def test_signed_chain_detects_edits_reorders_and_forgeries(core: Core) -> None:
+    bodies, hashes, sigs, public = _signed(core, 30)
+    genesis = core.chain.GENESIS
+    assert core.chain.verify_signed(genesis, bodies, hashes, sigs, public) == -1
+    forged = list(sigs)
+    forged[12] = bytes(64)
+    assert core.chain.verify_signed(genesis, bodies, hashes, forged, public) == 12
+    swapped = list(sigs)
+    swapped[3], swapped[4] = swapped[4], swapped[3]
+    assert core.chain.verify_signed(genesis, bodies, hashes, swapped, public) == 3
+    other, _ = core.signing.seed_keypair(bytes(32))
+    assert core.chain.verify_signed(genesis, bodies, hashes, sigs, other) == 0
+    # Removing an entry breaks the link of the one after it.
+    del bodies[7], hashes[7], sigs[7]
+    assert core.chain.verify_signed(genesis, bodies, hashes, sigs, public) == 7
+
+
+def test_signed_chain_bad_arguments(core: Core) -> None:
+    bodies, hashes, sigs, public = _signed(core, 2)
+    with pytest.raises(ValueError, match="differ in length"):
+        core.chain.verify_signed(core.chain.GENESIS, bodies, hashes, sigs[:1], public)
+    with pytest.raises(ValueError):
+        core.chain.verify_signed(core.chain.GENESIS, bodies, hashes, [b"x", b"y"], public)
+    with pytest.raises(TypeError):
+        core.chain.verify_signed(core.chain.GENESIS, bodies, hashes, sigs, "key")
+
+
+def test_signed_chains_agree(pure_core: Core, compiled_core: Core) -> None:
+    bodies, hashes, sigs, public = _signed(pure_core, 25)
+    _, secret = pure_core.signing.seed_keypair(bytes(range(32)))
+    assert [compiled_core.chain.sign_link(secret, h) for h in hashes] == sigs
+    for index in (None, 0, 9, 24):
+        tampered = list(sigs)
+        if index is not None:
+            tampered[index] = bytes(64)
+        assert compiled_core.chain.verify_signed(
+            compiled_core.chain.GENESIS, bodies, hashes, tampered, public
+        ) == pure_core.chain.verify_signed(
+            pure_core.chain.GENESIS, bodies, hashes, tampered, public
+        )
