@@ -91,7 +91,7 @@ def test_signed_chain_bad_arguments(core: Core) -> None:
     bodies, hashes, sigs, public = _signed(core, 2)
     with pytest.raises(ValueError, match="differ in length"):
         core.chain.verify_signed(core.chain.GENESIS, bodies, hashes, sigs[:1], public)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="64 bytes"):
         core.chain.verify_signed(core.chain.GENESIS, bodies, hashes, [b"x", b"y"], public)
     with pytest.raises(TypeError):
         core.chain.verify_signed(core.chain.GENESIS, bodies, hashes, sigs, "key")
