@@ -126,4 +126,3 @@ def verify_signed(
         except nacl.exceptions.BadSignatureError:
             return index
     return bad
-
