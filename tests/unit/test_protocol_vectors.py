@@ -14,11 +14,14 @@ from typing import Any
 import pytest
 
 from edgecoder.security.identity import NodeIdentity
+from edgecoder.security.payloads import open_sealed, seal, x25519_public
 from tests.conftest import Core
 
 VECTORS = Path(__file__).resolve().parents[2] / "docs" / "protocol-vectors.json"
 TEST_SEED = bytes(range(32))
 PEER_SEED = bytes(range(32, 64))
+EPHEMERAL = bytes(range(64, 96))
+NONCE = bytes([0x42]) * 24
 CANONICAL_CASES: list[Any] = [
     {},
     {"b": 1, "a": [True, False, None], "c": "x"},
@@ -49,7 +52,20 @@ def compute(core: Any) -> dict[str, Any]:
         "POST", "/mesh/ping?probe=1", headers["x-ec-sender"], peer.node_id, 1_800_000_000_000,
         headers["x-ec-nonce"], headers["x-ec-body-sha256"],
     )  # fmt: skip
+    plaintext = b'{"prompt":"hello"}'
+    sealed = seal(peer.public_key, "task-0001", plaintext, ephemeral_secret=EPHEMERAL,
+                  nonce=NONCE)  # fmt: skip
+    assert open_sealed(peer, "task-0001", sealed) == plaintext
     return {
+        "sealed_payload": {
+            "recipient_seed": PEER_SEED.hex(),
+            "recipient_x25519_public": x25519_public(peer.public_key).hex(),
+            "task_id": "task-0001",
+            "plaintext_utf8": plaintext.decode(),
+            "ephemeral_secret": EPHEMERAL.hex(),
+            "nonce": NONCE.hex(),
+            "sealed": sealed.hex(),
+        },
         "test_key": {
             "seed": TEST_SEED.hex(),
             "public_key": public.hex(),
@@ -70,7 +86,7 @@ def compute(core: Any) -> dict[str, Any]:
 def test_published_vectors_match(core: Core) -> None:
     published = json.loads(VECTORS.read_text())
     computed = compute(core)
-    for section in ("test_key", "canonical", "request"):
+    for section in ("test_key", "canonical", "request", "sealed_payload"):
         assert computed[section] == published[section], section
 
 
