@@ -28,13 +28,16 @@ __all__ = (
     "RecordError",
     "RecordStore",
     "SignedRecord",
+    "check_authorship",
     "parse_record",
     "sign_record",
     "verify_record",
 )
 
 DOMAIN = b"edgecoder-record-v1\x00"
-KINDS = frozenset({"peer", "advert", "blacklist", "ledger_head", "ledger_entry", "key_rotation"})
+KINDS = frozenset(
+    {"peer", "advert", "blacklist", "chain_head", "ledger_head", "ledger_entry", "key_rotation"}
+)
 MAX_TTL_MS = 7 * 24 * 3600 * 1000
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 _HEX128 = re.compile(r"[0-9a-f]{128}")
@@ -133,13 +136,10 @@ def parse_record(wire: object) -> SignedRecord:
     return record
 
 
-def verify_record(
-    record: SignedRecord, now_ms: int, *, skew_ms: int = 30_000, max_ttl_ms: int = MAX_TTL_MS
-) -> None:
-    """Check a record's authorship, signature and lifetime, whoever relayed it.
+def check_authorship(record: SignedRecord) -> None:
+    """Check only that the author's key signed this record (no lifetime check: for audits).
 
-    :raises RecordError: ``bad_key`` (the key is not the author's), ``bad_signature``,
-        ``ttl_too_long``, ``future`` (issued beyond the clock skew) or ``expired``.
+    :raises RecordError: ``bad_key`` or ``bad_signature``.
     """
     key = bytes.fromhex(record.key)
     if envelope.node_id_of(key) != record.author:
@@ -150,6 +150,17 @@ def verify_record(
         raise RecordError("bad_shape", str(exc)) from None
     if not signing.verify(key, message, bytes.fromhex(record.sig)):
         raise RecordError("bad_signature", "the author's signature does not verify")
+
+
+def verify_record(
+    record: SignedRecord, now_ms: int, *, skew_ms: int = 30_000, max_ttl_ms: int = MAX_TTL_MS
+) -> None:
+    """Check a record's authorship, signature and lifetime, whoever relayed it.
+
+    :raises RecordError: ``bad_key`` (the key is not the author's), ``bad_signature``,
+        ``ttl_too_long``, ``future`` (issued beyond the clock skew) or ``expired``.
+    """
+    check_authorship(record)
     if record.ttl_ms > max_ttl_ms:
         raise RecordError("ttl_too_long", f"ttl {record.ttl_ms} ms exceeds {max_ttl_ms} ms")
     if record.issued_ms > now_ms + skew_ms:
