@@ -1,0 +1,100 @@
+"""Fuzzing every parser with hypothesis: arbitrary input ends in a result or a documented error."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from edgecoder.adapters.web import ollama_parse, openai_parse
+from edgecoder.adapters.web.requests import Fields
+from edgecoder.errors import BadRequestError
+from edgecoder.security.blacklist import BlacklistError, verify_evidence
+from edgecoder.wire.canonical import DecodeError, decode
+from edgecoder.wire.records import RecordError, parse_record
+from tests.conftest import Core
+
+FUZZ = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+json_like = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4)
+    ),
+    max_leaves=20,
+)
+bodies = st.dictionaries(
+    st.sampled_from(["model", "messages", "input", "prompt", "suffix", "stream", "max_tokens",
+                     "temperature", "top_p", "stop", "seed", "n", "tools", "tool_choice",
+                     "stream_options", "options", "instructions", "encoding_format", "raw",
+                     "system", "images", "name"]),
+    json_like,
+    max_size=8,
+)  # fmt: skip
+
+
+@FUZZ
+@given(st.binary(max_size=300))
+def test_canonical_decode_bytes(data: bytes) -> None:
+    try:
+        decode(data)
+    except DecodeError as exc:
+        assert exc.code in {"oversize", "utf8", "json", "duplicate_key", "float",
+                            "integer_range", "depth", "not_canonical"}  # fmt: skip
+
+
+@FUZZ
+@given(json_like)
+def test_canonical_decode_json_text(value: Any) -> None:
+    try:
+        decode(json.dumps(value).encode())
+    except DecodeError:
+        pass
+
+
+@FUZZ
+@given(bodies)
+def test_openai_and_ollama_bodies(body: dict[str, Any]) -> None:
+    for parse in (openai_parse.parse_chat, openai_parse.parse_completion,
+                  openai_parse.parse_embeddings, ollama_parse.parse_chat,
+                  ollama_parse.parse_generate, ollama_parse.parse_embed):  # fmt: skip
+        try:
+            parse(Fields(body))
+        except BadRequestError:
+            pass
+
+
+@FUZZ
+@given(st.dictionaries(st.sampled_from(["kind", "author", "key", "seq", "issued_ms", "ttl_ms",
+                                        "body", "sig"]), json_like))  # fmt: skip
+def test_records(wire: dict[str, Any]) -> None:
+    try:
+        parse_record(wire)
+    except RecordError:
+        pass
+
+
+@FUZZ
+@given(st.text(max_size=40), json_like)
+def test_blacklist_evidence(accused: str, evidence: Any) -> None:
+    try:
+        verify_evidence(accused, evidence)
+    except BlacklistError:
+        pass
+
+
+header = st.one_of(st.none(), st.text(max_size=140), st.text("0123456789abcdef", min_size=32,
+                                                              max_size=128))  # fmt: skip
+
+
+@FUZZ
+@given(st.tuples(header, header, header, header, header, header, header), st.binary(max_size=64))
+def test_request_envelopes(core: Core, headers: tuple[Any, ...], body: bytes) -> None:
+    verifier = core.envelope.RequestVerifier(
+        "a" * 32, skew_ms=30_000, max_body=1024, sender_rate=10.0, sender_burst=10.0,
+        address_rate=10.0, address_burst=10.0, replay_capacity=100,
+    )  # fmt: skip
+    code = verifier.check("POST", "/mesh/ping", *headers, body, "10.0.0.1", 1_800_000_000_000)
+    assert code in core.envelope.CODES
