@@ -10,6 +10,9 @@ GIL.
 import base64
 import secrets
 
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
+from libc.string cimport memcmp, memcpy
+
 from edgecoder.speedups._compiled.replay import ReplayCache
 
 from sodium cimport (
@@ -38,6 +41,7 @@ CODES = (
 )
 
 cdef bytes _NODE_ID_DOMAIN = b"edgecoder/node-id/v1\x00"
+cdef bytes _DOMAIN = DOMAIN
 cdef bytes _HEXDIGITS = b"0123456789abcdef"
 
 if sodium_init() < 0:
@@ -74,6 +78,35 @@ cdef inline bint _is_timestamp(str text):
     return True
 
 
+cdef inline unsigned char _nibble(Py_UCS4 ch) noexcept:
+    cdef int code = <int>ch  # arithmetic on Py_UCS4 itself would make a str
+    return <unsigned char>(code - 48 if code <= 57 else code - 87)
+
+
+cdef inline void _unhex(str text, unsigned char *out, Py_ssize_t n):
+    """Decode ``2n`` lowercase hex digits already checked by :func:`_is_hex`."""
+    cdef Py_ssize_t i
+    cdef Py_UCS4 hi, lo
+    for i in range(n):
+        hi = text[2 * i]
+        lo = text[2 * i + 1]
+        out[i] = (_nibble(hi) << 4) | _nibble(lo)
+
+
+cdef inline Py_ssize_t _put_ascii(char *buf, Py_ssize_t pos, str text):
+    """Copy a string already checked to be ASCII; returns the new position."""
+    cdef Py_UCS4 ch
+    for ch in text:
+        buf[pos] = <char>ch
+        pos += 1
+    return pos
+
+
+cdef class _Bucket:
+    cdef double tokens
+    cdef double stamp
+
+
 cdef bytes _sha256(const unsigned char *data, Py_ssize_t length):
     cdef unsigned char out[32]
     cdef crypto_hash_sha256_state state
@@ -82,10 +115,6 @@ cdef bytes _sha256(const unsigned char *data, Py_ssize_t length):
         crypto_hash_sha256_update(&state, data, length)
         crypto_hash_sha256_final(&state, out)
     return out[:32]
-
-
-cdef str _hex(bytes raw):
-    return raw.hex()
 
 
 def node_id_of(public_key):
@@ -164,18 +193,25 @@ cdef class RequestVerifier:
     cdef bint _take(self, str key, double rate, double burst, long long now_ms):
         cdef double now = now_ms / 1000.0
         cdef double tokens
-        bucket = self._buckets.get(key)
-        if bucket is None:
+        cdef _Bucket bucket
+        found = self._buckets.get(key)
+        if found is None:
             if len(self._buckets) >= self._max_buckets:
                 self._buckets.clear()
-            self._buckets[key] = [burst - 1.0, now]
+            bucket = _Bucket.__new__(_Bucket)
+            bucket.tokens = burst - 1.0
+            bucket.stamp = now
+            self._buckets[key] = bucket
             return True
-        tokens = min(burst, <double>bucket[0] + (now - <double>bucket[1]) * rate)
-        bucket[1] = now
+        bucket = <_Bucket>found
+        tokens = bucket.tokens + (now - bucket.stamp) * rate
+        if tokens > burst:
+            tokens = burst
+        bucket.stamp = now
         if tokens >= 1.0:
-            bucket[0] = tokens - 1.0
+            bucket.tokens = tokens - 1.0
             return True
-        bucket[0] = tokens
+        bucket.tokens = tokens
         return False
 
     def check(self, str method, str target, sender, key, timestamp, nonce, body_sha256,
@@ -205,27 +241,60 @@ cdef class RequestVerifier:
             return "rate_limited"
         if self.replay.seen(sender, nonce):
             return "replay"
-        cdef bytes key_raw = bytes.fromhex(key)
         known = self._key_ids.get(key)
         if known is None:
-            known = node_id_of(key_raw)
+            known = node_id_of(bytes.fromhex(key))
             if len(self._key_ids) >= self._max_buckets:
                 self._key_ids.clear()
             self._key_ids[key] = known
         if known != sender:
             return "bad_key"
-        if _sha256(body, len(body)).hex() != body_sha256:
+        cdef unsigned char digest[32]
+        cdef unsigned char claimed[32]
+        cdef unsigned char key_raw[32]
+        cdef unsigned char sig_raw[64]
+        cdef const unsigned char *body_p = body
+        cdef Py_ssize_t body_len = len(body)
+        cdef crypto_hash_sha256_state state
+        with nogil:
+            crypto_hash_sha256_init(&state)
+            crypto_hash_sha256_update(&state, body_p, body_len)
+            crypto_hash_sha256_final(&state, digest)
+        _unhex(body_sha256, claimed, 32)
+        if memcmp(digest, claimed, 32) != 0:
             return "body_hash"
-        cdef bytes message = signing_bytes(method, target, sender, recipient, stamp, nonce,
-                                           body_sha256)
-        cdef bytes sig_raw = bytes.fromhex(signature)
-        cdef const unsigned char *sp = sig_raw
-        cdef const unsigned char *mp = message
-        cdef const unsigned char *kp = key_raw
-        cdef unsigned long long mlen = len(message)
+        # The signing string, built in place: DOMAIN + seven fields joined by newlines.
+        cdef bytes method_b = method.encode("utf-8")
+        cdef bytes target_b = target.encode("utf-8")
+        cdef str stamp_text = <str>timestamp
+        cdef Py_ssize_t total = (len(_DOMAIN) + len(method_b) + len(target_b) + 32 + 32
+                                 + len(stamp_text) + 32 + 64 + 6)
+        cdef bytes message = PyBytes_FromStringAndSize(NULL, total)
+        cdef char *buf = PyBytes_AS_STRING(message)
+        cdef Py_ssize_t pos = len(_DOMAIN)
+        memcpy(buf, <char *>_DOMAIN, pos)
+        memcpy(buf + pos, <char *>method_b, len(method_b))
+        pos += len(method_b)
+        buf[pos] = 10
+        pos += 1
+        memcpy(buf + pos, <char *>target_b, len(target_b))
+        pos += len(target_b)
+        buf[pos] = 10
+        pos = _put_ascii(buf, pos + 1, <str>sender)
+        buf[pos] = 10
+        pos = _put_ascii(buf, pos + 1, <str>recipient)
+        buf[pos] = 10
+        pos = _put_ascii(buf, pos + 1, stamp_text)
+        buf[pos] = 10
+        pos = _put_ascii(buf, pos + 1, <str>nonce)
+        buf[pos] = 10
+        pos = _put_ascii(buf, pos + 1, <str>body_sha256)
+        _unhex(key, key_raw, 32)
+        _unhex(signature, sig_raw, 64)
+        cdef const unsigned char *mp = <const unsigned char *>buf
         cdef int rc
         with nogil:
-            rc = crypto_sign_verify_detached(sp, mp, mlen, kp)
+            rc = crypto_sign_verify_detached(sig_raw, mp, total, key_raw)
         if rc != 0:
             return "bad_signature"
         try:

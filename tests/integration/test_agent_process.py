@@ -45,9 +45,9 @@ def test_serves_health_on_both_listeners_and_stops_cleanly(tmp_path: Path, loop:
         # Without a key the client listener refuses everything but /healthz, before routing.
         status, body = agent.get(f"{agent.api_url}/mesh/ping")
         assert (status, body["error"]["code"]) == (401, "invalid_api_key")
-        # The mesh listener has no client route.
+        # The mesh listener refuses anything unsigned before routing, client routes included.
         status, body = agent.get(f"{agent.mesh_url}/v1/models")
-        assert (status, body["error"]["code"]) == (404, "not_found")
+        assert (status, body["error"]["code"]) == (401, "missing_header")
     finally:
         code, err = agent.stop(signal.SIGTERM)
     assert code == 0, err
