@@ -81,7 +81,7 @@ def _extensions() -> list[Extension]:
         return list(
             cythonize(
                 extensions,
-                include_path=[str(HERE / "_speedups")],
+                include_path=[str(HERE / "_speedups"), str(HERE)],
                 compiler_directives={"language_level": "3", "linetrace": trace},
                 quiet=True,
             )

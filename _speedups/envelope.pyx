@@ -13,7 +13,7 @@ import secrets
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
 from libc.string cimport memcmp, memcpy
 
-from edgecoder.speedups._compiled.replay import ReplayCache
+from edgecoder.speedups._compiled.replay cimport ReplayCache
 
 from sodium cimport (
     crypto_hash_sha256_final,
@@ -165,7 +165,7 @@ cdef class RequestVerifier:
     cdef public long long skew_ms
     cdef public Py_ssize_t max_body
     cdef public double sender_rate, sender_burst, address_rate, address_burst
-    cdef public object replay
+    cdef public ReplayCache replay
     cdef public set blacklist
     cdef public long long not_before_ms
     cdef Py_ssize_t _max_buckets
@@ -239,7 +239,8 @@ cdef class RequestVerifier:
             return "rate_limited"
         if not self._take(sender + "@" + address, self.sender_rate, self.sender_burst, now_ms):
             return "rate_limited"
-        if self.replay.seen(sender, nonce):
+        cdef str replay_key = sender + ":" + nonce
+        if replay_key in self.replay._entries:
             return "replay"
         known = self._key_ids.get(key)
         if known is None:
@@ -297,9 +298,9 @@ cdef class RequestVerifier:
             rc = crypto_sign_verify_detached(sig_raw, mp, total, key_raw)
         if rc != 0:
             return "bad_signature"
-        try:
-            if not self.replay.add(sender, nonce, stamp, now_ms):
-                return "replay"
-        except OverflowError:
+        cdef int added = self.replay.insert(replay_key, stamp, now_ms)
+        if added == 0:
+            return "replay"
+        if added < 0:
             return "rate_limited"
         return ""

@@ -11,15 +11,7 @@ __all__ = ("ReplayCache",)
 
 
 cdef class ReplayCache:
-    """Bounded set of recently accepted (sender, nonce) pairs."""
-
-    cdef readonly Py_ssize_t capacity
-    cdef readonly long long window_ms
-    cdef dict _entries
-    cdef list _keys
-    cdef long long *_expiry
-    cdef Py_ssize_t _head
-    cdef Py_ssize_t _count
+    """Bounded set of recently accepted (sender, nonce) pairs (fields in replay.pxd)."""
 
     def __cinit__(self, Py_ssize_t capacity, long long window_ms):
         if capacity < 1 or window_ms < 1:
@@ -65,17 +57,23 @@ cdef class ReplayCache:
         self._count += 1
         self._entries[key] = expires
 
-    def add(self, str sender, str nonce, long long timestamp_ms, long long now_ms):
-        """Record an accepted pair; False if it is already there (a replay)."""
-        cdef str key = sender + ":" + nonce
+    cdef int insert(self, str key, long long timestamp_ms, long long now_ms) except -2:
+        """C-level add: 1 added, 0 already there, -1 full of unexpired entries."""
         if key in self._entries:
-            return False
+            return 0
         if self._count >= self.capacity:
             self._expire(now_ms)
             if self._count >= self.capacity:
-                raise OverflowError("replay cache full of unexpired entries")
+                return -1
         self._push(key, timestamp_ms + self.window_ms)
-        return True
+        return 1
+
+    def add(self, str sender, str nonce, long long timestamp_ms, long long now_ms):
+        """Record an accepted pair; False if it is already there (a replay)."""
+        cdef int added = self.insert(sender + ":" + nonce, timestamp_ms, now_ms)
+        if added < 0:
+            raise OverflowError("replay cache full of unexpired entries")
+        return added == 1
 
     def snapshot(self, long long now_ms):
         """The unexpired entries as ``(key, expires_ms)``, oldest first, for persisting."""
