@@ -8,11 +8,9 @@ an id belongs to the key that signs for it.
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import secrets
 
-from edgecoder.speedups import signing
+from edgecoder.speedups import envelope, signing
 
 __all__ = ("NODE_ID_DOMAIN", "NodeIdentity", "derive_node_id", "is_node_id")
 
@@ -28,8 +26,8 @@ def derive_node_id(public_key: bytes) -> str:
     """
     if len(public_key) != signing.PUBLIC_KEY_BYTES:
         raise ValueError(f"public key must be {signing.PUBLIC_KEY_BYTES} bytes")
-    digest = hashlib.sha256(NODE_ID_DOMAIN + public_key).digest()[:20]
-    return base64.b32encode(digest).decode("ascii").lower()
+    node_id: str = envelope.node_id_of(public_key)
+    return node_id
 
 
 def is_node_id(text: str) -> bool:
