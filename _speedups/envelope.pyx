@@ -13,6 +13,9 @@ import secrets
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
 from libc.string cimport memcmp, memcpy
 
+cdef extern from "Python.h":
+    const char *PyUnicode_AsUTF8AndSize(object text, Py_ssize_t *size) except NULL
+
 from edgecoder.speedups._compiled.replay cimport ReplayCache
 
 from sodium cimport (
@@ -48,63 +51,75 @@ if sodium_init() < 0:
     raise ImportError("libsodium failed to initialise")
 
 
-cdef inline bint _is_hex(str text, Py_ssize_t length):
-    cdef Py_UCS4 ch
-    if len(text) != length:
-        return False
-    for ch in text:
-        if not ((ch >= 48 and ch <= 57) or (ch >= 97 and ch <= 102)):
-            return False
-    return True
+cdef inline int _hexval(char c) noexcept nogil:
+    if c >= 48 and c <= 57:
+        return c - 48
+    if c >= 97 and c <= 102:
+        return c - 87
+    return -1
 
 
-cdef inline bint _is_node_id(str text):
-    cdef Py_UCS4 ch
-    if len(text) != 32:
-        return False
-    for ch in text:
-        if not ((ch >= 97 and ch <= 122) or (ch >= 50 and ch <= 55)):
-            return False
-    return True
-
-
-cdef inline bint _is_timestamp(str text):
-    cdef Py_UCS4 ch
-    if len(text) == 0 or len(text) > 15:
-        return False
-    for ch in text:
-        if ch < 48 or ch > 57:
-            return False
-    return True
-
-
-cdef inline unsigned char _nibble(Py_UCS4 ch) noexcept:
-    cdef int code = <int>ch  # arithmetic on Py_UCS4 itself would make a str
-    return <unsigned char>(code - 48 if code <= 57 else code - 87)
-
-
-cdef inline void _unhex(str text, unsigned char *out, Py_ssize_t n):
-    """Decode ``2n`` lowercase hex digits already checked by :func:`_is_hex`."""
+cdef inline bint _decode_hex(const char *text, Py_ssize_t length, Py_ssize_t n,
+                             unsigned char *out) noexcept nogil:
+    """Exactly ``2n`` lowercase hex digits into ``out``; False if anything else."""
     cdef Py_ssize_t i
-    cdef Py_UCS4 hi, lo
+    cdef int hi, lo
+    if length != 2 * n:
+        return False
     for i in range(n):
-        hi = text[2 * i]
-        lo = text[2 * i + 1]
-        out[i] = (_nibble(hi) << 4) | _nibble(lo)
+        hi = _hexval(text[2 * i])
+        lo = _hexval(text[2 * i + 1])
+        if hi < 0 or lo < 0:
+            return False
+        out[i] = <unsigned char>((hi << 4) | lo)
+    return True
 
 
-cdef inline Py_ssize_t _put_ascii(char *buf, Py_ssize_t pos, str text):
-    """Copy a string already checked to be ASCII; returns the new position."""
-    cdef Py_UCS4 ch
-    for ch in text:
-        buf[pos] = <char>ch
-        pos += 1
-    return pos
+cdef inline bint _node_id_chars(const char *text, Py_ssize_t length) noexcept nogil:
+    cdef Py_ssize_t i
+    cdef char c
+    if length != 32:
+        return False
+    for i in range(32):
+        c = text[i]
+        if not ((c >= 97 and c <= 122) or (c >= 50 and c <= 55)):
+            return False
+    return True
+
+
+cdef inline bint _parse_digits(const char *text, Py_ssize_t length,
+                               long long *value) noexcept nogil:
+    cdef Py_ssize_t i
+    cdef long long total = 0
+    if length == 0 or length > 15:
+        return False
+    for i in range(length):
+        if text[i] < 48 or text[i] > 57:
+            return False
+        total = total * 10 + (text[i] - 48)
+    value[0] = total
+    return True
 
 
 cdef class _Bucket:
     cdef double tokens
     cdef double stamp
+
+    cdef bint take(self, double rate, double burst, double now):
+        cdef double tokens = self.tokens + (now - self.stamp) * rate
+        if tokens > burst:
+            tokens = burst
+        self.stamp = now
+        if tokens >= 1.0:
+            self.tokens = tokens - 1.0
+            return True
+        self.tokens = tokens
+        return False
+
+
+cdef class _Address(_Bucket):
+    """A source address's bucket, and the buckets of the senders seen from it."""
+    cdef dict senders
 
 
 cdef bytes _sha256(const unsigned char *data, Py_ssize_t length):
@@ -169,8 +184,9 @@ cdef class RequestVerifier:
     cdef public set blacklist
     cdef public long long not_before_ms
     cdef Py_ssize_t _max_buckets
-    cdef dict _buckets
+    cdef dict _addresses
     cdef dict _key_ids
+    cdef bytes _own
 
     def __init__(self, str own_node_id, *, long long skew_ms, Py_ssize_t max_body,
                  double sender_rate, double sender_burst, double address_rate,
@@ -187,115 +203,133 @@ cdef class RequestVerifier:
         self.blacklist = set()
         self.not_before_ms = 0
         self._max_buckets = max_buckets
-        self._buckets = {}
+        self._addresses = {}
         self._key_ids = {}
 
-    cdef bint _take(self, str key, double rate, double burst, long long now_ms):
-        cdef double now = now_ms / 1000.0
-        cdef double tokens
+    cdef bint _take(self, str address, str sender, double now):
+        cdef _Address place
         cdef _Bucket bucket
-        found = self._buckets.get(key)
+        found = self._addresses.get(address)
         if found is None:
-            if len(self._buckets) >= self._max_buckets:
-                self._buckets.clear()
+            if len(self._addresses) >= self._max_buckets:
+                self._addresses.clear()
+            place = _Address.__new__(_Address)
+            place.tokens = self.address_burst
+            place.stamp = now
+            place.senders = {}
+            self._addresses[address] = place
+        else:
+            place = <_Address>found
+        if not place.take(self.address_rate, self.address_burst, now):
+            return False
+        found = place.senders.get(sender)
+        if found is None:
+            if len(place.senders) >= self._max_buckets:
+                place.senders.clear()
             bucket = _Bucket.__new__(_Bucket)
-            bucket.tokens = burst - 1.0
+            bucket.tokens = self.sender_burst
             bucket.stamp = now
-            self._buckets[key] = bucket
-            return True
-        bucket = <_Bucket>found
-        tokens = bucket.tokens + (now - bucket.stamp) * rate
-        if tokens > burst:
-            tokens = burst
-        bucket.stamp = now
-        if tokens >= 1.0:
-            bucket.tokens = tokens - 1.0
-            return True
-        bucket.tokens = tokens
-        return False
+            place.senders[sender] = bucket
+        else:
+            bucket = <_Bucket>found
+        return bucket.take(self.sender_rate, self.sender_burst, now)
 
     def check(self, str method, str target, sender, key, timestamp, nonce, body_sha256,
               recipient, signature, bytes body, str address, long long now_ms):
         """Check one request; returns "" when it is authentic, else its reason code."""
-        if len(body) > self.max_body:
+        cdef Py_ssize_t body_len = len(body)
+        if body_len > self.max_body:
             return "too_large"
         if (sender is None or key is None or timestamp is None or nonce is None
                 or body_sha256 is None or recipient is None or signature is None):
             return "missing_header"
-        if not (_is_node_id(sender) and _is_hex(key, 64) and _is_hex(nonce, 32)
-                and _is_hex(body_sha256, 64) and _is_hex(signature, 128)
-                and _is_timestamp(timestamp)):
+        cdef Py_ssize_t sender_n, key_n, stamp_n, nonce_n, sha_n, recipient_n, sig_n
+        cdef const char *sender_p = PyUnicode_AsUTF8AndSize(sender, &sender_n)
+        cdef const char *key_p = PyUnicode_AsUTF8AndSize(key, &key_n)
+        cdef const char *stamp_p = PyUnicode_AsUTF8AndSize(timestamp, &stamp_n)
+        cdef const char *nonce_p = PyUnicode_AsUTF8AndSize(nonce, &nonce_n)
+        cdef const char *sha_p = PyUnicode_AsUTF8AndSize(body_sha256, &sha_n)
+        cdef const char *recipient_p = PyUnicode_AsUTF8AndSize(recipient, &recipient_n)
+        cdef const char *sig_p = PyUnicode_AsUTF8AndSize(signature, &sig_n)
+        cdef unsigned char key_raw[32]
+        cdef unsigned char nonce_raw[16]
+        cdef unsigned char claimed[32]
+        cdef unsigned char sig_raw[64]
+        cdef long long stamp = 0
+        if not (_node_id_chars(sender_p, sender_n) and _decode_hex(key_p, key_n, 32, key_raw)
+                and _decode_hex(nonce_p, nonce_n, 16, nonce_raw)
+                and _decode_hex(sha_p, sha_n, 32, claimed)
+                and _decode_hex(sig_p, sig_n, 64, sig_raw)
+                and _parse_digits(stamp_p, stamp_n, &stamp)):
             return "bad_header"
         if recipient != self.own_node_id:
             return "wrong_recipient"
-        cdef long long stamp = int(timestamp)
         if stamp < now_ms - self.skew_ms or stamp > now_ms + self.skew_ms:
             return "skew"
         if stamp < self.not_before_ms:
             return "replay"
         if sender in self.blacklist:
             return "blacklisted"
-        if not self._take(address, self.address_rate, self.address_burst, now_ms):
+        if not self._take(address, <str>sender, now_ms / 1000.0):
             return "rate_limited"
-        if not self._take(sender + "@" + address, self.sender_rate, self.sender_burst, now_ms):
-            return "rate_limited"
-        cdef str replay_key = sender + ":" + nonce
+        cdef str replay_key = (<str>sender) + ":" + (<str>nonce)
         if replay_key in self.replay._entries:
             return "replay"
         known = self._key_ids.get(key)
         if known is None:
-            known = node_id_of(bytes.fromhex(key))
+            known = node_id_of(bytes(key_raw[:32]))
             if len(self._key_ids) >= self._max_buckets:
                 self._key_ids.clear()
             self._key_ids[key] = known
         if known != sender:
             return "bad_key"
         cdef unsigned char digest[32]
-        cdef unsigned char claimed[32]
-        cdef unsigned char key_raw[32]
-        cdef unsigned char sig_raw[64]
         cdef const unsigned char *body_p = body
-        cdef Py_ssize_t body_len = len(body)
         cdef crypto_hash_sha256_state state
         with nogil:
             crypto_hash_sha256_init(&state)
             crypto_hash_sha256_update(&state, body_p, body_len)
             crypto_hash_sha256_final(&state, digest)
-        _unhex(body_sha256, claimed, 32)
         if memcmp(digest, claimed, 32) != 0:
             return "body_hash"
-        # The signing string, built in place: DOMAIN + seven fields joined by newlines.
-        cdef bytes method_b = method.encode("utf-8")
-        cdef bytes target_b = target.encode("utf-8")
-        cdef str stamp_text = <str>timestamp
-        cdef Py_ssize_t total = (len(_DOMAIN) + len(method_b) + len(target_b) + 32 + 32
-                                 + len(stamp_text) + 32 + 64 + 6)
-        cdef bytes message = PyBytes_FromStringAndSize(NULL, total)
-        cdef char *buf = PyBytes_AS_STRING(message)
-        cdef Py_ssize_t pos = len(_DOMAIN)
-        memcpy(buf, <char *>_DOMAIN, pos)
-        memcpy(buf + pos, <char *>method_b, len(method_b))
-        pos += len(method_b)
+        # The signing string, built in place: DOMAIN then seven fields joined by newlines.
+        cdef Py_ssize_t method_n, target_n
+        cdef const char *method_p = PyUnicode_AsUTF8AndSize(method, &method_n)
+        cdef const char *target_p = PyUnicode_AsUTF8AndSize(target, &target_n)
+        cdef Py_ssize_t domain_n = len(_DOMAIN)
+        cdef Py_ssize_t total = (domain_n + method_n + target_n + sender_n + recipient_n
+                                 + stamp_n + nonce_n + sha_n + 6)
+        cdef char small[1024]
+        cdef char *buf = small
+        cdef bytes spill = None
+        if total > 1024:
+            spill = PyBytes_FromStringAndSize(NULL, total)
+            buf = PyBytes_AS_STRING(spill)
+        cdef Py_ssize_t pos = 0
+        memcpy(buf, <char *>_DOMAIN, domain_n)
+        pos = domain_n
+        memcpy(buf + pos, method_p, method_n)
+        pos += method_n
         buf[pos] = 10
-        pos += 1
-        memcpy(buf + pos, <char *>target_b, len(target_b))
-        pos += len(target_b)
+        memcpy(buf + pos + 1, target_p, target_n)
+        pos += 1 + target_n
         buf[pos] = 10
-        pos = _put_ascii(buf, pos + 1, <str>sender)
+        memcpy(buf + pos + 1, sender_p, sender_n)
+        pos += 1 + sender_n
         buf[pos] = 10
-        pos = _put_ascii(buf, pos + 1, <str>recipient)
+        memcpy(buf + pos + 1, recipient_p, recipient_n)
+        pos += 1 + recipient_n
         buf[pos] = 10
-        pos = _put_ascii(buf, pos + 1, stamp_text)
+        memcpy(buf + pos + 1, stamp_p, stamp_n)
+        pos += 1 + stamp_n
         buf[pos] = 10
-        pos = _put_ascii(buf, pos + 1, <str>nonce)
+        memcpy(buf + pos + 1, nonce_p, nonce_n)
+        pos += 1 + nonce_n
         buf[pos] = 10
-        pos = _put_ascii(buf, pos + 1, <str>body_sha256)
-        _unhex(key, key_raw, 32)
-        _unhex(signature, sig_raw, 64)
-        cdef const unsigned char *mp = <const unsigned char *>buf
+        memcpy(buf + pos + 1, sha_p, sha_n)
         cdef int rc
         with nogil:
-            rc = crypto_sign_verify_detached(sig_raw, mp, total, key_raw)
+            rc = crypto_sign_verify_detached(sig_raw, <const unsigned char *>buf, total, key_raw)
         if rc != 0:
             return "bad_signature"
         cdef int added = self.replay.insert(replay_key, stamp, now_ms)

@@ -165,7 +165,7 @@ class RequestVerifier:
         if not (
             _NODE_ID.fullmatch(sender) and _HEX64.fullmatch(key) and _HEX32.fullmatch(nonce)
             and _HEX64.fullmatch(body_sha256) and _HEX128.fullmatch(signature)
-            and timestamp.isdigit() and len(timestamp) <= 15
+            and timestamp.isascii() and timestamp.isdigit() and len(timestamp) <= 15
         ):  # fmt: skip
             return "bad_header"
         if recipient != self.own_node_id:
