@@ -1,7 +1,11 @@
-"""The mesh listener's gatekeeper: the request verifier plus its audit trail.
+"""The mesh listener's gatekeeper: the request verifier, its audit trail, and what peers
+have proven about each other.
 
 Wraps the compiled (or pure) :class:`RequestVerifier` with the node's clock, records every
-refusal in :class:`SecurityAudit`, and says which HTTP status each refusal gets.
+refusal in :class:`SecurityAudit`, and says which HTTP status each refusal gets. Signed
+records that change who may speak are applied here: a blacklist entry whose evidence
+verifies denies the accused; a key rotation retires the old key after its grace window
+(refused as ``retired_key``). Other records go to the :class:`RecordStore` for gossip.
 """
 
 from __future__ import annotations
@@ -11,7 +15,10 @@ from dataclasses import dataclass
 from edgecoder.clock import Clock
 from edgecoder.config import MeshConfig
 from edgecoder.security.audit import SecurityAudit
+from edgecoder.security.blacklist import Blacklist
+from edgecoder.security.rotation import KeyRotations
 from edgecoder.speedups import envelope
+from edgecoder.wire.records import RecordStore, SignedRecord
 
 __all__ = ("HEADERS", "STATUS", "MeshGuard", "PeerHeaders")
 
@@ -61,6 +68,25 @@ class MeshGuard:
         )
         self.verifier.blacklist.update(config.deny)
         self.audit = SecurityAudit()
+        self.blacklist = Blacklist()
+        self.rotations = KeyRotations()
+        self.records = RecordStore()
+
+    def apply(self, record: SignedRecord) -> str:
+        """Verify and apply one record from a peer; returns what became of it.
+
+        :raises RecordError: the record does not verify.
+        :raises BlacklistError: a blacklist entry out of order or without valid evidence.
+        """
+        now = self.clock.now_ms()
+        if record.kind == "blacklist":
+            self.blacklist.accept(record)
+            self.verifier.blacklist.add(str(record.body["accused"]))
+            return "applied"
+        if record.kind == "key_rotation":
+            self.rotations.accept(record, now)
+            return "applied"
+        return self.records.offer(record, now)
 
     def check(
         self, method: str, target: str, headers: PeerHeaders, body: bytes, address: str
@@ -80,6 +106,8 @@ class MeshGuard:
             address,
             self.clock.now_ms(),
         )
+        if not code and self.rotations.retired(str(headers.sender), self.clock.now_ms()):
+            code = "retired_key"
         if code:
             path = target.partition("?")[0]
             self.audit.refused(code, address, headers.sender, method, path, self.clock.monotonic())

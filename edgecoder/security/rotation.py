@@ -37,7 +37,9 @@ def rotation_record(
     proof = new.sign(ROTATION_DOMAIN + old.public_key + new.public_key)
     body = {"new_key": new.public_key.hex(), "new_node_id": new.node_id, "grace_ms": grace_ms,
             "new_sig": proof.hex()}  # fmt: skip
-    return sign_record(old, "key_rotation", 0, body, issued_ms, grace_ms)
+    # The record outlives the grace window, so a peer that hears of it late still learns
+    # that the old key is retired.
+    return sign_record(old, "key_rotation", 0, body, issued_ms, MAX_GRACE_MS)
 
 
 class KeyRotations:

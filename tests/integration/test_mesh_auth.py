@@ -13,8 +13,12 @@ from typing import Any
 import httpx
 import pytest
 
+from edgecoder.security.blacklist import blacklist_entry
 from edgecoder.security.identity import NodeIdentity
+from edgecoder.security.rotation import rotation_record
 from edgecoder.speedups import envelope
+from edgecoder.wire import canonical
+from edgecoder.wire.records import sign_record
 from tests.integration.agent_process import AgentProcess, edgecoder
 
 pytestmark = pytest.mark.integration
@@ -169,3 +173,44 @@ def test_restart_does_not_reopen_the_replay_window(
     target.start()
     assert send(captured) == (401, "replay")
     assert send(dry_run(caller, target)) == (200, "")
+
+
+def _post(target: AgentProcess, identity: NodeIdentity, path: str, document: object) -> Any:
+    _, health = target.get(f"{target.mesh_url}/healthz")
+    body = canonical.encode(document)
+    headers = envelope.sign_request(identity.secret_key, identity.public_key, "POST", path,
+                                    health["node_id"], body, int(time.time() * 1000))  # fmt: skip
+    return httpx.post(f"{target.mesh_url}{path}", headers=headers, content=body, timeout=10)
+
+
+def test_evidence_and_rotation_records_take_effect(pair: tuple[AgentProcess, AgentProcess]) -> None:
+    target, _ = pair
+    judge, cheat, old, new = (NodeIdentity.generate() for _ in range(4))
+    now = int(time.time() * 1000)
+    fork = {
+        "first": sign_record(cheat, "ledger_entry", 1, {"amount": 1}, now, 60_000).to_wire(),
+        "second": sign_record(cheat, "ledger_entry", 1, {"amount": 2}, now, 60_000).to_wire(),
+    }
+    bogus = {"first": fork["first"], "second": fork["first"]}
+    entries = [blacklist_entry(judge, [], old.node_id, "no proof", "equivocation", bogus, now)]
+    accusation = blacklist_entry(judge, [], cheat.node_id, "ledger fork", "equivocation", fork, now)
+    rotation = rotation_record(old, new, now, grace_ms=0)
+    assert _post(target, cheat, "/mesh/ping", {}).status_code == 200
+    response = _post(target, judge, "/mesh/records",
+                     {"records": [entries[0].to_wire(), accusation.to_wire(),
+                                  rotation.to_wire(), {"kind": "junk"}]})  # fmt: skip
+    assert response.status_code == 200, response.text
+    outcomes = [(r["result"], r.get("code")) for r in response.json()["results"]]
+    assert outcomes == [
+        ("refused", "bad_evidence"),  # no proof: nobody is blacklisted on someone's word
+        ("applied", None),
+        ("applied", None),
+        ("refused", "bad_shape"),
+    ]
+    refused = _post(target, cheat, "/mesh/ping", {})
+    assert (refused.status_code, refused.json()["error"]["code"]) == (401, "blacklisted")
+    retired = _post(target, old, "/mesh/ping", {})
+    assert (retired.status_code, retired.json()["error"]["code"]) == (401, "retired_key")
+    assert _post(target, new, "/mesh/ping", {}).status_code == 200
+    malformed = _post(target, judge, "/mesh/records", {"records": "nope"})
+    assert malformed.status_code == 400

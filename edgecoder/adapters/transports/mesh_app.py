@@ -10,9 +10,18 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from edgecoder.adapters.transports.mesh_auth import MeshAuthMiddleware
+from edgecoder.security.blacklist import BlacklistError
 from edgecoder.services import Services
+from edgecoder.wire import canonical
+from edgecoder.wire.records import RecordError, parse_record
 
-__all__ = ("build_mesh_app",)
+__all__ = ("MAX_RECORDS", "build_mesh_app")
+
+MAX_RECORDS = 256
+
+
+def _bad_request(code: str, message: str) -> JSONResponse:
+    return JSONResponse({"error": {"code": code, "message": message}}, status_code=400)
 
 
 def build_mesh_app(services: Services) -> Starlette:
@@ -30,6 +39,25 @@ def build_mesh_app(services: Services) -> Starlette:
         }
         return JSONResponse(body)
 
+    async def records(request: Request) -> Response:
+        # Signed records from a peer: each verified by its own author's signature.
+        try:
+            document = canonical.decode(await request.body())
+        except canonical.DecodeError as exc:
+            return _bad_request(exc.code, str(exc))
+        items = document.get("records") if isinstance(document, dict) else None
+        if not isinstance(items, list) or len(items) > MAX_RECORDS:
+            return _bad_request("bad_shape", f"body must be {{records: [at most {MAX_RECORDS}]}}")
+        results = []
+        for item in items:
+            try:
+                outcome = services.mesh_guard.apply(parse_record(item))
+            except (RecordError, BlacklistError) as exc:
+                results.append({"result": "refused", "code": exc.code, "message": str(exc)})
+            else:
+                results.append({"result": outcome})
+        return JSONResponse({"results": results})
+
     async def http_error(request: Request, exc: Exception) -> Response:
         if not isinstance(exc, HTTPException):
             raise exc
@@ -41,6 +69,7 @@ def build_mesh_app(services: Services) -> Starlette:
         routes=[
             Route("/healthz", healthz, methods=["GET"]),
             Route("/mesh/ping", ping, methods=["POST"]),
+            Route("/mesh/records", records, methods=["POST"]),
         ],
         middleware=[Middleware(MeshAuthMiddleware, guard=services.mesh_guard)],
         exception_handlers={HTTPException: http_error},

@@ -29,6 +29,7 @@ _MESSAGES = {
     "bad_key": "the public key does not belong to the sender's node id",
     "body_hash": "the body does not match its signed hash",
     "bad_signature": "the signature does not verify",
+    "retired_key": "the sender's key was rotated away and its grace window has passed",
 }
 _WANTED = {name.encode(): index for index, name in enumerate(HEADERS)}
 
