@@ -307,8 +307,10 @@ class LlamaCppBackend:
                     yield Delta(text=str(item))
                 result = await future
             finally:
-                # Whatever ends the stream (client gone, error), stop the thread before
-                # the slot is released: llama.cpp contexts must not be shared.
+                # Whatever ends the stream (client gone, error, cancellation), tell the
+                # thread to stop. The model's thread lock, not this wait, is what keeps
+                # the next generation off the context until this one has really stopped:
+                # a cancelled task may not be allowed to wait here at all.
                 cancel.set()
                 with contextlib.suppress(Exception):
                     await asyncio.shield(future)

@@ -12,7 +12,7 @@ import ctypes
 import secrets
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -57,11 +57,18 @@ def open_vocab(path: Path) -> Any:
 
 @dataclass(slots=True)
 class LoadedModel:
-    """A model in memory, ready to generate. Use from one thread at a time."""
+    """A model in memory, ready to generate.
+
+    A llama.cpp context must never be used by two threads at once: :func:`generate` and
+    :func:`embed` hold :attr:`lock` for their whole run. The async slot pool decides who
+    may *start*; this lock is what makes overlap impossible even when a cancelled request
+    gives its slot back before its thread has noticed the cancellation.
+    """
 
     llm: Any
     n_ctx: int
     eos: frozenset[int]
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 def load_model(path: Path, n_ctx: int, threads: int, *, embedding: bool = False) -> LoadedModel:
@@ -109,6 +116,21 @@ def generate(
     cancel: threading.Event,
 ) -> Generated:
     """Sample up to ``max_tokens`` tokens after ``tokens``, emitting text as it settles."""
+    with model.lock:
+        if cancel.is_set():
+            return Generated(0, "stop", True)
+        return _generate(model, tokens, sampling, stops, max_tokens, emit, cancel)
+
+
+def _generate(
+    model: LoadedModel,
+    tokens: Sequence[int],
+    sampling: SamplingParams,
+    stops: Sequence[str],
+    max_tokens: int,
+    emit: Callable[[str], None],
+    cancel: threading.Event,
+) -> Generated:
     llm = model.llm
     if sampling.seed is not None:
         # A reused prompt prefix changes the logits' rounding; a seed promises a repeat.
@@ -147,6 +169,7 @@ def generate(
 def embed(model: LoadedModel, texts: Sequence[str]) -> tuple[list[list[float]], int]:
     """Mean-pooled, normalised vectors for ``texts``, and the tokens read."""
     llm = model.llm
-    tokens = sum(len(llm.tokenize(t.encode(), add_bos=True)) for t in texts)
-    vectors = llm.embed(list(texts), normalize=True)
+    with model.lock:
+        tokens = sum(len(llm.tokenize(t.encode(), add_bos=True)) for t in texts)
+        vectors = llm.embed(list(texts), normalize=True)
     return [list(map(float, v)) for v in vectors], tokens
