@@ -158,7 +158,13 @@ class Agent:
             burst=cfg.api.rate_limit_burst,
         )
         guard = MeshGuard(identity.node_id, cfg.mesh, self.clock)
-        saved = await asyncio.to_thread(load_replay_state, cfg.node.data_dir)
+        try:
+            saved = await asyncio.to_thread(load_replay_state, cfg.node.data_dir)
+        except BaseException:
+            if backend is not None:
+                await backend.close()
+            await database.close()
+            raise
         if saved is None:
             guard.verifier.not_before_ms = self.clock.now_ms()
             log.info("no replay state from a clean stop: refusing requests signed before now")

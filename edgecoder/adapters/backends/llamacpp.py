@@ -110,6 +110,7 @@ class LlamaCppBackend:
         self._max_queue = max_queue
         self._resident: dict[str, _Resident] = {}
         self._loading: dict[str, asyncio.Lock] = {}
+        self._running: set[threading.Event] = set()
         self._executor = ThreadPoolExecutor(
             max_workers=max(2, slots + 1), thread_name_prefix="edgecoder-llama"
         )
@@ -130,7 +131,9 @@ class LlamaCppBackend:
                 log.info("registered the default model %s", DEFAULT_MODEL)
 
     async def close(self) -> None:
-        """Free every model; waits for running generations to notice cancellation."""
+        """Cancel running generations, wait for their threads to stop, free every model."""
+        for cancel in list(self._running):
+            cancel.set()
         self._resident.clear()
         await asyncio.get_running_loop().run_in_executor(None, self._executor.shutdown, True)
 
@@ -289,6 +292,7 @@ class LlamaCppBackend:
             loop = asyncio.get_running_loop()
             queue: asyncio.Queue[object] = asyncio.Queue()
             cancel = threading.Event()
+            self._running.add(cancel)
 
             def emit(text: str) -> None:
                 loop.call_soon_threadsafe(queue.put_nowait, text)
@@ -312,6 +316,7 @@ class LlamaCppBackend:
                 # the next generation off the context until this one has really stopped:
                 # a cancelled task may not be allowed to wait here at all.
                 cancel.set()
+                self._running.discard(cancel)
                 with contextlib.suppress(Exception):
                     await asyncio.shield(future)
         yield Delta(
