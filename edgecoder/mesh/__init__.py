@@ -1,0 +1,1 @@
+"""The gossip mesh: membership and dissemination as sans-I/O state machines."""
