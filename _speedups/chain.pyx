@@ -36,6 +36,7 @@ DOMAIN = b"edgecoder/chain/v1\x00"
 HASH_BYTES = 32
 GENESIS = bytes(32)
 SIGN_DOMAIN = b"edgecoder/chain-entry/v1\x00"
+cdef bytes _SIGN_DOMAIN = SIGN_DOMAIN
 cdef enum:
     _SIGN_DOMAIN_LEN = 25
 
@@ -65,6 +66,15 @@ cdef inline void _link(const unsigned char *prev, const unsigned char *body,
     crypto_hash_sha256_final(&state, out)
 
 
+cdef void _require_entries(list body_list, list hash_list) except *:
+    """Every body is bytes and every stored hash is 32 bytes (lists of equal length)."""
+    cdef Py_ssize_t i
+    for i in range(len(body_list)):
+        if type(body_list[i]) is not bytes:
+            raise TypeError(f"body must be bytes, not {type(body_list[i]).__name__}")
+        _require_hash("hash", hash_list[i])
+
+
 def link(prev, body):
     """Return the hash of the entry ``body`` that follows the entry hashed ``prev``."""
     cdef bytes p = _require_hash("prev", prev)
@@ -89,10 +99,7 @@ def verify(prev, bodies, hashes):
     if n != len(hash_list):
         raise ValueError("bodies and hashes differ in length")
     cdef Py_ssize_t i
-    for i in range(n):
-        if type(body_list[i]) is not bytes:
-            raise TypeError(f"body must be bytes, not {type(body_list[i]).__name__}")
-        _require_hash("hash", hash_list[i])
+    _require_entries(body_list, hash_list)
     if n == 0:
         return -1
     cdef const unsigned char **body_p = <const unsigned char **>PyMem_Malloc(n * sizeof(void *))
@@ -157,10 +164,7 @@ def verify_signed(prev, bodies, hashes, signatures, public_key):
     if n != len(hash_list) or n != len(sig_list):
         raise ValueError("bodies, hashes and signatures differ in length")
     cdef Py_ssize_t i
-    for i in range(n):
-        if type(body_list[i]) is not bytes:
-            raise TypeError(f"body must be bytes, not {type(body_list[i]).__name__}")
-        _require_hash("hash", hash_list[i])
+    _require_entries(body_list, hash_list)
     for i in range(n):
         if type(sig_list[i]) is not bytes:
             raise TypeError(f"signature must be bytes, not {type(sig_list[i]).__name__}")
@@ -182,7 +186,7 @@ def verify_signed(prev, bodies, hashes, signatures, public_key):
     cdef Py_ssize_t bad = -1
     cdef const unsigned char *prev_p = start
     cdef const unsigned char *key_p = <bytes>public_key
-    cdef const unsigned char *domain_p = SIGN_DOMAIN
+    cdef const unsigned char *domain_p = _SIGN_DOMAIN
     cdef unsigned char out[32]
     cdef unsigned char message[_SIGN_DOMAIN_LEN + 32]
     try:
