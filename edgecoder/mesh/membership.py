@@ -3,20 +3,24 @@
 Each protocol period a node pings one member (round-robin over a shuffled list); no ack
 within ``ack_timeout_ms`` → it asks ``indirect_k`` others to ping the member for it; still
 nothing by the end of the period → the member is *suspect*; a suspect not heard from
-within the suspicion timeout (``suspicion_mult`` times log10(N+1) periods) is *dead*, and is
-forgotten ``dead_retention_ms`` later. Incarnation numbers order the news about a member:
-a live node that hears it is suspected bumps its own incarnation and announces itself
-alive, which overrides the rumour.
+within the suspicion timeout (``suspicion_mult`` * max(1, log10(N+1)) periods) is *dead*,
+and is forgotten ``dead_retention_ms`` later. Incarnation numbers order the news about a
+member: a live node that hears it is suspected bumps its own incarnation and announces
+itself alive, which overrides the rumour. News about the recipient travels first on
+every message, so a suspect hears of its suspicion on the next probe.
 
-News (alive/suspect/dead updates) is piggybacked on every message, each update sent about
-``retransmit_mult`` times log2(N+1) times, at most ``max_piggyback`` per message, so the bytes a
-node sends per period do not grow with N. Every ``push_pull_periods`` periods a node also
-exchanges its whole view with one random member (anti-entropy), which is what lets a new
-node learn everyone quickly.
+News is piggybacked on every message (each item about ``retransmit_mult`` * log2(N+2)
+times, at most ``max_piggyback`` per message). Every ``push_pull_periods`` periods a node
+also runs anti-entropy with one random member over a bucketed digest of its view: equal
+roots end the exchange in one small message; otherwise only the entries of differing
+buckets travel, at most ``sync_max_entries`` per message. So a converged mesh costs each
+node a constant number of bytes per period, and a joining node learns the whole view in
+O(log N) periods.
 
-*Alive* news about a node is only ever created by that node itself; in the running mesh
-it travels as the node's signed peer record (checked before it reaches this module), so
-nobody can invent a member. Suspicion and death are rumours about existing members only.
+Who is a member is not this module's call: a :class:`Directory` vouches for every *alive*
+entry (in the running mesh, only when that node's own signed peer record at that
+incarnation has been verified) and knows each member's address. Suspicion and death are
+rumours about existing members only, so nobody can invent a member.
 """
 
 from __future__ import annotations
@@ -24,45 +28,87 @@ from __future__ import annotations
 import math
 import random
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
-__all__ = ("ALIVE", "DEAD", "SUSPECT", "Member", "Membership", "MembershipConfig", "Send")
+from edgecoder.mesh.digest import ViewDigest, bucket_of
+from edgecoder.mesh.news import NewsQueue
+
+__all__ = (
+    "ALIVE",
+    "DEAD",
+    "SUSPECT",
+    "Directory",
+    "Member",
+    "Membership",
+    "MembershipConfig",
+    "Send",
+)
 
 ALIVE, SUSPECT, DEAD = "alive", "suspect", "dead"
 _RANK = {ALIVE: 0, SUSPECT: 1, DEAD: 2}
+_STATES = frozenset(_RANK)
+
+Entry = tuple[int, str, int]
+"""What a node holds about a member: (incarnation, state, advert version)."""
+_INTERNED: dict[Entry, Entry] = {}
+
+
+def _entry(incarnation: int, state: str, advert: int) -> Entry:
+    # Most members of a mesh share a handful of distinct entries; sharing one tuple per
+    # distinct value keeps a 10,000-member view small.
+    key = (incarnation, state, advert)
+    if len(_INTERNED) > 65_536:
+        _INTERNED.clear()
+    return _INTERNED.setdefault(key, key)
 
 
 @dataclass(frozen=True, slots=True)
 class MembershipConfig:
-    """Timers and constants (milliseconds)."""
+    """Timers and constants (milliseconds where the name says so)."""
 
     period_ms: int = 1000
     ack_timeout_ms: int = 400
     indirect_k: int = 3
-    suspicion_mult: int = 4
+    suspicion_mult: int = 5
     dead_retention_ms: int = 60_000
-    retransmit_mult: int = 3
+    retransmit_mult: int = 4
     max_piggyback: int = 8
-    push_pull_periods: int = 5
+    push_pull_periods: int = 1
+    sync_max_entries: int = 1024
+    digest_buckets: int = 64
+    max_news: int = 1024
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class Member:
     """What this node believes about one member."""
 
     node_id: str
-    address: str
+    address: str | None
     incarnation: int
     state: str
-    since_ms: int
+    advert: int
+    since_ms: int | None
+    """When it became suspect or dead (None while alive)."""
 
 
 @dataclass(frozen=True, slots=True)
 class Send:
-    """An action: send ``message`` to the node at ``address``."""
+    """An action: send ``message`` to the node at ``address`` (``node_id`` if known)."""
 
     address: str
     message: dict[str, Any]
+    node_id: str | None = None
+
+
+class Directory(Protocol):
+    """Where membership learns who may be a member and how to reach them."""
+
+    def vouch(self, node_id: str, incarnation: int, advert: int) -> bool:
+        """Whether ``node_id`` may be believed alive at this incarnation and advert."""
+
+    def address(self, node_id: str) -> str | None:
+        """Where ``node_id`` is reached, if known."""
 
 
 @dataclass(slots=True)
@@ -72,19 +118,15 @@ class _Probe:
     sent_ms: int
     indirect_sent: bool = False
     acked: bool = False
+    helpers: tuple[str, ...] = ()
 
 
 @dataclass(slots=True)
 class _Relay:
     requester: str
+    requester_address: str
     requester_seq: int
     expires_ms: int
-
-
-@dataclass(slots=True)
-class _News:
-    update: dict[str, Any]
-    remaining: int
 
 
 class Membership:
@@ -94,21 +136,31 @@ class Membership:
         self,
         node_id: str,
         address: str,
+        directory: Directory,
         config: MembershipConfig | None = None,
         rng: random.Random | None = None,
+        *,
+        incarnation: int = 0,
+        advert: int = 0,
     ) -> None:
         self.node_id = node_id
         self.address = address
+        self.directory = directory
         self.config = config or MembershipConfig()
-        self.incarnation = 0
+        self.incarnation = incarnation
+        self.advert = advert
         self._rng = rng or random.Random()  # noqa: S311 - choice of peers, not secrets
-        self._members: dict[str, Member] = {}
+        self._members: dict[str, Entry] = {}
+        self._since: dict[str, int] = {}
+        self._live = 0
         self._order: list[str] = []
         self._cursor = 0
         self._seq = 0
         self._probe: _Probe | None = None
         self._relays: dict[int, _Relay] = {}
-        self._news: dict[str, _News] = {}
+        self._news = NewsQueue(self.config.max_news)
+        self._digest = ViewDigest(self.config.digest_buckets)
+        self._digest.toggle(node_id, incarnation, ALIVE, advert)
         self._periods = 0
         self._next_period_ms = 0
         self._seeds: list[str] = []
@@ -117,111 +169,200 @@ class Membership:
 
     # -- views ----------------------------------------------------------------------------
 
+    @property
+    def live_count(self) -> int:
+        """Members believed alive or suspect (not yet declared dead), this node excluded."""
+        return self._live
+
     def members(self) -> list[Member]:
         """Every member this node knows, itself excluded, dead ones included until evicted."""
-        return list(self._members.values())
+        return [self._member(node_id) for node_id in self._members]
+
+    def member(self, node_id: str) -> Member | None:
+        """One member, or None if unknown."""
+        return self._member(node_id) if node_id in self._members else None
+
+    def _member(self, node_id: str) -> Member:
+        inc, state, advert = self._members[node_id]
+        address = self.directory.address(node_id)
+        return Member(node_id, address, inc, state, advert, self._since.get(node_id))
 
     def alive_ids(self) -> set[str]:
-        """Members believed alive or suspect (not yet declared dead)."""
-        return {m.node_id for m in self._members.values() if m.state != DEAD}
+        """Members believed alive or suspect."""
+        return {i for i, entry in self._members.items() if entry[1] != DEAD}
 
     def state_of(self, node_id: str) -> str | None:
         """The state of one member, or None if unknown."""
-        member = self._members.get(node_id)
-        return member.state if member else None
+        entry = self._members.get(node_id)
+        return entry[1] if entry else None
 
-    # -- news ---------------------------------------------------------------------------
+    def root(self) -> str:
+        """The digest of this node's whole view (itself included)."""
+        return self._digest.root()
+
+    # -- changes --------------------------------------------------------------------------
 
     def _retransmits(self) -> int:
         return self.config.retransmit_mult * max(1, math.ceil(math.log2(len(self._members) + 2)))
 
-    def _announce(self, update: dict[str, Any]) -> None:
-        self._news[update["id"]] = _News(update, self._retransmits())
+    def _announce(self, node_id: str, entry: Entry) -> None:
+        self._news.put(node_id, [node_id, *entry], self._retransmits())
 
-    def _self_update(self) -> dict[str, Any]:
-        return {"id": self.node_id, "addr": self.address, "inc": self.incarnation, "state": ALIVE}
+    def _set_self(self, incarnation: int, advert: int) -> None:
+        self._digest.toggle(self.node_id, self.incarnation, ALIVE, self.advert)
+        self.incarnation, self.advert = incarnation, advert
+        self._digest.toggle(self.node_id, incarnation, ALIVE, advert)
+        self._announce(self.node_id, _entry(incarnation, ALIVE, advert))
 
-    def _piggyback(self) -> list[dict[str, Any]]:
-        ranked = sorted(self._news.values(), key=lambda n: -n.remaining)
-        chosen = ranked[: self.config.max_piggyback]
-        for news in chosen:
-            news.remaining -= 1
-            if news.remaining <= 0:
-                self._news.pop(news.update["id"], None)
-        return [n.update for n in chosen]
+    def set_advert(self, advert: int) -> None:
+        """This node published a new capability advert: announce its version."""
+        if advert > self.advert:
+            self._set_self(self.incarnation, advert)
 
-    def _message(self, kind: str, **fields: Any) -> dict[str, Any]:
-        return {"t": kind, "from": self.node_id, "addr": self.address, "inc": self.incarnation,
-                "updates": self._piggyback(), **fields}  # fmt: skip
-
-    def _apply(self, update: dict[str, Any], now_ms: int) -> None:
-        node_id, inc, state = update["id"], int(update["inc"]), update["state"]
+    def _apply(self, node_id: str, inc: int, state: str, advert: int, now_ms: int,
+               gossip: bool) -> None:  # fmt: skip
         if node_id == self.node_id:
             if state != ALIVE and inc >= self.incarnation:
                 # A rumour of our own suspicion or death: refute it with a newer incarnation.
-                self.incarnation = inc + 1
-                self._announce(self._self_update())
+                self._set_self(inc + 1, self.advert)
             return
-        member = self._members.get(node_id)
-        if member is None:
-            if state == DEAD:
+        held = self._members.get(node_id)
+        if held is None:
+            if state != ALIVE or not self.directory.vouch(node_id, inc, advert):
                 return
-            member = Member(node_id, str(update["addr"]), inc, state, now_ms)
-            self._members[node_id] = member
+            entry = _entry(inc, state, advert)
+            self._members[node_id] = entry
+            self._live += 1
+            self._digest.toggle(node_id, inc, state, advert)
             self._order.insert(self._rng.randrange(len(self._order) + 1), node_id)
-            self._announce(update)
+            if gossip:
+                self._announce(node_id, entry)
             return
-        newer = inc > member.incarnation or (
-            inc == member.incarnation and _RANK[state] > _RANK[member.state]
-        )
-        if not newer or (member.state == DEAD and state != ALIVE):
+        held_inc, held_state, held_advert = held
+        if inc > held_inc:
+            newer = True
+        elif inc < held_inc:
+            newer = False
+        elif state != held_state:
+            newer = _RANK[state] > _RANK[held_state]
+        else:
+            newer = state == ALIVE and advert > held_advert
+        if not newer or (held_state == DEAD and state != ALIVE):
             return
-        member.incarnation, member.state, member.since_ms = inc, state, now_ms
-        member.address = str(update.get("addr", member.address))
-        self._announce({"id": node_id, "addr": member.address, "inc": inc, "state": state})
+        if state == ALIVE and not self.directory.vouch(node_id, inc, advert):
+            return
+        if state == SUSPECT:
+            advert = held_advert
+        entry = _entry(inc, state, advert)
+        self._members[node_id] = entry
+        self._digest.toggle(node_id, held_inc, held_state, held_advert)
+        self._digest.toggle(node_id, inc, state, advert)
+        self._live += (state != DEAD) - (held_state != DEAD)
+        if state == ALIVE:
+            self._since.pop(node_id, None)
+        elif state != held_state:
+            self._since[node_id] = now_ms
+        self._announce(node_id, entry)
+
+    def _apply_wire(self, item: object, now_ms: int, gossip: bool) -> None:
+        # Items arrive from authenticated peers but are still checked for shape.
+        if not isinstance(item, list) or len(item) != 4:
+            return
+        node_id, inc, state, advert = item
+        if (
+            isinstance(node_id, str)
+            and type(inc) is int
+            and type(advert) is int
+            and state in _STATES
+            and inc >= 0
+            and advert >= 0
+        ):
+            self._apply(node_id, inc, state, advert, now_ms, gossip)
+
+    # -- messages -------------------------------------------------------------------------
+
+    def _message(self, kind: str, to: str | None = None, **fields: Any) -> dict[str, Any]:
+        updates = self._news.take(self.config.max_piggyback, first=to)
+        return {"t": kind, "from": self.node_id, "addr": self.address, "inc": self.incarnation,
+                "adv": self.advert, "updates": updates, **fields}  # fmt: skip
+
+    def _send_to(self, node_id: str, kind: str, **fields: Any) -> Send | None:
+        address = self.directory.address(node_id)
+        if address is None:
+            return None
+        return Send(address, self._message(kind, to=node_id, **fields), node_id)
+
+    def _reply(self, message: dict[str, Any], kind: str, **fields: Any) -> Send:
+        sender = str(message["from"])
+        address = self.directory.address(sender) or str(message["addr"])
+        return Send(address, self._message(kind, to=sender, **fields), sender)
 
     def _heard_from(self, message: dict[str, Any], now_ms: int) -> None:
-        self._apply({"id": message["from"], "addr": message["addr"], "inc": message["inc"],
-                     "state": ALIVE}, now_ms)  # fmt: skip
-        for update in message.get("updates", []):
-            self._apply(update, now_ms)
+        self._apply_wire([message["from"], message["inc"], ALIVE, message.get("adv", 0)],
+                         now_ms, True)  # fmt: skip
+        updates = message.get("updates")
+        if isinstance(updates, list):
+            for item in updates[: self.config.max_piggyback * 4]:
+                self._apply_wire(item, now_ms, True)
+
+    def _entries(self, buckets: set[int], skip: set[tuple[object, ...]]) -> list[list[object]]:
+        count = self._digest.buckets
+        entries: list[list[object]] = []
+        if bucket_of(self.node_id, count) in buckets:
+            entries.append([self.node_id, self.incarnation, ALIVE, self.advert])
+        for node_id, entry in self._members.items():
+            if bucket_of(node_id, count) in buckets and (node_id, *entry) not in skip:
+                entries.append([node_id, *entry])
+        limit = self.config.sync_max_entries
+        if len(entries) > limit:
+            entries = self._rng.sample(entries, limit)
+        return entries
 
     # -- protocol -------------------------------------------------------------------------
 
     def join(self, seeds: list[str], now_ms: int) -> list[Send]:
-        """Start: announce ourselves and ask each seed address for its full view.
+        """Start: announce ourselves and start anti-entropy with each seed address.
 
         While this node knows no live member it asks the seeds again, backing off from one
         period to 32.
         """
         self._seeds = list(seeds)
-        self._announce(self._self_update())
+        self._announce(self.node_id, _entry(self.incarnation, ALIVE, self.advert))
         self._next_period_ms = now_ms
         self._next_seed_period = 1
         return self._ask_seeds()
 
+    def add_seeds(self, seeds: list[str], now_ms: int) -> list[Send]:
+        """Seed addresses found later (mDNS, configuration): contact the new ones now."""
+        fresh = [s for s in seeds if s not in self._seeds and s != self.address]
+        self._seeds.extend(fresh)
+        return [Send(a, self._message("sync", root=self.root())) for a in fresh]
+
     def _ask_seeds(self) -> list[Send]:
-        return [Send(address, self._message("sync", view=self._view())) for address in self._seeds]
+        return [Send(a, self._message("sync", root=self.root())) for a in self._seeds]
 
-    def _view(self) -> list[dict[str, Any]]:
-        view = [self._self_update()]
-        view += [{"id": m.node_id, "addr": m.address, "inc": m.incarnation, "state": m.state}
-                 for m in self._members.values()]  # fmt: skip
-        return view
-
-    def _next_target(self) -> Member | None:
-        live = [i for i in self._order if self._members[i].state != DEAD]
-        if not live:
+    def _next_target(self) -> str | None:
+        if self._live == 0:
             return None
-        if self._cursor >= len(self._order):
-            self._rng.shuffle(self._order)
-            self._cursor = 0
-        while self._cursor < len(self._order):
-            node_id = self._order[self._cursor]
-            self._cursor += 1
-            if self._members[node_id].state != DEAD:
-                return self._members[node_id]
+        for _ in range(2):
+            if self._cursor >= len(self._order):
+                self._rng.shuffle(self._order)
+                self._cursor = 0
+            while self._cursor < len(self._order):
+                node_id = self._order[self._cursor]
+                self._cursor += 1
+                if self._members[node_id][1] != DEAD:
+                    return node_id
         return None
+
+    def _random_live(self) -> str | None:
+        if self._live == 0:
+            return None
+        for _ in range(16):
+            node_id = self._order[self._rng.randrange(len(self._order))]
+            if self._members[node_id][1] != DEAD:
+                return node_id
+        return self._next_target()
 
     def _suspicion_ms(self) -> int:
         factor = max(1.0, math.log10(len(self._members) + 1))
@@ -230,79 +371,143 @@ class Membership:
     def tick(self, now_ms: int) -> list[Send]:
         """Advance time: timeouts, suspicion, eviction, and a new probe each period."""
         out: list[Send] = []
+        self._check_probe(now_ms, out)
+        self._age(now_ms)
+        if self._relays:
+            self._relays = {k: r for k, r in self._relays.items() if r.expires_ms > now_ms}
+        if now_ms < self._next_period_ms:
+            return out
         cfg = self.config
-        probe = self._probe
-        if probe is not None and not probe.acked:
-            target = self._members.get(probe.target)
-            if (
-                target is not None
-                and not probe.indirect_sent
-                and now_ms - probe.sent_ms >= cfg.ack_timeout_ms
-            ):
-                probe.indirect_sent = True
-                helpers = [m for m in self._members.values()
-                           if m.state == ALIVE and m.node_id != probe.target]  # fmt: skip
-                for helper in self._rng.sample(helpers, min(cfg.indirect_k, len(helpers))):
-                    out.append(Send(helper.address, self._message(
-                        "ping_req", seq=probe.seq, target=target.node_id,
-                        target_addr=target.address)))  # fmt: skip
-            if (
-                target is not None
-                and now_ms - probe.sent_ms >= cfg.period_ms
-                and target.state == ALIVE
-            ):
-                self._apply({"id": target.node_id, "addr": target.address,
-                             "inc": target.incarnation, "state": SUSPECT}, now_ms)  # fmt: skip
-                self._probe = None
-        for member in list(self._members.values()):
-            if member.state == SUSPECT and now_ms - member.since_ms >= self._suspicion_ms():
-                self._apply({"id": member.node_id, "addr": member.address,
-                             "inc": member.incarnation, "state": DEAD}, now_ms)  # fmt: skip
-            elif member.state == DEAD and now_ms - member.since_ms >= cfg.dead_retention_ms:
-                del self._members[member.node_id]
-                self._order.remove(member.node_id)
-                self._cursor = min(self._cursor, len(self._order))
-        self._relays = {k: r for k, r in self._relays.items() if r.expires_ms > now_ms}
-        if now_ms >= self._next_period_ms:
-            self._next_period_ms = now_ms + cfg.period_ms
-            self._periods += 1
-            target = self._next_target()
-            if target is None and self._seeds and self._periods >= self._next_seed_period:
+        self._next_period_ms = now_ms + cfg.period_ms
+        self._periods += 1
+        target = self._next_target()
+        if target is None:
+            if self._seeds and self._periods >= self._next_seed_period:
                 out.extend(self._ask_seeds())
                 self._seed_backoff = min(self._seed_backoff * 2, 32)
                 self._next_seed_period = self._periods + self._seed_backoff
-            if target is not None:
-                self._seq += 1
-                self._probe = _Probe(target.node_id, self._seq, now_ms)
-                out.append(Send(target.address, self._message("ping", seq=self._seq)))
-                if self._periods % cfg.push_pull_periods == 0:
-                    peer = self._rng.choice([m for m in self._members.values() if m.state != DEAD])
-                    out.append(Send(peer.address, self._message("sync", view=self._view())))
+            return out
+        self._seed_backoff = 1
+        self._seq += 1
+        self._probe = _Probe(target, self._seq, now_ms)
+        ping = self._send_to(target, "ping", seq=self._seq)
+        if ping is not None:
+            out.append(ping)
+        if self._periods % cfg.push_pull_periods == 0:
+            peer = self._random_live()
+            sync = self._send_to(peer, "sync", root=self.root()) if peer else None
+            if sync is not None:
+                out.append(sync)
         return out
+
+    def _check_probe(self, now_ms: int, out: list[Send]) -> None:
+        probe = self._probe
+        if probe is None or probe.acked:
+            return
+        held = self._members.get(probe.target)
+        if held is None:
+            self._probe = None
+            return
+        cfg = self.config
+        if not probe.indirect_sent and now_ms - probe.sent_ms >= cfg.ack_timeout_ms:
+            probe.indirect_sent = True
+            helpers = [self._order[self._rng.randrange(len(self._order))]
+                       for _ in range(cfg.indirect_k * 2)]  # fmt: skip
+            chosen = {h for h in helpers
+                      if h != probe.target and self._members[h][1] == ALIVE}  # fmt: skip
+            probe.helpers = tuple(chosen)[: cfg.indirect_k]
+            for helper in probe.helpers:
+                request = self._send_to(helper, "ping_req", seq=probe.seq, target=probe.target)
+                if request is not None:
+                    out.append(request)
+        if now_ms - probe.sent_ms >= cfg.period_ms:
+            self._probe = None
+            if held[1] == ALIVE:
+                self._apply(probe.target, held[0], SUSPECT, held[2], now_ms, True)
+
+    def _age(self, now_ms: int) -> None:
+        if not self._since:
+            return
+        suspicion = self._suspicion_ms()
+        for node_id, since in list(self._since.items()):
+            inc, state, advert = self._members[node_id]
+            if state == SUSPECT and now_ms - since >= suspicion:
+                self._apply(node_id, inc, DEAD, advert, now_ms, True)
+            elif state == DEAD and now_ms - since >= self.config.dead_retention_ms:
+                self._evict(node_id)
+
+    def _evict(self, node_id: str) -> None:
+        inc, state, advert = self._members.pop(node_id)
+        self._since.pop(node_id, None)
+        self._digest.toggle(node_id, inc, state, advert)
+        index = self._order.index(node_id)
+        del self._order[index]
+        if index < self._cursor:
+            self._cursor -= 1
 
     def receive(self, message: dict[str, Any], now_ms: int) -> list[Send]:
         """Handle one message from a peer (already authenticated by the transport)."""
         kind = message.get("t")
         self._heard_from(message, now_ms)
         if kind == "ping":
-            return [Send(str(message["addr"]), self._message("ack", seq=message["seq"]))]
+            return [self._reply(message, "ack", seq=message.get("seq"))]
         if kind == "ack":
-            probe = self._probe
-            relay = self._relays.pop(int(message["seq"]), None)
-            if relay is not None:
-                return [Send(relay.requester, self._message("ack", seq=relay.requester_seq))]
-            if probe is not None and probe.seq == message["seq"]:
-                probe.acked = True
-            return []
+            return self._on_ack(message)
         if kind == "ping_req":
+            target = message.get("target")
+            if not isinstance(target, str) or target not in self._members:
+                return []
             self._seq += 1
-            self._relays[self._seq] = _Relay(str(message["addr"]), int(message["seq"]),
+            sender = str(message["from"])
+            self._relays[self._seq] = _Relay(sender, str(message["addr"]), int(message["seq"]),
                                              now_ms + self.config.period_ms)  # fmt: skip
-            return [Send(str(message["target_addr"]), self._message("ping", seq=self._seq))]
+            ping = self._send_to(target, "ping", seq=self._seq)
+            return [ping] if ping is not None else []
         if kind == "sync":
-            for update in message.get("view", []):
-                self._apply(update, now_ms)
-            if not message.get("reply"):
-                return [Send(str(message["addr"]), self._message("sync", view=self._view(),
-                                                                   reply=True))]  # fmt: skip
+            if message.get("root") == self.root():
+                return []
+            return [self._reply(message, "sync_digest", buckets=self._digest.hashes())]
+        if kind == "sync_digest":
+            theirs = message.get("buckets")
+            if not isinstance(theirs, list):
+                return []
+            want = self._digest.differing([str(h) for h in theirs])
+            if not want:
+                return []
+            entries = self._entries(set(want), set())
+            return [self._reply(message, "sync_entries", want=want, entries=entries)]
+        if kind == "sync_entries":
+            return self._on_entries(message, now_ms)
         return []
+
+    def _on_ack(self, message: dict[str, Any]) -> list[Send]:
+        seq = message.get("seq")
+        relay = self._relays.pop(seq, None) if isinstance(seq, int) else None
+        if relay is not None:
+            address = self.directory.address(relay.requester) or relay.requester_address
+            ack = self._message("ack", to=relay.requester, seq=relay.requester_seq)
+            return [Send(address, ack, relay.requester)]
+        probe = self._probe
+        sender = message["from"]
+        if (
+            probe is not None
+            and probe.seq == seq
+            and (sender == probe.target or sender in probe.helpers)
+        ):
+            probe.acked = True
+        return []
+
+    def _on_entries(self, message: dict[str, Any], now_ms: int) -> list[Send]:
+        entries = message.get("entries")
+        received: set[tuple[object, ...]] = set()
+        if isinstance(entries, list):
+            for item in entries[: self.config.sync_max_entries]:
+                self._apply_wire(item, now_ms, False)
+                if isinstance(item, list):
+                    received.add(tuple(item))
+        want = message.get("want")
+        if message.get("reply") or not isinstance(want, list):
+            return []
+        buckets = {b for b in want if type(b) is int and 0 <= b < self._digest.buckets}
+        mine = self._entries(buckets, received)
+        return [self._reply(message, "sync_entries", entries=mine, reply=True)]
