@@ -25,6 +25,7 @@ from edgecoder.inference.types import (
     EmbeddingResult,
     ModelInfo,
 )
+from edgecoder.mesh.node import MeshNode
 from edgecoder.security.identity import NodeIdentity
 from edgecoder.security.mesh_guard import MeshGuard
 from edgecoder.storage.database import Database
@@ -81,6 +82,9 @@ class Services:
         self.backend_state = backend_state
         self.listeners = dict(listeners)
         self.starts = starts
+        self.mesh: MeshNode | None = None
+        self.in_flight = 0
+        self.owner_busy = False
         self._started = clock.monotonic()
 
     @property
@@ -94,8 +98,9 @@ class Services:
 
     def health(self) -> dict[str, object]:
         """The public health document served at ``/healthz`` on both listeners."""
+        conflict = self.mesh is not None and self.mesh.conflict is not None
         return {
-            "status": "ok",
+            "status": "degraded" if conflict else "ok",
             "node_id": self.identity.node_id,
             "public_key": self.identity.public_key.hex(),
             "version": __version__,
@@ -105,6 +110,7 @@ class Services:
             "backend": self.backend_state.as_dict(),
             "listeners": dict(self.listeners),
             "security": {"refused": self.mesh_guard.audit.counts()},
+            "mesh": self.mesh.health() if self.mesh is not None else {"peer_count": 0},
         }
 
     # -- inference ----------------------------------------------------------------------
@@ -148,11 +154,20 @@ class Services:
 
     def chat(self, request: ChatRequest) -> AsyncIterator[Delta]:
         """Stream a chat completion (see :class:`Backend` for the stream's contract)."""
-        return self._backend().chat(request)
+        return self._counted(self._backend().chat(request))
 
     def complete(self, request: CompletionRequest) -> AsyncIterator[Delta]:
         """Stream a raw or fill-in-the-middle completion."""
-        return self._backend().complete(request)
+        return self._counted(self._backend().complete(request))
+
+    async def _counted(self, stream: AsyncIterator[Delta]) -> AsyncIterator[Delta]:
+        # How many generations run or wait here: what the capability advert reports.
+        self.in_flight += 1
+        try:
+            async for delta in stream:
+                yield delta
+        finally:
+            self.in_flight -= 1
 
     async def embed(self, request: EmbeddingRequest) -> EmbeddingResult:
         """Embed texts."""

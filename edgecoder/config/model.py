@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 __all__ = (
     "BACKENDS",
     "EVENT_LOOPS",
+    "EXCLUDED_INTERFACES",
     "LOG_LEVELS",
     "ApiConfig",
     "Config",
@@ -25,6 +26,9 @@ __all__ = (
     "SystemdEnv",
 )
 
+EXCLUDED_INTERFACES = ("lo", "docker*", "veth*", "br-*", "virbr*", "cni*", "flannel*",
+                       "vmnet*", "vboxnet*", "tun*", "tap*", "wg*", "zt*")  # fmt: skip
+"""Interface name patterns mDNS skips by default: loopback, containers, bridges, VPNs."""
 LOG_LEVELS = ("debug", "info", "warning", "error")
 BACKENDS = ("auto", "llamacpp", "ollama")
 EVENT_LOOPS = ("uvloop", "asyncio")
@@ -75,6 +79,18 @@ def _network(value: str) -> str | None:
     return None if ok else "must be 1-63 letters, digits, '-', '_' or '.'"
 
 
+def _host_or_empty(value: str) -> str | None:
+    if not value:
+        return None
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        if value.replace("-", "").replace(".", "").isalnum() and len(value) <= 253:
+            return None
+        return "must be an IP address or a host name"
+    return None
+
+
 def _positive(value: int) -> str | None:
     return None if value > 0 else "must be a positive number"
 
@@ -119,6 +135,24 @@ class MeshConfig:
     address_rate_per_s: int = field(default=200, metadata={"check": _positive})
     address_burst: int = field(default=400, metadata={"check": _positive})
     replay_capacity: int = field(default=200_000, metadata={"check": _positive})
+    advertise: str = field(default="", metadata={"check": _host_or_empty})
+    interfaces: tuple[str, ...] = ()
+    exclude_interfaces: tuple[str, ...] = EXCLUDED_INTERFACES
+    ipv6: bool = True
+    period_ms: int = field(default=1000, metadata={"check": _positive})
+    ack_timeout_ms: int = field(default=400, metadata={"check": _positive})
+    indirect_k: int = field(default=3, metadata={"check": _non_negative})
+    suspicion_mult: int = field(default=5, metadata={"check": _positive})
+    dead_retention_ms: int = field(default=60_000, metadata={"check": _non_negative})
+    retransmit_mult: int = field(default=4, metadata={"check": _positive})
+    max_piggyback: int = field(default=8, metadata={"check": _positive})
+    push_pull_periods: int = field(default=1, metadata={"check": _positive})
+    sync_max_entries: int = field(default=1024, metadata={"check": _positive})
+    max_news: int = field(default=1024, metadata={"check": _positive})
+    record_ttl_s: int = field(default=3600, metadata={"check": _positive})
+    advert_interval_s: int = field(default=10, metadata={"check": _positive})
+    calibrate: bool = True
+    price_pct: int = field(default=100, metadata={"check": _positive})
 
 
 @dataclass(frozen=True, slots=True)

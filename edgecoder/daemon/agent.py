@@ -23,6 +23,7 @@ from edgecoder.clock import Clock, SystemClock
 from edgecoder.config import Config, SystemdEnv
 from edgecoder.daemon.backends import start_backend
 from edgecoder.daemon.listeners import EmbeddedServer, bind_listener, describe
+from edgecoder.daemon.mesh_runtime import MeshRuntime
 from edgecoder.daemon.sdnotify import Notifier
 from edgecoder.errors import ConfigError, EdgeCoderError
 from edgecoder.security.mesh_guard import MeshGuard
@@ -198,8 +199,10 @@ class Agent:
         ]
         watchdog: asyncio.Task[None] | None = None
         crashed: list[asyncio.Task[None]] = []
+        mesh_runtime = MeshRuntime(services, mesh_sock.getsockname()[1], api_sock.getsockname()[1])
         try:
             await self._until_serving(tasks)
+            await mesh_runtime.start()
             where = f"mesh {services.listeners['mesh']}, api {services.listeners['api']}"
             log.info("node %s serving (%s)", services.node_id, where)
             if cfg.sources:
@@ -215,6 +218,7 @@ class Agent:
             crashed = [t for t in tasks if t in done]
         finally:
             self.notifier.stopping("Stopping: finishing in-flight requests")
+            await mesh_runtime.stop()
             for server in self._servers:
                 server.should_exit = True
             await asyncio.gather(*tasks, return_exceptions=True)

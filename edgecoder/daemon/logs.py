@@ -39,5 +39,7 @@ def configure_logging(level: str, *, journal: bool) -> None:
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     # uvicorn's own start/stop chatter duplicates ours; keep its warnings and errors.
+    # httpx logs every request at INFO: one line per gossip message.
     if level != "debug":
         logging.getLogger("uvicorn").setLevel(logging.WARNING)
+    logging.getLogger("httpx").setLevel(logging.WARNING)

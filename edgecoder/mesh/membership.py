@@ -152,6 +152,7 @@ class Membership:
         self._rng = rng or random.Random()  # noqa: S311 - choice of peers, not secrets
         self._members: dict[str, Entry] = {}
         self._since: dict[str, int] = {}
+        self._evicted: dict[str, tuple[int, int]] = {}
         self._live = 0
         self._order: list[str] = []
         self._cursor = 0
@@ -214,6 +215,10 @@ class Membership:
         self._digest.toggle(self.node_id, incarnation, ALIVE, advert)
         self._announce(self.node_id, _entry(incarnation, ALIVE, advert))
 
+    def bump_incarnation(self) -> None:
+        """Announce this node again under a newer incarnation (to refresh its record)."""
+        self._set_self(self.incarnation + 1, self.advert)
+
     def set_advert(self, advert: int) -> None:
         """This node published a new capability advert: announce its version."""
         if advert > self.advert:
@@ -230,6 +235,9 @@ class Membership:
         if held is None:
             if state != ALIVE or not self.directory.vouch(node_id, inc, advert):
                 return
+            tomb = self._evicted.get(node_id)
+            if tomb is not None and inc <= tomb[0]:
+                return  # late news from before its death: it must come back newer
             entry = _entry(inc, state, advert)
             self._members[node_id] = entry
             self._live += 1
@@ -426,6 +434,9 @@ class Membership:
                 self._apply(probe.target, held[0], SUSPECT, held[2], now_ms, True)
 
     def _age(self, now_ms: int) -> None:
+        if self._evicted:
+            retention = self.config.dead_retention_ms
+            self._evicted = {i: t for i, t in self._evicted.items() if now_ms - t[1] < retention}
         if not self._since:
             return
         suspicion = self._suspicion_ms()
@@ -434,10 +445,11 @@ class Membership:
             if state == SUSPECT and now_ms - since >= suspicion:
                 self._apply(node_id, inc, DEAD, advert, now_ms, True)
             elif state == DEAD and now_ms - since >= self.config.dead_retention_ms:
-                self._evict(node_id)
+                self._evict(node_id, now_ms)
 
-    def _evict(self, node_id: str) -> None:
+    def _evict(self, node_id: str, now_ms: int) -> None:
         inc, state, advert = self._members.pop(node_id)
+        self._evicted[node_id] = (inc, now_ms)
         self._since.pop(node_id, None)
         self._digest.toggle(node_id, inc, state, advert)
         index = self._order.index(node_id)

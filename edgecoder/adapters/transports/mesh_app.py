@@ -10,6 +10,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from edgecoder.adapters.transports.mesh_auth import MeshAuthMiddleware
+from edgecoder.mesh.node import GossipError
 from edgecoder.security.blacklist import BlacklistError
 from edgecoder.services import Services
 from edgecoder.wire import canonical
@@ -58,6 +59,18 @@ def build_mesh_app(services: Services) -> Starlette:
                 results.append({"result": outcome})
         return JSONResponse({"results": results})
 
+    async def gossip(request: Request) -> Response:
+        mesh = services.mesh
+        if mesh is None:
+            body = {"error": {"code": "mesh_off", "message": "this node is not gossiping"}}
+            return JSONResponse(body, status_code=503)
+        try:
+            answer = mesh.receive(request.state.peer, await request.body())
+        except GossipError as exc:
+            body = {"error": {"code": exc.code, "message": str(exc)}}
+            return JSONResponse(body, status_code=exc.status)
+        return JSONResponse(answer)
+
     async def http_error(request: Request, exc: Exception) -> Response:
         if not isinstance(exc, HTTPException):
             raise exc
@@ -70,6 +83,7 @@ def build_mesh_app(services: Services) -> Starlette:
             Route("/healthz", healthz, methods=["GET"]),
             Route("/mesh/ping", ping, methods=["POST"]),
             Route("/mesh/records", records, methods=["POST"]),
+            Route("/mesh/gossip", gossip, methods=["POST"]),
         ],
         middleware=[Middleware(MeshAuthMiddleware, guard=services.mesh_guard)],
         exception_handlers={HTTPException: http_error},

@@ -74,14 +74,27 @@ class MeshClient:
         self._node_ids[base] = node_id
         return node_id
 
+    def forget(self, base_url: str) -> None:
+        """Forget the cached node id behind ``base_url`` (another node answers there now)."""
+        self._node_ids.pop(base_url.rstrip("/"), None)
+
     async def prepare(
-        self, base_url: str, method: str, target: str, body: bytes = b""
+        self,
+        base_url: str,
+        method: str,
+        target: str,
+        body: bytes = b"",
+        recipient: str | None = None,
     ) -> SignedRequest:
-        """Sign a request for the node at ``base_url`` (``target`` is path plus query)."""
+        """Sign a request for the node at ``base_url`` (``target`` is path plus query).
+
+        ``recipient`` is the node id expected there; when None it is asked for.
+        """
         parts = urlsplit(target)
         if parts.scheme or parts.netloc or not target.startswith("/"):
             raise EdgeCoderError(f"path must start with '/', got {target!r}")
-        recipient = await self.node_id(base_url)
+        if recipient is None:
+            recipient = await self.node_id(base_url)
         headers = envelope.sign_request(
             self.identity.secret_key,
             self.identity.public_key,

@@ -1,0 +1,1 @@
+"""LAN discovery adapters (mDNS)."""

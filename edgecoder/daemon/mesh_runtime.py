@@ -1,0 +1,141 @@
+"""What makes a running node a mesh member: gossip, mDNS discovery, its calibration.
+
+Started once both listeners accept (peers' replies must reach us), stopped before they
+close. mDNS or calibration failing is logged and never stops the node.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import replace
+from typing import Any
+
+from edgecoder.adapters.transports.gossip_transport import HttpGossipTransport
+from edgecoder.adapters.transports.mesh_client import MeshClient
+from edgecoder.errors import EdgeCoderError
+from edgecoder.inference.calibration import Calibration, calibrate
+from edgecoder.mesh.advert import advert_body
+from edgecoder.mesh.interfaces import advertise_host, lan_addresses, url_for
+from edgecoder.mesh.node import MeshNode
+from edgecoder.services import Services
+
+__all__ = ("MeshRuntime",)
+
+log = logging.getLogger(__name__)
+
+
+class MeshRuntime:
+    """Owns the gossip loop, the mDNS announcer and the calibration of one node."""
+
+    def __init__(self, services: Services, mesh_port: int, api_port: int) -> None:
+        self.services = services
+        self.mesh_port = mesh_port
+        self.api_port = api_port
+        self.calibration: Calibration | None = None
+        self._stop = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._client: MeshClient | None = None
+        self._mdns: Any = None
+
+    async def start(self) -> None:
+        """Start gossiping (and announcing, and calibrating)."""
+        services = self.services
+        cfg = services.config.mesh
+        addresses = await asyncio.to_thread(
+            lan_addresses, cfg.interfaces, cfg.exclude_interfaces, cfg.ipv6
+        )
+        url = url_for(advertise_host(cfg.advertise, cfg.bind, addresses), self.mesh_port)
+        timeout_s = max(1.0, 2 * cfg.period_ms / 1000)
+        self._client = MeshClient(services.identity, services.clock, timeout_s=timeout_s)
+        node = MeshNode(
+            identity=services.identity,
+            config=services.config,
+            clock=services.clock,
+            guard=services.mesh_guard,
+            url=url,
+            addrs=[a.ip for a in addresses],
+            api_port=self.api_port,
+            transport=HttpGossipTransport(self._client),
+            advert_source=self._advert,
+        )
+        services.mesh = node
+        self._tasks.append(asyncio.create_task(node.run(self._stop), name="edgecoder-gossip"))
+        log.info("mesh: gossiping as %s in network %r", url, services.config.node.network)
+        if cfg.mdns:
+            await self._start_mdns(node, addresses)
+        if cfg.calibrate and services.backend is not None:
+            self._tasks.append(asyncio.create_task(self._calibrate(node), name="edgecoder-calib"))
+
+    async def _start_mdns(self, node: MeshNode, addresses: list[Any]) -> None:
+        from edgecoder.adapters.discovery.mdns import MdnsDiscovery
+
+        mdns = MdnsDiscovery(
+            node_id=node.node_id,
+            network=node.network,
+            mesh_port=self.mesh_port,
+            api_port=self.api_port,
+            addresses=addresses,
+            ipv6=self.services.config.mesh.ipv6,
+            on_found=node.add_seeds,
+        )
+        try:
+            await mdns.start()
+        except (OSError, EdgeCoderError, RuntimeError) as exc:
+            log.error("mDNS could not start (%s); relying on mesh.bootstrap", exc)
+            with contextlib.suppress(Exception):
+                await mdns.close()
+            return
+        self._mdns = mdns
+
+    async def _advert(self) -> dict[str, Any]:
+        services = self.services
+        models = []
+        if services.backend is not None:
+            try:
+                loaded = {m.name for m in await services.loaded_models()}
+                models = [
+                    replace(m, loaded=m.loaded or m.name in loaded)
+                    for m in await services.list_models()
+                ]
+            except EdgeCoderError as exc:
+                log.debug("advert: could not list models: %s", exc)
+        return advert_body(
+            models=models,
+            backend=services.backend_state.active or "none",
+            calibration=self.calibration,
+            slots=services.config.inference.slots,
+            in_flight=services.in_flight,
+            owner_busy=services.owner_busy,
+            price_pct=services.config.mesh.price_pct,
+        )
+
+    async def _calibrate(self, node: MeshNode) -> None:
+        services = self.services
+        backend = services.backend
+        if backend is None:
+            return
+        try:
+            model = await services.default_model()
+            self.calibration = await calibrate(backend, model)
+        except EdgeCoderError as exc:
+            log.warning("calibration skipped: %s", exc)
+            return
+        cal = self.calibration
+        log.info("calibrated %s: prefill %d tok/s, decode %d tok/s",
+                 cal.model, cal.prefill_tps, cal.decode_tps)  # fmt: skip
+        await node.publish_advert()
+
+    async def stop(self) -> None:
+        """Stop announcing and gossiping."""
+        self._stop.set()
+        if self._mdns is not None:
+            with contextlib.suppress(Exception):
+                await self._mdns.close()
+        for task in self._tasks:
+            if task.get_name() == "edgecoder-calib":
+                task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._client is not None:
+            await self._client.aclose()

@@ -1,0 +1,378 @@
+"""One node's live membership: the sans-I/O core, the signed records behind it, a transport.
+
+Every core message travels as one signed ``POST /mesh/gossip`` whose canonical body is
+``{"network": name, "msg": message, "records": [...]}``. The records are the self-signed
+peer record and advert of every node the message says is alive (and the sender's own on
+anti-entropy messages), so a receiver can check each claim against its author's own
+signature before the core sees it (:class:`~edgecoder.mesh.directory.RecordDirectory`).
+
+The node re-signs its peer record whenever its incarnation changes (a refutation, or a
+refresh before the record expires) and its advert when what it says changes (checked
+every ``mesh.advert_interval_s``). A node id already alive at another address is refused
+(``duplicate_node_id``, 409); the refused node — a copy of another's data directory —
+stops gossiping and says so in its log and ``/healthz``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
+
+from edgecoder import __version__
+from edgecoder.clock import Clock
+from edgecoder.config import Config
+from edgecoder.errors import EdgeCoderError
+from edgecoder.mesh.directory import RecordDirectory
+from edgecoder.mesh.membership import ALIVE, DEAD, SUSPECT, Membership, MembershipConfig, Send
+from edgecoder.mesh.peer_info import ADVERT, PEER, check_advert, parse_peer, peer_body
+from edgecoder.security.blacklist import BlacklistError
+from edgecoder.security.identity import NodeIdentity
+from edgecoder.security.mesh_guard import MeshGuard
+from edgecoder.wire import canonical
+from edgecoder.wire.records import RecordError, SignedRecord, parse_record, sign_record
+
+__all__ = ("MAX_RECORDS", "GossipError", "GossipTransport", "MeshNode")
+
+log = logging.getLogger(__name__)
+
+MAX_RECORDS = 4096
+_MAX_PENDING = 1024
+_CONCURRENCY = 64
+_LOAD_FIELDS = ("load_pct", "slots", "queue_depth", "owner_busy")
+
+
+class GossipTransport(Protocol):
+    """Delivers one gossip body to a peer's ``/mesh/gossip``."""
+
+    async def send(self, url: str, node_id: str | None, body: bytes) -> tuple[int, Any]:
+        """POST ``body``; returns (HTTP status, decoded JSON) or (0, reason) if unreachable."""
+
+
+AdvertSource = Callable[[], Awaitable[dict[str, Any]]]
+
+
+class GossipError(EdgeCoderError):
+    """A gossip request this node will not act on; ``status`` and ``code`` go on the wire."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+
+
+def membership_config(config: Config) -> MembershipConfig:
+    """The core's timers and constants from ``[mesh]``."""
+    mesh = config.mesh
+    return MembershipConfig(
+        period_ms=mesh.period_ms,
+        ack_timeout_ms=mesh.ack_timeout_ms,
+        indirect_k=mesh.indirect_k,
+        suspicion_mult=mesh.suspicion_mult,
+        dead_retention_ms=mesh.dead_retention_ms,
+        retransmit_mult=mesh.retransmit_mult,
+        max_piggyback=mesh.max_piggyback,
+        push_pull_periods=mesh.push_pull_periods,
+        sync_max_entries=mesh.sync_max_entries,
+        max_news=mesh.max_news,
+    )
+
+
+class MeshNode:
+    """Runs membership for one node and answers its peers' gossip."""
+
+    def __init__(
+        self,
+        *,
+        identity: NodeIdentity,
+        config: Config,
+        clock: Clock,
+        guard: MeshGuard,
+        url: str,
+        addrs: list[str],
+        api_port: int,
+        transport: GossipTransport,
+        advert_source: AdvertSource,
+    ) -> None:
+        if config.mesh.ack_timeout_ms >= config.mesh.period_ms:
+            raise EdgeCoderError("mesh.ack_timeout_ms must be shorter than mesh.period_ms")
+        self.identity = identity
+        self.config = config
+        self.clock = clock
+        self.guard = guard
+        self.url = url
+        self.network = config.node.network
+        self.store = guard.records
+        self.directory = RecordDirectory(self.store, self.network, clock)
+        self.transport = transport
+        self._advert_source = advert_source
+        self._addrs = addrs
+        self._api_port = api_port
+        # A new run starts above every incarnation an earlier run of this node announced.
+        self.membership = Membership(
+            identity.node_id,
+            url,
+            self.directory,
+            membership_config(config),
+            random.Random(),  # noqa: S311 - choice of peers, not secrets
+            incarnation=clock.now_ms(),
+        )
+        self.conflict: dict[str, str] | None = None
+        self.refused: Counter[str] = Counter()
+        self._published_inc = -1
+        self._advert_body: dict[str, Any] | None = None
+        self._last_heard: dict[str, int] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._limit = asyncio.Semaphore(_CONCURRENCY)
+        self._seeds = list(config.mesh.bootstrap)
+
+    @property
+    def node_id(self) -> str:
+        """This node's id."""
+        return self.identity.node_id
+
+    def _mono_ms(self) -> int:
+        return int(self.clock.monotonic() * 1000)
+
+    # -- own records ----------------------------------------------------------------------
+
+    def _sign(self, kind: str, seq: int, body: dict[str, Any]) -> None:
+        ttl_ms = self.config.mesh.record_ttl_s * 1000
+        record = sign_record(self.identity, kind, seq, body, self.clock.now_ms(), ttl_ms)
+        self.store.offer(record, self.clock.now_ms())
+
+    def _publish_peer(self) -> None:
+        body = peer_body(self.url, self._addrs, self._api_port, self.network, __version__)
+        self._sign(PEER, self.membership.incarnation, body)
+        self._published_inc = self.membership.incarnation
+
+    async def publish_advert(self) -> None:
+        """Re-sign the advert if what it says has changed."""
+        body = await self._advert_source()
+        if body == self._advert_body:
+            return
+        held = self.store.get(self.node_id, ADVERT)
+        seq = max(held.seq + 1 if held else 0, self.clock.now_ms())
+        self._sign(ADVERT, seq, body)
+        self._advert_body = body
+        self.membership.set_advert(seq)
+
+    def _refresh_peer(self) -> None:
+        held = self.store.get(self.node_id, PEER)
+        if held is not None and held.expires_ms - self.clock.now_ms() < held.ttl_ms // 2:
+            self.membership.bump_incarnation()
+        if self.membership.incarnation != self._published_inc:
+            self._publish_peer()
+
+    # -- the loop -------------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Gossip until ``stop`` is set."""
+        self._publish_peer()
+        await self.publish_advert()
+        self._dispatch(self.membership.join(self._seeds, self._mono_ms()))
+        tick_s = max(0.01, min(0.1, self.config.mesh.period_ms / 10_000))
+        advert_every = self.config.mesh.advert_interval_s
+        next_advert = self.clock.monotonic() + advert_every
+        try:
+            while not stop.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), tick_s)
+                if self.conflict is not None:
+                    continue
+                if self.clock.monotonic() >= next_advert:
+                    next_advert = self.clock.monotonic() + advert_every
+                    await self.publish_advert()
+                    self.store.expire(self.clock.now_ms())
+                self._dispatch(self.membership.tick(self._mono_ms()))
+        finally:
+            for task in list(self._tasks):
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def add_seeds(self, urls: list[str]) -> None:
+        """Addresses found after start (mDNS): contact the new ones now."""
+        if self.conflict is None:
+            self._dispatch(self.membership.add_seeds(urls, self._mono_ms()))
+
+    def _dispatch(self, sends: list[Send]) -> None:
+        self._refresh_peer()
+        for send in sends:
+            if len(self._tasks) >= _MAX_PENDING:
+                log.debug("gossip backlog full: dropping a %s", send.message.get("t"))
+                continue
+            body = self._encode(send.message, send.node_id)
+            task = asyncio.create_task(self._deliver(send, body))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    def _encode(self, message: dict[str, Any], recipient: str | None) -> bytes:
+        ids = {u[0] for u in message.get("updates", ()) if u[2] == ALIVE}
+        ids |= {e[0] for e in message.get("entries", ()) if e[2] == ALIVE}
+        if str(message["t"]).startswith("sync"):
+            ids.add(self.node_id)
+        ids.discard(recipient)  # it holds its own records
+        now = self.clock.now_ms()
+        records = []
+        for node_id in ids:
+            for kind in (PEER, ADVERT):
+                record = self.store.get(node_id, kind)
+                if record is not None and record.expires_ms > now:
+                    records.append(record.to_wire())
+        body = {"network": self.network, "msg": message, "records": records[:MAX_RECORDS]}
+        return canonical.encode(body)
+
+    async def _deliver(self, send: Send, body: bytes) -> None:
+        async with self._limit:
+            status, answer = await self.transport.send(send.address, send.node_id, body)
+        if status == 409 and isinstance(answer, dict):
+            error = answer.get("error") or {}
+            if error.get("code") == "duplicate_node_id" and self.conflict is None:
+                self._conflicted(send.address, str(error.get("message", "")))
+        elif status not in (0, 200):
+            log.debug("gossip to %s refused: HTTP %s %s", send.address, status, answer)
+
+    def _conflicted(self, where: str, detail: str) -> None:
+        self.conflict = {
+            "code": "duplicate_node_id",
+            "reported_by": where,
+            "message": (
+                f"another live node uses this node's id {self.node_id} ({detail}). This data "
+                "directory is probably a copy of another node's: stop this node, remove its "
+                "node key, and start it again to get a new identity. Mesh gossip is stopped."
+            ),
+        }
+        log.error("identity conflict: %s", self.conflict["message"])
+
+    # -- incoming -------------------------------------------------------------------------
+
+    def receive(self, sender: str, body: bytes) -> dict[str, Any]:
+        """Handle one authenticated gossip request from ``sender``.
+
+        :raises GossipError: malformed (400), another network (403), or a duplicate node id (409).
+        """
+        try:
+            document = canonical.decode(body, max_size=max(len(body), 1))
+        except canonical.DecodeError as exc:
+            raise GossipError(400, exc.code, str(exc)) from None
+        message, records = self._check_shape(document)
+        if document["network"] != self.network:
+            raise GossipError(403, "wrong_network", f"this node is in network {self.network!r}")
+        if message["from"] != sender:
+            raise GossipError(400, "sender_mismatch", "msg.from must be the request's signer")
+        self._check_identity(sender, message)
+        outcomes = Counter(self._offer(item) for item in records)
+        self._last_heard[sender] = self.clock.now_ms()
+        self._dispatch(self.membership.receive(message, self._mono_ms()))
+        return {"ok": True, "records": dict(outcomes)}
+
+    @staticmethod
+    def _check_shape(document: object) -> tuple[dict[str, Any], list[Any]]:
+        if not isinstance(document, dict) or set(document) != {"network", "msg", "records"}:
+            raise GossipError(400, "bad_shape", "body must be {network, msg, records}")
+        message, records = document["msg"], document["records"]
+        if not isinstance(records, list) or len(records) > MAX_RECORDS:
+            raise GossipError(400, "bad_shape", f"records must be a list of at most {MAX_RECORDS}")
+        if not (
+            isinstance(message, dict)
+            and isinstance(message.get("t"), str)
+            and isinstance(message.get("from"), str)
+            and isinstance(message.get("addr"), str)
+            and type(message.get("inc")) is int
+            and type(message.get("adv", 0)) is int
+            and type(message.get("seq", 0)) is int
+            and isinstance(message.get("updates", []), list)
+            and isinstance(document["network"], str)
+        ):
+            raise GossipError(400, "bad_shape", "msg needs t, from, addr, inc (and int seq, adv)")
+        return message, records
+
+    def _check_identity(self, sender: str, message: dict[str, Any]) -> None:
+        if sender == self.node_id:
+            if message["inc"] < self.membership.incarnation and self.conflict is None:
+                self._conflicted(message["addr"], f"it runs at {message['addr']} since earlier")
+            raise GossipError(
+                409, "duplicate_node_id", f"node id {sender} is in use by a live node at {self.url}"
+            )
+        held = self.membership.member(sender)
+        if held and held.state == ALIVE and held.address and held.address != message["addr"]:
+            where = held.address
+            raise GossipError(
+                409, "duplicate_node_id", f"node id {sender} is in use by a live node at {where}"
+            )
+
+    def _offer(self, item: object) -> str:
+        try:
+            record = parse_record(item)
+            if record.author == self.node_id and record.kind in (PEER, ADVERT):
+                return "own"  # ours, relayed back: we hold the newest already
+            self._check_record(record)
+            return self.guard.apply(record)
+        except (RecordError, BlacklistError) as exc:
+            self.refused[exc.code] += 1
+            log.debug("refused a gossiped record: %s", exc)
+            return "refused"
+
+    def _check_record(self, record: SignedRecord) -> None:
+        if record.kind == ADVERT:
+            check_advert(record)
+            return
+        if record.kind != PEER:
+            raise RecordError("not_gossiped", f"{record.kind} records travel by /mesh/records")
+        info = parse_peer(record)
+        if info.network != self.network:
+            raise RecordError("wrong_network", f"a peer of network {info.network!r}")
+        held = self.membership.member(record.author)
+        if held and held.state == ALIVE and held.address and held.address != info.url:
+            raise RecordError("duplicate_node_id", f"{record.author} is alive at {held.address}")
+
+    # -- views ----------------------------------------------------------------------------
+
+    def counts(self) -> dict[str, int]:
+        """How many members are in each state."""
+        states = Counter(m.state for m in self.membership.members())
+        return {ALIVE: states[ALIVE], SUSPECT: states[SUSPECT], DEAD: states[DEAD]}
+
+    def health(self) -> dict[str, object]:
+        """The mesh part of ``/healthz``."""
+        counts = self.counts()
+        return {
+            "peer_count": counts[ALIVE] + counts[SUSPECT],
+            "peers": counts,
+            "url": self.url,
+            "incarnation": self.membership.incarnation,
+            "identity_conflict": self.conflict,
+            "refused_records": dict(self.refused),
+        }
+
+    def peers(self) -> list[dict[str, Any]]:
+        """Every known peer: identity, addresses, state, last heard, models and load."""
+        out = []
+        mono_now, wall_now = self._mono_ms(), self.clock.now_ms()
+        for member in self.membership.members():
+            since = member.since_ms
+
+            info = self.directory.info(member.node_id)
+            advert = self.store.get(member.node_id, ADVERT)
+            body = advert.body if advert is not None else {}
+            out.append(
+                {
+                    "node_id": member.node_id,
+                    "url": member.address,
+                    "addrs": list(info.addrs) if info else [],
+                    "api_port": info.api_port if info else None,
+                    "version": info.version if info else None,
+                    "state": member.state,
+                    "incarnation": member.incarnation,
+                    "state_since_ms": None if since is None else wall_now - (mono_now - since),
+                    "last_heard_ms": self._last_heard.get(member.node_id),
+                    "models": body.get("models", []),
+                    "load": {k: body.get(k) for k in _LOAD_FIELDS},
+                    "advert": body,
+                }
+            )
+        return sorted(out, key=lambda p: (p["state"] != ALIVE, p["node_id"]))

@@ -1,0 +1,103 @@
+"""What the two self-authored gossip records say: a node's *peer* record and its *advert*.
+
+A peer record (kind ``peer``, sequence number = the node's incarnation) says where the
+node is: its mesh URL, every address it has, its API port, its network name and version.
+An advert (kind ``advert``, its own sequence) says what it can do and how busy it is (see
+``docs/mesh.md``). Both are signed by the node itself (:mod:`edgecoder.wire.records`), so
+a relay can neither forge nor alter them. Everything here is integers and strings: the
+canonical encoding has no floats.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from edgecoder.wire.records import RecordError, SignedRecord
+
+__all__ = ("ADVERT", "PEER", "PeerInfo", "check_advert", "parse_peer", "peer_body")
+
+PEER = "peer"
+ADVERT = "advert"
+_MAX_ADDRS = 16
+_MAX_MODELS = 64
+_ADVERT_INTS = ("ram_mb", "prefill_tps", "decode_tps", "slots", "queue_depth", "load_pct",
+                "price_pct")  # fmt: skip
+_ADVERT_STRS = ("backend", "device_class")
+_MODEL_INTS = ("context_length", "size_bytes")
+_MODEL_STRS = ("name", "digest", "size_class")
+
+
+@dataclass(frozen=True, slots=True)
+class PeerInfo:
+    """A verified peer record's body."""
+
+    url: str
+    addrs: tuple[str, ...]
+    api_port: int
+    network: str
+    version: str
+
+
+def peer_body(
+    url: str, addrs: list[str], api_port: int, network: str, version: str
+) -> dict[str, Any]:
+    """The body of this node's peer record."""
+    return {"url": url, "addrs": addrs[:_MAX_ADDRS], "api_port": api_port,
+            "network": network, "version": version}  # fmt: skip
+
+
+def _fail(message: str) -> RecordError:
+    return RecordError("bad_body", message)
+
+
+def parse_peer(record: SignedRecord) -> PeerInfo:
+    """The body of a peer record, checked.
+
+    :raises RecordError: ``bad_body``.
+    """
+    body = record.body
+    url, addrs, port = body.get("url"), body.get("addrs"), body.get("api_port")
+    network, version = body.get("network"), body.get("version")
+    if not isinstance(url, str) or urlsplit(url).scheme != "http" or not urlsplit(url).hostname:
+        raise _fail("a peer record needs an http:// mesh url")
+    if not isinstance(addrs, list) or len(addrs) > _MAX_ADDRS:
+        raise _fail(f"addrs must be a list of at most {_MAX_ADDRS} addresses")
+    if not all(isinstance(a, str) and len(a) <= 64 for a in addrs):
+        raise _fail("addrs must be strings")
+    if type(port) is not int or not 0 < port < 65536:
+        raise _fail("api_port must be a port number")
+    if not isinstance(network, str) or not isinstance(version, str):
+        raise _fail("network and version must be strings")
+    return PeerInfo(url, tuple(addrs), port, network, version)
+
+
+def check_advert(record: SignedRecord) -> dict[str, Any]:
+    """The body of an advert, checked for shape.
+
+    :raises RecordError: ``bad_body``.
+    """
+    body = record.body
+    for name in _ADVERT_INTS:
+        value = body.get(name)
+        if type(value) is not int or value < 0:
+            raise _fail(f"advert field {name} must be a non-negative integer")
+    for name in _ADVERT_STRS:
+        if not isinstance(body.get(name), str):
+            raise _fail(f"advert field {name} must be a string")
+    if type(body.get("owner_busy")) is not bool:
+        raise _fail("advert field owner_busy must be true or false")
+    models = body.get("models")
+    if not isinstance(models, list) or len(models) > _MAX_MODELS:
+        raise _fail(f"advert models must be a list of at most {_MAX_MODELS}")
+    for model in models:
+        if not isinstance(model, dict):
+            raise _fail("each advert model must be an object")
+        if any(type(model.get(k)) is not int for k in _MODEL_INTS):
+            raise _fail("model context_length and size_bytes must be integers")
+        if any(not isinstance(model.get(k), str) for k in _MODEL_STRS):
+            raise _fail("model name, digest and size_class must be strings")
+        if type(model.get("loaded")) is not bool:
+            raise _fail("model loaded must be true or false")
+    return body
