@@ -6,14 +6,10 @@ import argparse
 import json
 from typing import Any
 
-import httpx
+from edgecoder.cli.node_http import get_json, node_url
+from edgecoder.cli.options import add_config_option
 
-from edgecoder.cli.options import add_config_option, config_from_args
-from edgecoder.errors import EdgeCoderError, NodeNotRunningError
-
-__all__ = ("add_parser", "local_url", "run")
-
-_LOCAL = {"0.0.0.0": "127.0.0.1", "::": "::1"}  # noqa: S104
+__all__ = ("add_parser", "run")
 
 
 def add_parser(commands: Any) -> None:
@@ -27,12 +23,6 @@ def add_parser(commands: Any) -> None:
     parser.set_defaults(handler=run)
 
 
-def local_url(bind: str, port: int) -> str:
-    """The URL that reaches a listener bound to ``bind:port`` from this machine."""
-    host = _LOCAL.get(bind, bind)
-    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
-
-
 def _duration(seconds: int) -> str:
     days, rest = divmod(seconds, 86400)
     hours, rest = divmod(rest, 3600)
@@ -43,30 +33,18 @@ def _duration(seconds: int) -> str:
     return " ".join(parts)
 
 
+def _peers(mesh: dict[str, Any]) -> str:
+    states = mesh.get("peers") or {}
+    detail = ", ".join(f"{states.get(s, 0)} {s}" for s in ("alive", "suspect", "dead"))
+    return f"{mesh.get('peer_count', 0)} ({detail})"
+
+
 def run(args: argparse.Namespace) -> int:
     """Print the node's health; exit 3 when no node answers.
 
     :raises NodeNotRunningError: nothing listens at the node's address.
     """
-    if args.url:
-        url = args.url.rstrip("/")
-    else:
-        config = config_from_args(args)
-        url = local_url(config.api.bind, config.api.port)
-    try:
-        response = httpx.get(f"{url}/healthz", timeout=5.0)
-    except httpx.ConnectError:
-        raise NodeNotRunningError(f"no EdgeCoder node is running at {url}") from None
-    except httpx.HTTPError as exc:
-        raise NodeNotRunningError(f"the node at {url} did not answer: {exc}") from None
-    try:
-        health = response.json()
-        if response.status_code != 200 or not isinstance(health, dict):
-            raise ValueError
-    except ValueError:
-        raise EdgeCoderError(
-            f"{url} answered HTTP {response.status_code}, not an EdgeCoder health document"
-        ) from None
+    health = get_json(node_url(args), "/healthz")
     if args.json:
         print(json.dumps(health, indent=2, sort_keys=True))
         return 0
@@ -84,8 +62,12 @@ def run(args: argparse.Namespace) -> int:
             f"asked for {backend.get('requested')}): {backend.get('reason')}",
         ),
         ("mesh", listeners.get("mesh")),
+        ("peers", _peers(health.get("mesh", {}))),
         ("api", listeners.get("api")),
     ]
+    conflict = health.get("mesh", {}).get("identity_conflict")
+    if conflict:
+        rows.append(("CONFLICT", conflict.get("message")))
     for name, value in rows:
         print(f"{name:<8} {value}")
     return 0

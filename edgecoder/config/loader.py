@@ -34,13 +34,15 @@ ENV_PREFIX = "EDGECODER_"
 DEFAULT_ETC_DIR = Path("/etc/edgecoder")
 RESERVED_ENV = frozenset(
     {
+        "EDGECODER_API_KEY",
         "EDGECODER_CONFIG",
         "EDGECODER_CYTHON_TRACE",
         "EDGECODER_NO_EXTENSIONS",
         "EDGECODER_REQUIRE_EXTENSIONS",
     }
 )
-"""Variables that are not configuration keys: build switches and the config file path."""
+"""Variables that are not configuration keys: build switches, the config file path, and
+the API key CLI commands send."""
 
 Override = tuple[str, object, str]
 """A command-line setting: ``("section.key", value, "--flag")``."""

@@ -30,11 +30,16 @@ from edgecoder.errors import EdgeCoderError
 from edgecoder.mesh.directory import RecordDirectory
 from edgecoder.mesh.membership import ALIVE, DEAD, SUSPECT, Membership, MembershipConfig, Send
 from edgecoder.mesh.peer_info import ADVERT, PEER, check_advert, parse_peer, peer_body
-from edgecoder.security.blacklist import BlacklistError
 from edgecoder.security.identity import NodeIdentity
 from edgecoder.security.mesh_guard import MeshGuard
 from edgecoder.wire import canonical
-from edgecoder.wire.records import RecordError, SignedRecord, parse_record, sign_record
+from edgecoder.wire.records import (
+    RecordError,
+    SignedRecord,
+    parse_record,
+    sign_record,
+    verify_record,
+)
 
 __all__ = ("MAX_RECORDS", "GossipError", "GossipTransport", "MeshNode")
 
@@ -310,9 +315,11 @@ class MeshNode:
             record = parse_record(item)
             if record.author == self.node_id and record.kind in (PEER, ADVERT):
                 return "own"  # ours, relayed back: we hold the newest already
+            now = self.clock.now_ms()
+            verify_record(record, now, skew_ms=self.config.mesh.skew_ms)
             self._check_record(record)
-            return self.guard.apply(record)
-        except (RecordError, BlacklistError) as exc:
+            return self.store.offer(record, now, verified=True)
+        except RecordError as exc:
             self.refused[exc.code] += 1
             log.debug("refused a gossiped record: %s", exc)
             return "refused"

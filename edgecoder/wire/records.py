@@ -175,12 +175,15 @@ class RecordStore:
     def __init__(self) -> None:
         self._records: dict[tuple[str, str], SignedRecord] = {}
 
-    def offer(self, record: SignedRecord, now_ms: int) -> str:
+    def offer(self, record: SignedRecord, now_ms: int, *, verified: bool = False) -> str:
         """Consider a record; returns ``new``, ``stale``, ``duplicate`` or ``equivocation``.
+
+        ``verified`` skips the check when the caller has just run :func:`verify_record`.
 
         :raises RecordError: the record does not verify (see :func:`verify_record`).
         """
-        verify_record(record, now_ms)
+        if not verified:
+            verify_record(record, now_ms)
         slot = (record.author, record.kind)
         held = self._records.get(slot)
         if held is not None and held.expires_ms > now_ms:

@@ -9,6 +9,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from edgecoder.adapters.web.admin_api import admin_routes
 from edgecoder.adapters.web.auth import KeyAuthMiddleware
 from edgecoder.adapters.web.infill_api import infill_routes
 from edgecoder.adapters.web.ollama_api import ollama_routes
@@ -47,6 +48,7 @@ def build_client_app(services: Services) -> Starlette:
             *responses_routes(services),
             *infill_routes(services),
             *ollama_routes(services),
+            *admin_routes(services),
         ],
         middleware=[Middleware(KeyAuthMiddleware, access=services.access)],
         exception_handlers={HTTPException: http_error},

@@ -1,0 +1,57 @@
+"""Talking to the local node's client listener from the CLI: one GET, clear failures."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+import httpx
+
+from edgecoder.cli.options import config_from_args
+from edgecoder.errors import AuthError, EdgeCoderError, NodeNotRunningError
+
+__all__ = ("get_json", "local_url", "node_url")
+
+_LOCAL = {"0.0.0.0": "127.0.0.1", "::": "::1"}  # noqa: S104
+
+
+def local_url(bind: str, port: int) -> str:
+    """The URL that reaches a listener bound to ``bind:port`` from this machine."""
+    host = _LOCAL.get(bind, bind)
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+def node_url(args: argparse.Namespace) -> str:
+    """``--url``, else the client listener named by the configuration."""
+    if args.url:
+        return str(args.url).rstrip("/")
+    config = config_from_args(args)
+    return local_url(config.api.bind, config.api.port)
+
+
+def get_json(url: str, path: str, api_key: str | None = None) -> dict[str, Any]:
+    """GET ``url + path`` and return its JSON object.
+
+    :raises NodeNotRunningError: nothing answers at ``url``.
+    :raises AuthError: the key was refused (401 or 403); the node's message is kept.
+    :raises EdgeCoderError: any other non-200 answer or a body that is not a JSON object.
+    """
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    try:
+        response = httpx.get(f"{url}{path}", headers=headers, timeout=5.0)
+    except httpx.ConnectError:
+        raise NodeNotRunningError(f"no EdgeCoder node is running at {url}") from None
+    except httpx.HTTPError as exc:
+        raise NodeNotRunningError(f"the node at {url} did not answer: {exc}") from None
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    message = body.get("error", {}).get("message") if isinstance(body, dict) else None
+    if response.status_code in (401, 403):
+        raise AuthError(message or f"{url}{path} refused the API key")
+    if response.status_code != 200 or not isinstance(body, dict):
+        raise EdgeCoderError(
+            f"{url}{path} answered HTTP {response.status_code}: {message or 'not a JSON object'}"
+        )
+    return body
