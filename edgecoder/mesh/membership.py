@@ -225,7 +225,7 @@ class Membership:
             self._set_self(self.incarnation, advert)
 
     def _apply(self, node_id: str, inc: int, state: str, advert: int, now_ms: int,
-               gossip: bool) -> None:  # fmt: skip
+               gossip: bool, direct: bool = False) -> None:  # fmt: skip
         if node_id == self.node_id:
             if state != ALIVE and inc >= self.incarnation:
                 # A rumour of our own suspicion or death: refute it with a newer incarnation.
@@ -236,8 +236,8 @@ class Membership:
             if state != ALIVE or not self.directory.vouch(node_id, inc, advert):
                 return
             tomb = self._evicted.get(node_id)
-            if tomb is not None and inc <= tomb[0]:
-                return  # late news from before its death: it must come back newer
+            if tomb is not None and inc <= tomb[0] and not direct:
+                return  # late news from before its death: only the node itself overrides it
             entry = _entry(inc, state, advert)
             self._members[node_id] = entry
             self._live += 1
@@ -306,8 +306,10 @@ class Membership:
         return Send(address, self._message(kind, to=sender, **fields), sender)
 
     def _heard_from(self, message: dict[str, Any], now_ms: int) -> None:
-        self._apply_wire([message["from"], message["inc"], ALIVE, message.get("adv", 0)],
-                         now_ms, True)  # fmt: skip
+        # First-hand: the (authenticated) sender itself is alive, even if we evicted it.
+        sender, inc, advert = message["from"], message["inc"], message.get("adv", 0)
+        if isinstance(sender, str) and type(inc) is int and type(advert) is int:
+            self._apply(sender, inc, ALIVE, advert, now_ms, True, direct=True)
         updates = message.get("updates")
         if isinstance(updates, list):
             for item in updates[: self.config.max_piggyback * 4]:

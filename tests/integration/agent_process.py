@@ -63,7 +63,17 @@ class AgentProcess:
     port, so lifecycle tests never load a model; pass ``--backend llamacpp`` for one.
     """
 
-    def __init__(self, workdir: Path, *args: str, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        *args: str,
+        env: dict[str, str] | None = None,
+        prefix: tuple[str, ...] = (),
+        host: str = "127.0.0.1",
+        mdns: bool = False,
+    ) -> None:
+        """``prefix`` runs the agent under a wrapper (``ip netns exec NS``); ``host`` is
+        where it listens (``--bind``) and is reached; ``mdns`` leaves discovery on."""
         workdir.mkdir(parents=True, exist_ok=True)
         self.workdir = workdir
         self.data_dir = workdir / "data"
@@ -74,17 +84,20 @@ class AgentProcess:
         self.api_port = free_port()
         self.args = args if "--backend" in args else ("--backend", "ollama", *args)
         self.env = env if env is not None else clean_env(self.config_file)
+        self.prefix = prefix
+        self.host = host
+        self.mdns = mdns
         self.messages: list[str] = []
         self.proc: subprocess.Popen[str] | None = None
         self._notify: socket.socket | None = None
 
     @property
     def api_url(self) -> str:
-        return f"http://127.0.0.1:{self.api_port}"
+        return f"http://{self.host}:{self.api_port}"
 
     @property
     def mesh_url(self) -> str:
-        return f"http://127.0.0.1:{self.mesh_port}"
+        return f"http://{self.host}:{self.mesh_port}"
 
     def start(self, *, wait_ready: bool = True) -> AgentProcess:
         notify_path = self.workdir / f"notify-{time.monotonic_ns()}"
@@ -93,12 +106,12 @@ class AgentProcess:
         self._notify.setblocking(False)
         self.messages = []
         args = [
-            sys.executable, "-m", "edgecoder", "agent",
+            *self.prefix, sys.executable, "-m", "edgecoder", "agent",
             "--data-dir", str(self.data_dir),
-            "--bind", "127.0.0.1",
+            "--bind", self.host,
             "--mesh-port", str(self.mesh_port),
             "--api-port", str(self.api_port),
-            "--no-mdns",
+            *(() if self.mdns else ("--no-mdns",)),
             *self.args,
         ]  # fmt: skip
         env = dict(self.env, NOTIFY_SOCKET=str(notify_path))
