@@ -3,7 +3,9 @@
 No bootstrap URLs: discovery is multicast DNS across the bridge. Then a node is cut off
 (suspect → dead → it comes back and refutes), one is killed with SIGKILL and restarted on
 its data dir (same identity, alive again), forged and replayed records are sent, and the
-LAN gets 100 ms of latency and 5 % loss (membership stays right).
+LAN gets 100 ms of latency and 5 % loss (membership stays right). The LAN is a kernel
+bridge with ``tc netem`` where the kernel has netem, else a user-space impairing switch over
+TAP devices (see ``tests/netns/lan.py``).
 """
 
 from __future__ import annotations
@@ -191,7 +193,7 @@ def test_forged_and_replayed_records_are_rejected(mesh: LanMesh) -> None:
 
 def test_membership_stays_correct_with_latency_and_loss(mesh: LanMesh) -> None:
     wait_until(mesh.all_alive, timeout=30)
-    mesh.lan.netem(["delay", "100ms", "loss", "5%"])
+    mesh.lan.impair(100, 5)
     try:
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
@@ -203,4 +205,4 @@ def test_membership_stays_correct_with_latency_and_loss(mesh: LanMesh) -> None:
             time.sleep(1)
         wait_until(mesh.all_alive, timeout=30)
     finally:
-        mesh.lan.netem(["delay", "0ms"])
+        mesh.lan.impair(0, 0)
