@@ -353,6 +353,7 @@ class MeshNode:
             "url": self.url,
             "incarnation": self.membership.incarnation,
             "identity_conflict": self.conflict,
+            "advert": self._advert_body,
             "refused_records": dict(self.refused),
         }
 

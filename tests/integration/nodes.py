@@ -10,10 +10,14 @@ from tests.integration.agent_process import AgentProcess, edgecoder
 class ModelNode:
     """A running agent on the embedded backend, with a user key and an admin key."""
 
-    def __init__(self, workdir: Path, config: str = "") -> None:
+    def __init__(self, workdir: Path, config: str = "", *, calibrate: bool = False) -> None:
+        """``calibrate`` leaves the start-up calibration on; off by default so that tests
+        which count slots find them free."""
         workdir.mkdir(parents=True, exist_ok=True)
         (workdir / "edgecoder.toml").write_text(config)
         self.agent = AgentProcess(workdir, "--backend", "llamacpp")
+        if not calibrate:
+            self.agent.env["EDGECODER_MESH_CALIBRATE"] = "false"
         data = ["--data-dir", str(self.agent.data_dir)]
         self.key = self._key("alice", data)
         self.admin_key = self._key("root", [*data, "--admin"])

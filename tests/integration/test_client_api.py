@@ -10,6 +10,7 @@ import struct
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import ollama
@@ -25,7 +26,9 @@ MODEL = "gemma3:270m"
 
 @pytest.fixture(scope="module")
 def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ModelNode]:
-    running = ModelNode(tmp_path_factory.mktemp("node"), "[inference]\ncontext_length = 2048\n")
+    running = ModelNode(
+        tmp_path_factory.mktemp("node"), "[inference]\ncontext_length = 2048\n", calibrate=True
+    )
     yield running
     running.stop()
 
@@ -34,6 +37,20 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ModelNode]:
 def client(node: ModelNode) -> Iterator[openai.OpenAI]:
     with openai.OpenAI(base_url=f"{node.url}/v1", api_key=node.key, max_retries=0) as c:
         yield c
+
+
+def test_calibration_measures_the_model_and_the_advert_says_so(node: ModelNode) -> None:
+    deadline = time.monotonic() + 120
+    advert: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        advert = node.agent.get(f"{node.url}/healthz")[1]["mesh"]["advert"] or {}
+        if advert.get("decode_tps"):
+            break
+        time.sleep(0.5)
+    assert advert["decode_tps"] > 0
+    assert advert["prefill_tps"] > 0
+    assert advert["backend"] == "llamacpp"
+    assert [(m["name"], m["size_class"]) for m in advert["models"]] == [("gemma3:270m", "xs")]
 
 
 def test_models_list_and_retrieve_report_the_true_context(client: openai.OpenAI) -> None:
