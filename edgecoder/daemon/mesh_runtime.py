@@ -17,7 +17,7 @@ from edgecoder.adapters.transports.mesh_client import MeshClient
 from edgecoder.errors import EdgeCoderError
 from edgecoder.inference.calibration import Calibration, calibrate
 from edgecoder.mesh.advert import advert_body
-from edgecoder.mesh.interfaces import advertise_host, lan_addresses, url_for
+from edgecoder.mesh.interfaces import LanAddress, advertise_host, lan_addresses, url_for
 from edgecoder.mesh.node import MeshNode
 from edgecoder.services import Services
 
@@ -68,7 +68,7 @@ class MeshRuntime:
         if cfg.calibrate and services.backend is not None:
             self._tasks.append(asyncio.create_task(self._calibrate(node), name="edgecoder-calib"))
 
-    async def _start_mdns(self, node: MeshNode, addresses: list[Any]) -> None:
+    async def _start_mdns(self, node: MeshNode, addresses: list[LanAddress]) -> None:
         from edgecoder.adapters.discovery.mdns import MdnsDiscovery
 
         mdns = MdnsDiscovery(

@@ -11,6 +11,7 @@ in steps of 10 so small wobbles do not re-sign the advert), ``owner_busy`` and
 
 from __future__ import annotations
 
+import functools
 import os
 import platform
 from pathlib import Path
@@ -35,6 +36,7 @@ def size_class(size_bytes: int) -> str:
     return "xl"
 
 
+@functools.cache
 def device_class() -> str:
     """``raspberry-pi`` on a Pi, else the machine architecture (``x86_64``, ``aarch64``)."""
     try:
@@ -46,6 +48,7 @@ def device_class() -> str:
     return platform.machine() or "unknown"
 
 
+@functools.cache
 def ram_mb() -> int:
     """Physical memory in MiB."""
     try:

@@ -53,7 +53,3 @@ class RecordDirectory:
         """The mesh URL the node's own peer record states."""
         info = self.info(node_id)
         return info.url if info else None
-
-    def forget(self, node_id: str) -> None:
-        """Drop the parse cache of an evicted member."""
-        self._parsed.pop(node_id, None)

@@ -303,9 +303,8 @@ class MeshNode:
             raise GossipError(
                 409, "duplicate_node_id", f"node id {sender} is in use by a live node at {self.url}"
             )
-        held = self.membership.member(sender)
-        if held and held.state == ALIVE and held.address and held.address != message["addr"]:
-            where = held.address
+        where = self._alive_elsewhere(sender, message["addr"])
+        if where is not None:
             raise GossipError(
                 409, "duplicate_node_id", f"node id {sender} is in use by a live node at {where}"
             )
@@ -333,9 +332,16 @@ class MeshNode:
         info = parse_peer(record)
         if info.network != self.network:
             raise RecordError("wrong_network", f"a peer of network {info.network!r}")
-        held = self.membership.member(record.author)
-        if held and held.state == ALIVE and held.address and held.address != info.url:
-            raise RecordError("duplicate_node_id", f"{record.author} is alive at {held.address}")
+        where = self._alive_elsewhere(record.author, info.url)
+        if where is not None:
+            raise RecordError("duplicate_node_id", f"{record.author} is alive at {where}")
+
+    def _alive_elsewhere(self, node_id: str, url: str) -> str | None:
+        """The address where ``node_id`` is alive, if that is not ``url``."""
+        held = self.membership.member(node_id)
+        if held and held.state == ALIVE and held.address and held.address != url:
+            return held.address
+        return None
 
     # -- views ----------------------------------------------------------------------------
 
