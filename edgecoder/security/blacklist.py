@@ -72,7 +72,8 @@ def verify_evidence(accused: str, evidence: object) -> None:
 
     :raises BlacklistError: ``bad_evidence`` or ``evidence_hash``.
     """
-    if not isinstance(evidence, dict) or evidence.get("kind") not in EVIDENCE_KINDS:
+    kind = evidence.get("kind") if isinstance(evidence, dict) else None
+    if not isinstance(evidence, dict) or not isinstance(kind, str) or kind not in EVIDENCE_KINDS:
         raise BlacklistError(
             "bad_evidence", f"evidence kind must be one of {sorted(EVIDENCE_KINDS)}"
         )

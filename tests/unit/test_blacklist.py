@@ -129,3 +129,11 @@ def test_chain_verification_finds_edits_reorders_and_removals() -> None:
     assert verify_chain(entries[:2] + entries[3:], head) == 2
     assert verify_chain(entries[:4], head) == 4  # tail removed: caught by the signed head
     assert canonical.decode(entries[0].wire_bytes()) == entries[0].to_wire()
+
+
+def test_evidence_with_a_non_string_kind_is_refused_not_a_crash() -> None:
+    from edgecoder.security.blacklist import BlacklistError, verify_evidence
+
+    with pytest.raises(BlacklistError) as caught:
+        verify_evidence("", {"kind": []})
+    assert caught.value.code == "bad_evidence"
