@@ -2,14 +2,15 @@
 
 Adapters never reach past it into storage or each other: each operation lives here
 once, and the web routes, D-Bus methods and CLI commands are thin skins over it. The
-inference operations are where the task router will later decide between the local
-backend and a peer; today they always run locally.
+inference operations go through the task router (:mod:`edgecoder.tasks.router`) once the
+mesh runs: local first, else the fittest peer.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from edgecoder import __version__
 from edgecoder.access import AccessControl
@@ -17,6 +18,7 @@ from edgecoder.clock import Clock
 from edgecoder.config import Config
 from edgecoder.errors import BackendUnavailableError, ModelNotFoundError
 from edgecoder.inference.backend import Backend
+from edgecoder.inference.served import ServedStream
 from edgecoder.inference.types import (
     ChatRequest,
     CompletionRequest,
@@ -26,9 +28,14 @@ from edgecoder.inference.types import (
     ModelInfo,
 )
 from edgecoder.mesh.node import MeshNode
+from edgecoder.mesh.peer_info import PEER
 from edgecoder.security.identity import NodeIdentity
 from edgecoder.security.mesh_guard import MeshGuard
+from edgecoder.storage import tasks as task_store
 from edgecoder.storage.database import Database
+from edgecoder.tasks.origin import Origin
+from edgecoder.tasks.router import Router
+from edgecoder.tasks.worker import Worker
 
 __all__ = ("BackendState", "Services")
 
@@ -83,6 +90,9 @@ class Services:
         self.listeners = dict(listeners)
         self.starts = starts
         self.mesh: MeshNode | None = None
+        self.router: Router | None = None
+        self.origin: Origin | None = None
+        self.worker: Worker | None = None
         self.in_flight = 0
         self.owner_busy = False
         self._started = clock.monotonic()
@@ -122,9 +132,9 @@ class Services:
             )
         return self.backend
 
-    def served_by(self) -> str:
-        """The node that serves inference requests made here (always this one, for now)."""
-        return self.identity.node_id
+    def served_by(self, stream: object = None) -> str:
+        """The node that serves ``stream`` (this one when it is not a mesh task)."""
+        return getattr(stream, "node_id", None) or self.identity.node_id
 
     async def default_model(self) -> str:
         """``inference.model`` when set, else the first model the backend lists.
@@ -141,24 +151,71 @@ class Services:
         return models[0].name
 
     async def list_models(self) -> list[ModelInfo]:
-        """Every model this node can serve."""
-        return await self._backend().list_models()
+        """Every model this node can serve, itself or through a peer."""
+        local = await self._backend().list_models() if self.backend is not None else []
+        if self.backend is None and self.mesh is None:
+            self._backend()  # raises: nothing can serve a model here
+        names = {m.name for m in local}
+        remote = [m for m in self._mesh_models() if m.name not in names]
+        return local + sorted(remote, key=lambda m: m.name)
+
+    def _mesh_models(self) -> list[ModelInfo]:
+        if self.mesh is None or self.router is None or self.config.tasks.mode == "local-only":
+            return []
+        seen: dict[str, ModelInfo] = {}
+        for _, advert in self.mesh.adverts():
+            for entry in advert.get("models") or []:
+                name = entry.get("name") if isinstance(entry, dict) else None
+                if isinstance(name, str) and name not in seen:
+                    seen[name] = ModelInfo(
+                        name=name,
+                        backend="mesh",
+                        context_length=int(entry.get("context_length") or 0),
+                        size_bytes=int(entry.get("size_bytes") or 0),
+                        digest=str(entry.get("digest") or ""),
+                    )
+        return list(seen.values())
 
     async def show_model(self, name: str) -> ModelInfo:
-        """One model; raises ModelNotFoundError."""
-        return await self._backend().show(name)
+        """One model, here or on a peer; raises ModelNotFoundError."""
+        if self.backend is not None:
+            try:
+                return await self.backend.show(name)
+            except ModelNotFoundError:
+                pass
+        for info in self._mesh_models():
+            if info.name == name:
+                return info
+        if self.backend is None and self.mesh is None:
+            self._backend()
+        raise ModelNotFoundError(f"model '{name}' is not served by this node or any peer")
 
     async def loaded_models(self) -> list[ModelInfo]:
         """Models in memory now."""
         return await self._backend().loaded_models()
 
-    def chat(self, request: ChatRequest) -> AsyncIterator[Delta]:
-        """Stream a chat completion (see :class:`Backend` for the stream's contract)."""
-        return self._counted(self._backend().chat(request))
+    def chat(self, request: ChatRequest) -> ServedStream:
+        """Stream a chat completion, here or on a peer (see :class:`Backend` for the contract)."""
+        if self.router is not None:
+            return self.router.route(request)
+        return ServedStream(self.execute(request), self.node_id)
 
-    def complete(self, request: CompletionRequest) -> AsyncIterator[Delta]:
-        """Stream a raw or fill-in-the-middle completion."""
-        return self._counted(self._backend().complete(request))
+    def complete(self, request: CompletionRequest) -> ServedStream:
+        """Stream a raw or fill-in-the-middle completion, here or on a peer."""
+        if self.router is not None:
+            return self.router.route(request)
+        return ServedStream(self.execute(request), self.node_id)
+
+    def execute(self, request: ChatRequest | CompletionRequest) -> AsyncIterator[Delta]:
+        """Run a generation on this node's own backend, whoever asked for it."""
+        if isinstance(request, ChatRequest):
+            return self._counted(self._lazy(lambda b: b.chat(request)))
+        return self._counted(self._lazy(lambda b: b.complete(request)))
+
+    async def _lazy(self, start: Any) -> AsyncIterator[Delta]:
+        # The backend check raises inside the stream, where admission reports it.
+        async for delta in start(self._backend()):
+            yield delta
 
     async def _counted(self, stream: AsyncIterator[Delta]) -> AsyncIterator[Delta]:
         # How many generations run or wait here: what the capability advert reports.
@@ -172,3 +229,28 @@ class Services:
     async def embed(self, request: EmbeddingRequest) -> EmbeddingResult:
         """Embed texts."""
         return await self._backend().embed(request)
+
+    # -- mesh tasks -----------------------------------------------------------------------
+
+    def peer_key(self, node_id: str) -> bytes | None:
+        """A peer's public key, from the signed records this node holds for it."""
+        record = self.mesh_guard.records.get(node_id, PEER)
+        if record is None:
+            return None
+        try:
+            return bytes.fromhex(record.key)
+        except ValueError:
+            return None
+
+    async def recent_tasks(self, limit: int = 50) -> dict[str, Any]:
+        """Tasks this node offered and runs it did for peers, newest first, with counters."""
+        tasks, runs = await self.database.run(
+            lambda c: (task_store.recent_tasks(c, limit), task_store.recent_runs(c, limit))
+        )
+        return {
+            "tasks": tasks,
+            "runs": runs,
+            "origin": dict(self.origin.stats) if self.origin else {},
+            "worker": dict(self.worker.stats) if self.worker else {},
+            "routing": dict(self.router.decisions) if self.router else {},
+        }

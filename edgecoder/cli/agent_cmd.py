@@ -11,7 +11,7 @@ from typing import Any
 from edgecoder.cli.options import add_config_option, config_from_args
 from edgecoder.config import systemd_env
 from edgecoder.config.loader import Override
-from edgecoder.config.model import BACKENDS, EVENT_LOOPS, LOG_LEVELS
+from edgecoder.config.model import BACKENDS, EVENT_LOOPS, LOG_LEVELS, TASK_MODES
 from edgecoder.daemon.agent import Agent
 from edgecoder.daemon.logs import configure_logging
 
@@ -31,6 +31,8 @@ _FLAG_KEYS: dict[str, tuple[tuple[str, ...], str]] = {
     "log_level": (("node.log_level",), "--log-level"),
     "network": (("node.network",), "--network"),
     "loop": (("daemon.event_loop",), "--loop"),
+    "mode": (("tasks.mode",), "--mode"),
+    "worker_slots": (("tasks.worker_slots",), "--worker-slots"),
 }
 
 
@@ -56,6 +58,12 @@ def add_parser(commands: Any) -> None:
     )
     parser.add_argument(
         "--network", metavar="NAME", help="mesh name that separates meshes on a LAN"
+    )
+    parser.add_argument(
+        "--mode", choices=TASK_MODES, help="mesh (offload when peers serve better) or local-only"
+    )
+    parser.add_argument(
+        "--worker-slots", metavar="N", help="peer tasks run here at once (1; 0 = requester only)"
     )
     parser.add_argument("--log-level", choices=LOG_LEVELS, help="log verbosity (info)")
     parser.add_argument("--loop", choices=EVENT_LOOPS, help="event loop implementation (uvloop)")

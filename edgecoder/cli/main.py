@@ -12,7 +12,15 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from edgecoder import __version__
-from edgecoder.cli import agent_cmd, keys_cmd, mesh_cmd, models_cmd, peers_cmd, status_cmd
+from edgecoder.cli import (
+    agent_cmd,
+    keys_cmd,
+    mesh_cmd,
+    models_cmd,
+    peers_cmd,
+    status_cmd,
+    tasks_cmd,
+)
 from edgecoder.errors import ConfigError, EdgeCoderError, NodeNotRunningError
 
 __all__ = ("EXIT_FAILURE", "EXIT_NOT_RUNNING", "EXIT_USAGE", "build_parser", "main")
@@ -44,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     models_cmd.add_parser(commands)
     mesh_cmd.add_parser(commands)
     peers_cmd.add_parser(commands)
+    tasks_cmd.add_parser(commands)
     return parser
 
 

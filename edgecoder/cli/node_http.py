@@ -3,14 +3,25 @@
 from __future__ import annotations
 
 import argparse
+import os
 from typing import Any
 
 import httpx
 
 from edgecoder.cli.options import config_from_args
-from edgecoder.errors import AuthError, EdgeCoderError, NodeNotRunningError
+from edgecoder.errors import AuthError, ConfigError, EdgeCoderError, NodeNotRunningError
 
-__all__ = ("get_json", "local_url", "node_url")
+__all__ = (
+    "KEY_VARIABLE",
+    "add_admin_options",
+    "admin_key",
+    "get_json",
+    "local_url",
+    "node_url",
+    "print_table",
+)
+
+KEY_VARIABLE = "EDGECODER_API_KEY"
 
 _LOCAL = {"0.0.0.0": "127.0.0.1", "::": "::1"}  # noqa: S104
 
@@ -55,3 +66,35 @@ def get_json(url: str, path: str, api_key: str | None = None) -> dict[str, Any]:
             f"{url}{path} answered HTTP {response.status_code}: {message or 'not a JSON object'}"
         )
     return body
+
+
+def add_admin_options(parser: argparse.ArgumentParser) -> None:
+    """``--url``, ``--api-key`` and ``--json``: what every admin-route command takes."""
+    parser.add_argument("--url", help="the node's client listener (default: from the config)")
+    parser.add_argument(
+        "--api-key", metavar="KEY", help=f"an admin API key (default: ${KEY_VARIABLE})"
+    )
+    parser.add_argument("--json", action="store_true", help="print the raw JSON")
+
+
+def admin_key(args: argparse.Namespace) -> str:
+    """``--api-key``, else ``$EDGECODER_API_KEY``.
+
+    :raises ConfigError: neither is set.
+    """
+    key = args.api_key or os.environ.get(KEY_VARIABLE)
+    if not key:
+        raise ConfigError(
+            f"an admin API key is needed: pass --api-key or set {KEY_VARIABLE} "
+            "(create one with 'edgecoder keys create NAME --admin')"
+        )
+    return str(key)
+
+
+def print_table(rows: list[list[str]]) -> None:
+    """Print rows (the first is the header) in left-aligned columns."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print(
+            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        )

@@ -7,17 +7,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import time
 from typing import Any
 
-from edgecoder.cli.node_http import get_json, node_url
+from edgecoder.cli.node_http import add_admin_options, admin_key, get_json, node_url, print_table
 from edgecoder.cli.options import add_config_option
-from edgecoder.errors import ConfigError
 
 __all__ = ("add_parser", "run")
-
-KEY_VARIABLE = "EDGECODER_API_KEY"
 
 
 def add_parser(commands: Any) -> None:
@@ -26,11 +22,7 @@ def add_parser(commands: Any) -> None:
         "peers", help="list the mesh peers the local node knows (needs an admin key)"
     )
     add_config_option(parser)
-    parser.add_argument("--url", help="the node's client listener (default: from the config)")
-    parser.add_argument(
-        "--api-key", metavar="KEY", help=f"an admin API key (default: ${KEY_VARIABLE})"
-    )
-    parser.add_argument("--json", action="store_true", help="print the raw JSON")
+    add_admin_options(parser)
     parser.set_defaults(handler=run)
 
 
@@ -52,13 +44,7 @@ def _row(peer: dict[str, Any], now_ms: int) -> list[str]:
 
 def run(args: argparse.Namespace) -> int:
     """Print the peers as a table (or JSON)."""
-    key = args.api_key or os.environ.get(KEY_VARIABLE)
-    if not key:
-        raise ConfigError(
-            f"an admin API key is needed: pass --api-key or set {KEY_VARIABLE} "
-            "(create one with 'edgecoder keys create NAME --admin')"
-        )
-    document = get_json(node_url(args), "/admin/peers", key)
+    document = get_json(node_url(args), "/admin/peers", admin_key(args))
     if args.json:
         print(json.dumps(document, indent=2, sort_keys=True))
         return 0
@@ -69,9 +55,5 @@ def run(args: argparse.Namespace) -> int:
     now_ms = time.time_ns() // 1_000_000
     rows = [["NODE", "STATE", "MESH URL", "LAST HEARD", "MODELS", "LOAD"]]
     rows += [_row(peer, now_ms) for peer in peers]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    for row in rows:
-        print(
-            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
-        )
+    print_table(rows)
     return 0

@@ -10,6 +10,7 @@ from edgecoder.config.model import (
     MeshConfig,
     NodeConfig,
     SystemdEnv,
+    TasksConfig,
 )
 
 __all__ = (
@@ -22,6 +23,7 @@ __all__ = (
     "MeshConfig",
     "NodeConfig",
     "SystemdEnv",
+    "TasksConfig",
     "load_config",
     "systemd_env",
 )

@@ -16,6 +16,7 @@ __all__ = (
     "EVENT_LOOPS",
     "EXCLUDED_INTERFACES",
     "LOG_LEVELS",
+    "TASK_MODES",
     "ApiConfig",
     "Config",
     "DaemonConfig",
@@ -24,6 +25,7 @@ __all__ = (
     "MeshConfig",
     "NodeConfig",
     "SystemdEnv",
+    "TasksConfig",
 )
 
 EXCLUDED_INTERFACES = ("lo", "docker*", "veth*", "br-*", "virbr*", "cni*", "flannel*",
@@ -32,6 +34,7 @@ EXCLUDED_INTERFACES = ("lo", "docker*", "veth*", "br-*", "virbr*", "cni*", "flan
 LOG_LEVELS = ("debug", "info", "warning", "error")
 BACKENDS = ("auto", "llamacpp", "ollama")
 EVENT_LOOPS = ("uvloop", "asyncio")
+TASK_MODES = ("mesh", "local-only")
 
 
 def _one_of(choices: tuple[str, ...]) -> object:
@@ -181,6 +184,23 @@ class InferenceConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class TasksConfig:
+    """``[tasks]``: when work leaves this node, and how this node works for its peers."""
+
+    mode: str = field(default="mesh", metadata={"check": _one_of(TASK_MODES)})
+    worker_slots: int = field(default=1, metadata={"check": _non_negative})
+    ttft_budget_ms: int = field(default=2000, metadata={"check": _positive})
+    max_candidates: int = field(default=8, metadata={"check": _positive})
+    claim_delay_max_ms: int = field(default=200, metadata={"check": _non_negative})
+    claim_jitter_ms: int = field(default=10, metadata={"check": _non_negative})
+    grant_window_ms: int = field(default=0, metadata={"check": _non_negative})
+    offer_timeout_ms: int = field(default=1500, metadata={"check": _positive})
+    lease_ms: int = field(default=10_000, metadata={"check": _positive})
+    max_attempts: int = field(default=3, metadata={"check": _positive})
+    deadline_s: int = field(default=600, metadata={"check": _positive})
+
+
+@dataclass(frozen=True, slots=True)
 class DaemonConfig:
     """``[daemon]``: process-level behaviour of the agent."""
 
@@ -197,6 +217,7 @@ class Config:
     mesh: MeshConfig = field(default_factory=MeshConfig)
     api: ApiConfig = field(default_factory=ApiConfig)
     inference: InferenceConfig = field(default_factory=InferenceConfig)
+    tasks: TasksConfig = field(default_factory=TasksConfig)
     daemon: DaemonConfig = field(default_factory=DaemonConfig)
     sources: tuple[str, ...] = ()
     """The files that contributed to this configuration, in the order applied."""

@@ -14,12 +14,17 @@ from typing import Any
 
 from edgecoder.adapters.transports.gossip_transport import HttpGossipTransport
 from edgecoder.adapters.transports.mesh_client import MeshClient
+from edgecoder.adapters.transports.task_transport import HttpTaskTransport
 from edgecoder.errors import EdgeCoderError
 from edgecoder.inference.calibration import Calibration, calibrate
 from edgecoder.mesh.advert import advert_body
 from edgecoder.mesh.interfaces import LanAddress, advertise_host, lan_addresses, url_for
 from edgecoder.mesh.node import MeshNode
 from edgecoder.services import Services
+from edgecoder.storage import tasks as task_store
+from edgecoder.tasks.origin import Origin
+from edgecoder.tasks.router import Router
+from edgecoder.tasks.worker import Worker, WorkerHost
 
 __all__ = ("MeshRuntime",)
 
@@ -37,6 +42,7 @@ class MeshRuntime:
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._client: MeshClient | None = None
+        self._task_client: MeshClient | None = None
         self._mdns: Any = None
 
     async def start(self) -> None:
@@ -61,12 +67,46 @@ class MeshRuntime:
             advert_source=self._advert,
         )
         services.mesh = node
+        await self._start_tasks(node)
         self._tasks.append(asyncio.create_task(node.run(self._stop), name="edgecoder-gossip"))
         log.info("mesh: gossiping as %s in network %r", url, services.config.node.network)
         if cfg.mdns:
             await self._start_mdns(node, addresses)
         if cfg.calibrate and services.backend is not None:
             self._tasks.append(asyncio.create_task(self._calibrate(node), name="edgecoder-calib"))
+
+    async def _start_tasks(self, node: MeshNode) -> None:
+        """The task protocol: origin, worker and router, over their own connection pool."""
+        services = self.services
+        now = services.clock.now_ms()
+        interrupted = await services.database.run(lambda c: task_store.interrupt_unfinished(c, now))
+        if interrupted:
+            log.warning("tasks: %d task(s) left unfinished by the last run marked interrupted",
+                        interrupted)  # fmt: skip
+        # Streams are watched by the lease, not by a read timeout.
+        self._task_client = MeshClient(services.identity, services.clock, timeout_s=5.0,
+                                       read_timeout_s=3600.0, max_connections=1024)  # fmt: skip
+        transport = HttpTaskTransport(self._task_client, node.directory.address)
+        common = {"identity": services.identity, "config": services.config,
+                  "clock": services.clock, "database": services.database,
+                  "transport": transport}  # fmt: skip
+        services.origin = Origin(**common, peer_key=services.peer_key)  # type: ignore[arg-type]
+        host = WorkerHost(
+            advert=lambda: node.advert,
+            in_flight=lambda: services.in_flight,
+            execute=services.execute,
+            peer_key=services.peer_key,
+        )
+        services.worker = Worker(**common, host=host)  # type: ignore[arg-type]
+        services.router = Router(
+            config=services.config,
+            node_id=services.node_id,
+            origin=services.origin,
+            peers=node.adverts,
+            own_advert=lambda: node.advert,
+            in_flight=lambda: services.in_flight,
+            execute=services.execute,
+        )
 
     async def _start_mdns(self, node: MeshNode, addresses: list[LanAddress]) -> None:
         from edgecoder.adapters.discovery.mdns import MdnsDiscovery
@@ -128,7 +168,13 @@ class MeshRuntime:
         await node.publish_advert()
 
     async def stop(self) -> None:
-        """Stop announcing and gossiping."""
+        """Stop taking tasks, announcing and gossiping."""
+        services = self.services
+        services.router = None
+        if services.worker is not None:
+            await services.worker.aclose()
+        if services.origin is not None:
+            await services.origin.aclose()
         self._stop.set()
         if self._mdns is not None:
             with contextlib.suppress(Exception):
@@ -137,5 +183,6 @@ class MeshRuntime:
             if task.get_name() == "edgecoder-calib":
                 task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        if self._client is not None:
-            await self._client.aclose()
+        for client in (self._client, self._task_client):
+            if client is not None:
+                await client.aclose()

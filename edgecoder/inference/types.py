@@ -75,6 +75,12 @@ class ChatRequest:
     tools: tuple[ToolSpec, ...] = ()
     tool_choice: str = "auto"
     """``auto``, ``none``, ``required``, or the name of one tool."""
+    continue_from: str = ""
+    """The start of the assistant's reply, already written: the model continues it.
+
+    Set when a mesh task fails over after some output reached the client; the new
+    generation (and its usage) covers only what comes after this text.
+    """
 
 
 @dataclass(frozen=True, slots=True)

@@ -363,6 +363,22 @@ class MeshNode:
             "refused_records": dict(self.refused),
         }
 
+    @property
+    def advert(self) -> dict[str, Any] | None:
+        """This node's current advert body (None until first published)."""
+        return self._advert_body
+
+    def adverts(self) -> list[tuple[str, dict[str, Any]]]:
+        """(node id, advert body) of every member believed alive."""
+        out = []
+        for member in self.membership.members():
+            if member.state != ALIVE:
+                continue
+            record = self.store.get(member.node_id, ADVERT)
+            if record is not None:
+                out.append((member.node_id, record.body))
+        return out
+
     def peers(self) -> list[dict[str, Any]]:
         """Every known peer: identity, addresses, state, last heard, models and load."""
         out = []

@@ -74,6 +74,52 @@ MIGRATIONS: tuple[Migration, ...] = (
         ) STRICT;
         """,
     ),
+    Migration(
+        version=4,
+        summary="mesh tasks: those this node offered, those it ran for peers, their receipts",
+        sql="""
+        CREATE TABLE tasks (
+            task_id        TEXT PRIMARY KEY,
+            kind           TEXT NOT NULL,
+            model          TEXT NOT NULL,
+            prompt_est     INTEGER NOT NULL,
+            max_tokens     INTEGER NOT NULL,
+            state          TEXT NOT NULL,
+            worker         TEXT,
+            attempts       INTEGER NOT NULL,
+            claims         INTEGER NOT NULL,
+            output_tokens  INTEGER NOT NULL,
+            created_ms     INTEGER NOT NULL,
+            first_token_ms INTEGER,
+            finished_ms    INTEGER,
+            error          TEXT
+        ) STRICT;
+        CREATE INDEX tasks_created ON tasks (created_ms);
+        CREATE TABLE task_runs (
+            task_id       TEXT NOT NULL,
+            attempt       INTEGER NOT NULL,
+            origin        TEXT NOT NULL,
+            model         TEXT NOT NULL,
+            state         TEXT NOT NULL,
+            prompt_tokens INTEGER NOT NULL,
+            output_tokens INTEGER NOT NULL,
+            started_ms    INTEGER NOT NULL,
+            finished_ms   INTEGER,
+            PRIMARY KEY (task_id, attempt)
+        ) STRICT;
+        CREATE INDEX task_runs_started ON task_runs (started_ms);
+        CREATE TABLE receipts (
+            task_id    TEXT NOT NULL,
+            attempt    INTEGER NOT NULL,
+            role       TEXT NOT NULL,
+            body       TEXT NOT NULL,
+            origin_sig TEXT NOT NULL,
+            worker_sig TEXT NOT NULL,
+            stored_ms  INTEGER NOT NULL,
+            PRIMARY KEY (task_id, attempt)
+        ) STRICT;
+        """,
+    ),
 )
 
 

@@ -229,6 +229,7 @@ class LlamaCppBackend:
         if request.tools and request.tool_choice != "none":
             raise UnsupportedError(f"model '{resident.entry.name}' does not support tools")
         prompt, stops = self._chat_prompt(resident.entry, request.messages)
+        prompt += request.continue_from
         async with contextlib.aclosing(
             self._generate(resident, prompt, request.sampling, stops)
         ) as stream:

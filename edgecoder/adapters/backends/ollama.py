@@ -236,6 +236,9 @@ class OllamaBackend:
                     for c in m.tool_calls
                 ]
             messages.append(message)
+        if request.continue_from:
+            # Ollama continues a trailing assistant message instead of starting a new one.
+            messages.append({"role": "assistant", "content": request.continue_from})
         size = sum(len(m.content.encode()) for m in request.messages)
         size += len(json.dumps(tools).encode()) if tools else 0
         max_tokens = self._budget(info, size, request.sampling)

@@ -10,6 +10,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from edgecoder.adapters.transports.mesh_auth import MeshAuthMiddleware
+from edgecoder.adapters.transports.task_routes import task_routes
 from edgecoder.mesh.node import GossipError
 from edgecoder.security.blacklist import BlacklistError
 from edgecoder.services import Services
@@ -84,6 +85,7 @@ def build_mesh_app(services: Services) -> Starlette:
             Route("/mesh/ping", ping, methods=["POST"]),
             Route("/mesh/records", records, methods=["POST"]),
             Route("/mesh/gossip", gossip, methods=["POST"]),
+            *task_routes(services),
         ],
         middleware=[Middleware(MeshAuthMiddleware, guard=services.mesh_guard)],
         exception_handlers={HTTPException: http_error},

@@ -8,6 +8,8 @@ route.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -45,10 +47,22 @@ class SignedRequest:
 class MeshClient:
     """Signs with this node's key and sends to peers over one pooled HTTP client."""
 
-    def __init__(self, identity: NodeIdentity, clock: Clock, timeout_s: float = 10.0) -> None:
+    def __init__(
+        self,
+        identity: NodeIdentity,
+        clock: Clock,
+        timeout_s: float = 10.0,
+        *,
+        read_timeout_s: float | None = None,
+        max_connections: int = 100,
+    ) -> None:
+        """``read_timeout_s`` None means the same as ``timeout_s``."""
         self.identity = identity
         self.clock = clock
-        self._http = httpx.AsyncClient(timeout=httpx.Timeout(timeout_s), follow_redirects=False)
+        timeout = httpx.Timeout(timeout_s, read=read_timeout_s if read_timeout_s else timeout_s)
+        limits = httpx.Limits(max_connections=max_connections,
+                              max_keepalive_connections=max_connections // 2)  # fmt: skip
+        self._http = httpx.AsyncClient(timeout=timeout, limits=limits, follow_redirects=False)
         self._node_ids: dict[str, str] = {}
 
     async def aclose(self) -> None:
@@ -115,3 +129,15 @@ class MeshClient:
         return await self._http.request(
             request.method, request.url, headers=headers, content=request.body
         )
+
+    @contextlib.asynccontextmanager
+    async def stream(self, request: SignedRequest) -> AsyncIterator[httpx.Response]:
+        """Send a prepared request; the response, whose body is read as it arrives.
+
+        :raises httpx.HTTPError: the peer could not be reached.
+        """
+        headers = {**request.headers, "content-type": "application/json"}
+        async with self._http.stream(
+            request.method, request.url, headers=headers, content=request.body
+        ) as response:
+            yield response

@@ -2,6 +2,10 @@
 
 ``GET /admin/peers`` → ``{"node_id", "network", "peers": [...]}``, one entry per known peer
 (see :meth:`MeshNode.peers`); 403 ``admin_required`` for a non-admin key.
+
+``GET /admin/tasks?limit=N`` → ``{"tasks": [...], "runs": [...], "origin", "worker",
+"routing"}``: the newest mesh tasks this node offered and runs it did for peers (state,
+worker or origin, attempts, claims, tokens, times), and the protocol's counters.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from edgecoder.adapters.web.errors import ApiError, guarded
+from edgecoder.errors import BadRequestError
 from edgecoder.services import Services
 
 __all__ = ("admin_routes", "require_admin")
@@ -44,4 +49,18 @@ def admin_routes(services: Services) -> list[Route]:
         }
         return JSONResponse(body, headers={"Cache-Control": "no-store"})
 
-    return [Route("/admin/peers", guarded(peers, lambda: services.node_id), methods=["GET"])]
+    async def tasks(request: Request) -> Response:
+        require_admin(request)
+        raw = request.query_params.get("limit", "50")
+        if not raw.isdigit() or not 1 <= int(raw) <= 1000:
+            raise BadRequestError("'limit' must be a whole number from 1 to 1000", "limit")
+        body = {"node_id": services.node_id, **await services.recent_tasks(int(raw))}
+        return JSONResponse(body, headers={"Cache-Control": "no-store"})
+
+    def node_id() -> str:
+        return services.node_id
+
+    return [
+        Route("/admin/peers", guarded(peers, node_id), methods=["GET"]),
+        Route("/admin/tasks", guarded(tasks, node_id), methods=["GET"]),
+    ]

@@ -56,10 +56,10 @@ def infill_routes(services: Services) -> list[Route]:
     keepalive = float(services.config.api.keepalive_s)
 
     async def infill(request: Request) -> Response:
-        headers = {"X-EdgeCoder-Node": services.served_by()}
         fields = await read_json(request, limit)
         model = fields.text("model") or await services.default_model()
         stream = await admit(services.complete(_request(fields, model)))
+        headers = {"X-EdgeCoder-Node": services.served_by(stream)}
         if fields.flag("stream"):
             return StreamingResponse(
                 heartbeat(_frames(stream, model), keepalive),

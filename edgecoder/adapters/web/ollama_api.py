@@ -89,8 +89,8 @@ def ollama_routes(services: Services) -> list[Route]:
     """The ``/api`` routes over ``services``."""
     limit = services.config.api.max_body_bytes
 
-    def headers() -> dict[str, str]:
-        return {"X-EdgeCoder-Node": services.served_by()}
+    def headers(stream: object = None) -> dict[str, str]:
+        return {"X-EdgeCoder-Node": services.served_by(stream)}
 
     def guarded(handler: Handler) -> Handler:
         return guarded_route(handler, services.served_by, ollama=True)
@@ -137,7 +137,7 @@ def ollama_routes(services: Services) -> list[Route]:
         return StreamingResponse(
             _ndjson(stream, model, key, started_ns),
             media_type="application/x-ndjson",
-            headers=headers(),
+            headers=headers(stream),
         )
 
     async def chat(request: Request) -> Response:
@@ -155,7 +155,7 @@ def ollama_routes(services: Services) -> list[Route]:
         body = {"model": chat_request.model, "created_at": _now(), "message": message,
                 **_final(done.finish_reason, done.usage.prompt_tokens,
                          done.usage.completion_tokens, started)}  # fmt: skip
-        return JSONResponse(body, headers=headers())
+        return JSONResponse(body, headers=headers(stream))
 
     async def generate(request: Request) -> Response:
         parsed = parse_generate(await read_json(request, limit))
@@ -178,7 +178,7 @@ def ollama_routes(services: Services) -> list[Route]:
         body = {"model": parsed.model, "created_at": _now(), "response": done.text,
                 **_final(done.finish_reason, done.usage.prompt_tokens,
                          done.usage.completion_tokens, started)}  # fmt: skip
-        return JSONResponse(body, headers=headers())
+        return JSONResponse(body, headers=headers(stream))
 
     async def embed(request: Request) -> Response:
         fields = await read_json(request, limit)

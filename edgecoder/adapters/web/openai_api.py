@@ -58,8 +58,8 @@ def openai_routes(services: Services) -> list[Route]:
     limit = services.config.api.max_body_bytes
     keepalive = float(services.config.api.keepalive_s)
 
-    def headers() -> dict[str, str]:
-        return {"X-EdgeCoder-Node": services.served_by()}
+    def headers(stream: object = None) -> dict[str, str]:
+        return {"X-EdgeCoder-Node": services.served_by(stream)}
 
     def guarded(handler: Handler) -> Handler:
         return guarded_route(handler, services.served_by)
@@ -73,11 +73,11 @@ def openai_routes(services: Services) -> list[Route]:
         info = await services.show_model(request.path_params["model"])
         return JSONResponse(_model(info), headers=headers())
 
-    def streaming(chunks: AsyncIterator[bytes]) -> StreamingResponse:
+    def streaming(chunks: AsyncIterator[bytes], stream: object) -> StreamingResponse:
         return StreamingResponse(
             heartbeat(chunks, keepalive),
             media_type="text/event-stream",
-            headers={**headers(), "Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+            headers={**headers(stream), "Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
 
     async def chat_completions(request: Request) -> Response:
@@ -110,10 +110,10 @@ def openai_routes(services: Services) -> list[Route]:
                              "finish_reason": done.finish_reason}],
                 "usage": _usage(done.usage),
             }  # fmt: skip
-            response = JSONResponse(body, headers=headers())
+            response = JSONResponse(body, headers=headers(stream))
             response.headers["Server-Timing"] = server_timing(request, backend_s)
             return response
-        return streaming(_chat_chunks(stream, base, parsed.include_usage))
+        return streaming(_chat_chunks(stream, base, parsed.include_usage), stream)
 
     async def completions(request: Request) -> Response:
         parsed = parse_completion(await read_json(request, limit))
@@ -134,10 +134,10 @@ def openai_routes(services: Services) -> list[Route]:
                              "finish_reason": done.finish_reason}],
                 "usage": _usage(done.usage),
             }  # fmt: skip
-            response = JSONResponse(body, headers=headers())
+            response = JSONResponse(body, headers=headers(stream))
             response.headers["Server-Timing"] = server_timing(request, backend_s)
             return response
-        return streaming(_completion_chunks(stream, base, parsed.include_usage, prefix))
+        return streaming(_completion_chunks(stream, base, parsed.include_usage, prefix), stream)
 
     async def fim_completions(request: Request) -> Response:
         # Continue's FIM endpoint: a completion body, answered as chat completion chunks.
@@ -156,8 +156,8 @@ def openai_routes(services: Services) -> list[Route]:
                              "message": {"role": "assistant", "content": done.text}}],
                 "usage": _usage(done.usage),
             }  # fmt: skip
-            return JSONResponse(body, headers=headers())
-        return streaming(_chat_chunks(stream, base, parsed.include_usage))
+            return JSONResponse(body, headers=headers(stream))
+        return streaming(_chat_chunks(stream, base, parsed.include_usage), stream)
 
     async def embeddings(request: Request) -> Response:
         embed_request, encoding = parse_embeddings(await read_json(request, limit))

@@ -87,7 +87,6 @@ def responses_routes(services: Services) -> list[Route]:
     keepalive = float(services.config.api.keepalive_s)
 
     async def create(request: Request) -> Response:
-        headers = {"X-EdgeCoder-Node": services.served_by()}
         fields = await read_json(request, limit)
         if fields.has("previous_response_id"):
             raise BadRequestError(
@@ -100,6 +99,7 @@ def responses_routes(services: Services) -> list[Route]:
         parsed = parse_chat(fields)
         shape = _Shape(parsed.request.model, parsed.request.sampling.max_tokens)
         stream = await admit(services.chat(parsed.request))
+        headers = {"X-EdgeCoder-Node": services.served_by(stream)}
         if parsed.stream:
             return StreamingResponse(
                 heartbeat(_events(stream, shape), keepalive),

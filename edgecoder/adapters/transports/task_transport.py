@@ -1,0 +1,87 @@
+"""The task protocol over HTTP: signed requests to a peer's ``/mesh/tasks/*`` routes.
+
+A peer is addressed by node id; its URL comes from its own signed peer record. Every
+body is canonical JSON; a refusal's ``{"error": {"code", "message"}}`` becomes a
+:class:`~edgecoder.tasks.transport.TaskTransportError` with that code.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import httpx
+
+from edgecoder.adapters.transports.mesh_client import MeshClient
+from edgecoder.errors import EdgeCoderError
+from edgecoder.tasks.transport import TaskTransportError
+from edgecoder.wire import canonical
+
+__all__ = ("HttpTaskTransport",)
+
+
+def _refusal(response: httpx.Response, body: bytes) -> TaskTransportError:
+    try:
+        error = (json.loads(body) or {}).get("error") or {}
+        code, message = str(error.get("code", "http_error")), str(error.get("message", ""))
+    except (ValueError, AttributeError):
+        code, message = "http_error", body[:200].decode("utf-8", "replace")
+    return TaskTransportError(response.status_code, code, message or f"HTTP {response.status_code}")
+
+
+class HttpTaskTransport:
+    """Signs with this node's key; finds peers' URLs with ``resolve``."""
+
+    def __init__(self, client: MeshClient, resolve: Callable[[str], str | None]) -> None:
+        self.client = client
+        self.resolve = resolve
+
+    async def _prepare(self, node_id: str, path: str, body: dict[str, Any]) -> Any:
+        url = self.resolve(node_id)
+        if url is None:
+            raise TaskTransportError(0, "unknown_peer", f"no address known for {node_id}")
+        try:
+            return await self.client.prepare(url, "POST", path, canonical.encode(body), node_id)
+        except EdgeCoderError as exc:
+            raise TaskTransportError(0, "bad_request", str(exc)) from None
+
+    async def post(self, node_id: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        """POST ``body``; the decoded answer (see :class:`TaskTransport`)."""
+        request = await self._prepare(node_id, path, body)
+        try:
+            response = await self.client.send(request)
+        except httpx.HTTPError as exc:
+            raise TaskTransportError(0, "unreachable", f"{node_id}: {exc!r}") from None
+        if response.status_code != 200:
+            raise _refusal(response, response.content)
+        try:
+            answer = response.json()
+        except ValueError:
+            raise TaskTransportError(502, "bad_answer", "the peer's answer is not JSON") from None
+        return answer if isinstance(answer, dict) else {}
+
+    @contextlib.asynccontextmanager
+    async def stream(
+        self, node_id: str, path: str, body: dict[str, Any]
+    ) -> AsyncIterator[AsyncIterator[bytes]]:
+        """POST ``body``; the answer's lines as they arrive."""
+        request = await self._prepare(node_id, path, body)
+        try:
+            async with self.client.stream(request) as response:
+                if response.status_code != 200:
+                    raise _refusal(response, await response.aread())
+                yield _lines(response)
+        except httpx.HTTPError as exc:
+            raise TaskTransportError(0, "unreachable", f"{node_id}: {exc!r}") from None
+
+
+async def _lines(response: httpx.Response) -> AsyncIterator[bytes]:
+    buffer = b""
+    async for chunk in response.aiter_raw():
+        buffer += chunk
+        while b"\n" in buffer:
+            line, buffer = buffer.split(b"\n", 1)
+            if line:
+                yield line

@@ -1,0 +1,170 @@
+"""Mesh task records: tasks this node offered (``tasks``), runs it did for peers
+(``task_runs``) and the receipts of both (``receipts``).
+
+Every write commits on its own (``synchronous=FULL``): a task is durable from the moment
+it is accepted, a receipt from the moment it is signed.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from typing import Any
+
+from edgecoder.wire import canonical
+
+__all__ = (
+    "FINAL_STATES",
+    "finish_run",
+    "finish_task",
+    "get_receipt",
+    "get_run",
+    "insert_run",
+    "insert_task",
+    "interrupt_unfinished",
+    "recent_runs",
+    "recent_tasks",
+    "store_receipt",
+    "update_task",
+)
+
+FINAL_STATES = ("done", "failed", "cancelled", "interrupted")
+_TASK_COLUMNS = ("task_id", "kind", "model", "prompt_est", "max_tokens", "state", "worker",
+                 "attempts", "claims", "output_tokens", "created_ms", "first_token_ms",
+                 "finished_ms", "error")  # fmt: skip
+_RUN_COLUMNS = ("task_id", "attempt", "origin", "model", "state", "prompt_tokens",
+                "output_tokens", "started_ms", "finished_ms")  # fmt: skip
+_UPDATABLE = {"state", "worker", "attempts", "claims", "output_tokens", "first_token_ms"}
+
+
+def insert_task(
+    conn: sqlite3.Connection, task_id: str, kind: str, model: str, prompt_est: int,
+    max_tokens: int, now_ms: int,
+) -> None:  # fmt: skip
+    """Record a task the moment this node accepts it."""
+    conn.execute(
+        "INSERT INTO tasks (task_id, kind, model, prompt_est, max_tokens, state, attempts,"
+        " claims, output_tokens, created_ms) VALUES (?, ?, ?, ?, ?, 'offered', 0, 0, 0, ?)",
+        (task_id, kind, model, prompt_est, max_tokens, now_ms),
+    )
+
+
+def update_task(conn: sqlite3.Connection, task_id: str, **fields: Any) -> None:
+    """Change some of a task's progress columns."""
+    unknown = set(fields) - _UPDATABLE
+    if unknown:
+        raise ValueError(f"not updatable: {sorted(unknown)}")
+    assignments = ", ".join(f"{name} = ?" for name in fields)
+    conn.execute(
+        f"UPDATE tasks SET {assignments} WHERE task_id = ?",  # noqa: S608 - fixed column names
+        (*fields.values(), task_id),
+    )
+
+
+def finish_task(
+    conn: sqlite3.Connection, task_id: str, state: str, now_ms: int, *,
+    worker: str | None, attempts: int, claims: int, output_tokens: int, error: str | None,
+) -> None:  # fmt: skip
+    """Record how a task ended."""
+    conn.execute(
+        "UPDATE tasks SET state = ?, worker = ?, attempts = ?, claims = ?, output_tokens = ?,"
+        " finished_ms = ?, error = ? WHERE task_id = ?",
+        (state, worker, attempts, claims, output_tokens, now_ms, error, task_id),
+    )
+
+
+def interrupt_unfinished(conn: sqlite3.Connection, now_ms: int) -> int:
+    """Mark tasks and runs a previous process left unfinished as ``interrupted``.
+
+    Their clients' connections died with that process, so none can be resumed; each keeps
+    its record (and any receipt) for the operator and the ledger.
+    """
+    finals = ", ".join(f"'{s}'" for s in FINAL_STATES)
+    count = 0
+    for table in ("tasks", "task_runs"):
+        count += conn.execute(
+            f"UPDATE {table} SET state = 'interrupted', finished_ms = ?"  # noqa: S608
+            f" WHERE state NOT IN ({finals})",
+            (now_ms,),
+        ).rowcount
+    return count
+
+
+def recent_tasks(conn: sqlite3.Connection, limit: int) -> list[dict[str, Any]]:
+    """The newest tasks this node offered, newest first."""
+    rows = conn.execute(
+        f"SELECT {', '.join(_TASK_COLUMNS)} FROM tasks ORDER BY created_ms DESC LIMIT ?",  # noqa: S608
+        (limit,),
+    ).fetchall()
+    return [dict(zip(_TASK_COLUMNS, row, strict=True)) for row in rows]
+
+
+def insert_run(
+    conn: sqlite3.Connection, task_id: str, attempt: int, origin: str, model: str, now_ms: int
+) -> None:
+    """Record that this node starts running a granted attempt for a peer.
+
+    :raises sqlite3.IntegrityError: this attempt already ran here (it never runs twice).
+    """
+    conn.execute(
+        "INSERT INTO task_runs (task_id, attempt, origin, model, state, prompt_tokens,"
+        " output_tokens, started_ms) VALUES (?, ?, ?, ?, 'running', 0, 0, ?)",
+        (task_id, attempt, origin, model, now_ms),
+    )
+
+
+def finish_run(
+    conn: sqlite3.Connection, task_id: str, attempt: int, state: str, prompt_tokens: int,
+    output_tokens: int, now_ms: int,
+) -> None:  # fmt: skip
+    """Record how a run for a peer ended."""
+    conn.execute(
+        "UPDATE task_runs SET state = ?, prompt_tokens = ?, output_tokens = ?, finished_ms = ?"
+        " WHERE task_id = ? AND attempt = ?",
+        (state, prompt_tokens, output_tokens, now_ms, task_id, attempt),
+    )
+
+
+def get_run(conn: sqlite3.Connection, task_id: str, attempt: int) -> dict[str, Any] | None:
+    """One run this node did for a peer."""
+    row = conn.execute(
+        f"SELECT {', '.join(_RUN_COLUMNS)} FROM task_runs WHERE task_id = ? AND attempt = ?",  # noqa: S608
+        (task_id, attempt),
+    ).fetchone()
+    return None if row is None else dict(zip(_RUN_COLUMNS, row, strict=True))
+
+
+def recent_runs(conn: sqlite3.Connection, limit: int) -> list[dict[str, Any]]:
+    """The newest runs this node did for peers, newest first."""
+    rows = conn.execute(
+        f"SELECT {', '.join(_RUN_COLUMNS)} FROM task_runs ORDER BY started_ms DESC LIMIT ?",  # noqa: S608
+        (limit,),
+    ).fetchall()
+    return [dict(zip(_RUN_COLUMNS, row, strict=True)) for row in rows]
+
+
+def store_receipt(
+    conn: sqlite3.Connection, role: str, body: dict[str, Any], origin_sig: str, worker_sig: str,
+    now_ms: int,
+) -> None:  # fmt: skip
+    """Keep a receipt (replacing this node's earlier copy, which had fewer signatures)."""
+    conn.execute(
+        "INSERT INTO receipts (task_id, attempt, role, body, origin_sig, worker_sig, stored_ms)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (task_id, attempt) DO UPDATE SET"
+        " worker_sig = excluded.worker_sig, stored_ms = excluded.stored_ms",
+        (body["task_id"], body["attempt"], role, canonical.encode(body).decode(),
+         origin_sig, worker_sig, now_ms),
+    )  # fmt: skip
+
+
+def get_receipt(conn: sqlite3.Connection, task_id: str) -> dict[str, Any] | None:
+    """The latest receipt held for a task: ``{body, origin_sig, worker_sig, role}``."""
+    row = conn.execute(
+        "SELECT body, origin_sig, worker_sig, role FROM receipts WHERE task_id = ?"
+        " ORDER BY attempt DESC LIMIT 1",
+        (task_id,),
+    ).fetchone()
+    if row is None:
+        return None
+    return {"body": json.loads(row[0]), "origin_sig": row[1], "worker_sig": row[2],
+            "role": row[3]}  # fmt: skip

@@ -1,0 +1,150 @@
+"""How fit a node is for a task: predicted time to first token, candidates, claim delays.
+
+Pure functions of what a node knows (its own state, or a peer's signed advert), so the
+origin's choice of candidates, a worker's claim delay and the local-first decision all
+use one model of cost:
+
+    TTFT = load + prompt_tokens / prefill_rate + queue wait,  scaled up by CPU load,
+    plus a large penalty while the owner is using the machine.
+
+A model that is not loaded costs its load time (size over an assumed disk rate); a model
+whose context cannot hold the prompt plus at least one output token disqualifies the
+node. The claim delay maps TTFT onto ``[0, claim_delay_max_ms]`` monotonically, so the
+fittest candidate speaks first and the others hear that the attempt is closed before
+their own timers fire.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = (
+    "Fit",
+    "ModelFit",
+    "claim_delay_ms",
+    "estimate_prompt_tokens",
+    "model_fit",
+    "peer_fit",
+    "predicted_ttft_ms",
+    "rank_key",
+)
+
+LOAD_BYTES_PER_S = 500 * 1024 * 1024
+"""Assumed rate at which a model file is loaded into memory (an SSD or a warm cache)."""
+DEFAULT_PREFILL_TPS = 50
+"""Prefill rate assumed for a node that has not measured its own yet (a slow box)."""
+OWNER_BUSY_PENALTY_MS = 60_000
+"""Added to a node's TTFT while its owner uses it: it works for peers only as a last resort."""
+_CHARS_PER_TOKEN = 3
+_TOKENS_PER_MESSAGE = 8
+
+
+def estimate_prompt_tokens(texts: list[str]) -> int:
+    """An upper-bound estimate of a prompt's tokens without a tokenizer.
+
+    Tokenizers of code models average 3.5-4.5 characters per token on English and code;
+    three characters per token, plus a few tokens of template per message, errs high, so
+    a worker's context check never admits a prompt that will not fit.
+    """
+    chars = sum(len(t) for t in texts)
+    return math.ceil(chars / _CHARS_PER_TOKEN) + _TOKENS_PER_MESSAGE * max(1, len(texts))
+
+
+@dataclass(frozen=True, slots=True)
+class ModelFit:
+    """How a node holds one model."""
+
+    loaded: bool
+    context_length: int
+    size_bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class Fit:
+    """A node's fitness for one task; lower ``ttft_ms`` is fitter."""
+
+    node_id: str
+    ttft_ms: int
+    loaded: bool
+    owner_busy: bool
+
+
+def model_fit(models: list[Any], name: str) -> ModelFit | None:
+    """The advert entry for ``name`` (``models`` as an advert lists them), if any."""
+    for entry in models:
+        if isinstance(entry, dict) and entry.get("name") == name:
+            return ModelFit(
+                loaded=bool(entry.get("loaded")),
+                context_length=int(entry.get("context_length") or 0),
+                size_bytes=int(entry.get("size_bytes") or 0),
+            )
+    return None
+
+
+def predicted_ttft_ms(
+    *,
+    model: ModelFit,
+    prompt_tokens: int,
+    prefill_tps: int,
+    queued_ahead: int,
+    task_ms: int,
+    load_pct: int,
+    owner_busy: bool,
+) -> int:
+    """Predicted milliseconds from grant to first token on a node.
+
+    ``queued_ahead`` is how many generations must finish before this one gets a slot
+    (0 with a free slot), each taking about ``task_ms``.
+    """
+    load_ms = 0 if model.loaded else model.size_bytes * 1000 // LOAD_BYTES_PER_S
+    rate = prefill_tps if prefill_tps > 0 else DEFAULT_PREFILL_TPS
+    prefill_ms = prompt_tokens * 1000 // rate
+    ttft = load_ms + prefill_ms + queued_ahead * task_ms
+    ttft = ttft * (100 + max(0, load_pct)) // 100
+    return ttft + (OWNER_BUSY_PENALTY_MS if owner_busy else 0)
+
+
+def fits_context(model: ModelFit, prompt_tokens: int) -> bool:
+    """Whether the prompt and at least one output token fit the model's context."""
+    return model.context_length <= 0 or prompt_tokens + 1 <= model.context_length
+
+
+def peer_fit(
+    node_id: str, advert: dict[str, Any], model: str, prompt_tokens: int, task_ms: int
+) -> Fit | None:
+    """A peer's fitness from its advert; None when it lacks the model or the context."""
+    held = model_fit(advert.get("models") or [], model)
+    if held is None or not fits_context(held, prompt_tokens):
+        return None
+    slots = int(advert.get("slots") or 0)
+    if slots <= 0:
+        return None
+    owner_busy = bool(advert.get("owner_busy"))
+    ttft = predicted_ttft_ms(
+        model=held,
+        prompt_tokens=prompt_tokens,
+        prefill_tps=int(advert.get("prefill_tps") or 0),
+        queued_ahead=int(advert.get("queue_depth") or 0),
+        task_ms=task_ms,
+        load_pct=int(advert.get("load_pct") or 0),
+        owner_busy=owner_busy,
+    )
+    return Fit(node_id, ttft, held.loaded, owner_busy)
+
+
+def rank_key(fit: Fit) -> tuple[int, str]:
+    """Order candidates and claims: lower predicted TTFT first, ties by node id."""
+    return (fit.ttft_ms, fit.node_id)
+
+
+def claim_delay_ms(ttft_ms: int, budget_ms: int, max_delay_ms: int, jitter_ms: float) -> float:
+    """How long a candidate waits before claiming: grows with its TTFT, saturating.
+
+    ``max_delay * ttft / (ttft + budget)``: a node that predicts a first token well within
+    the budget claims almost at once; one far over it waits nearly the maximum. The jitter
+    (drawn by the caller, in ``[0, claim_jitter_ms]``) separates equally fit nodes.
+    """
+    ttft = max(0, ttft_ms)
+    return max_delay_ms * ttft / (ttft + max(1, budget_ms)) + jitter_ms

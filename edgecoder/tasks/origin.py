@@ -1,0 +1,412 @@
+"""The origin side of the claim-delay protocol: offer, grant once, relay, fail over, sign.
+
+One task is one client request sent to the mesh. Each attempt offers it (no prompt) to
+the fittest candidates, grants the first valid claim (:class:`AttemptArbiter`), seals the
+request to the grantee alone, and relays the worker's sealed events to the client as
+deltas. A worker that dies, stalls past the lease, breaks the stream or fails with a
+retryable error ends the attempt: the next one excludes it and continues from the output
+already sent. A client that goes away closes the stream, which cancels the worker's
+generation; an explicit ``cancel`` notice follows. When the task ends the origin signs a
+receipt and asks the worker to countersign it; both keep it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from edgecoder.clock import Clock
+from edgecoder.config import Config
+from edgecoder.errors import BackendUnavailableError, EdgeCoderError, InferenceError, StorageError
+from edgecoder.inference.types import ChatRequest, CompletionRequest, Delta, Usage
+from edgecoder.security.identity import NodeIdentity
+from edgecoder.security.payloads import PayloadError, seal
+from edgecoder.security.stream_box import StreamBox, new_stream_key
+from edgecoder.storage import tasks as store
+from edgecoder.storage.database import Database
+from edgecoder.tasks.arbiter import CLOSED, GRANTED, PENDING, AttemptArbiter
+from edgecoder.tasks.codec import decode_event, encode_payload
+from edgecoder.tasks.errors import RETRYABLE, error_of
+from edgecoder.tasks.fitness import Fit
+from edgecoder.tasks.messages import Claim, Grant, Notice, Offer, new_task_id
+from edgecoder.tasks.receipts import sign_receipt, verify_signature
+from edgecoder.tasks.transport import TaskTransport, TaskTransportError
+
+__all__ = ("Origin", "RemoteTask")
+
+log = logging.getLogger(__name__)
+
+
+class _AttemptFailedError(EdgeCoderError):
+    """This attempt cannot finish; another worker may."""
+
+
+@dataclass(slots=True)
+class _Live:
+    arbiter: AttemptArbiter | None = None
+    granted: asyncio.Future[Claim] | None = None
+    claims: int = 0
+
+
+@dataclass(slots=True)
+class RemoteTask:
+    """One request to run on the mesh, and its progress."""
+
+    request: ChatRequest | CompletionRequest
+    prompt_tokens: int
+    """The origin's estimate (an upper bound) of the prompt's tokens."""
+    candidates: Callable[[frozenset[str]], list[Fit]]
+    """The fittest peers for this task, best first, excluding the given node ids."""
+    on_worker: Callable[[str], None] = lambda node_id: None
+    task_id: str = field(default_factory=new_task_id)
+    attempt: int = 0
+    worker: str | None = None
+    excluded: set[str] = field(default_factory=set)
+    partial: list[str] = field(default_factory=list)
+    earlier_tokens: int = 0
+    """Output tokens streamed by earlier attempts (one per text event)."""
+    output_tokens: int = 0
+    state: str = "offered"
+    error: str | None = None
+
+    @property
+    def kind(self) -> str:
+        """``chat`` or ``complete``."""
+        return "chat" if isinstance(self.request, ChatRequest) else "complete"
+
+    @property
+    def max_tokens(self) -> int:
+        """The output budget the request asks for (0: the model's default)."""
+        return self.request.sampling.max_tokens or 0
+
+
+def _remaining(task: RemoteTask) -> ChatRequest | CompletionRequest:
+    """The request for the next attempt: its output budget less what was already sent."""
+    request, spent = task.request, task.earlier_tokens
+    if not spent or request.sampling.max_tokens is None:
+        return request
+    budget = max(1, request.sampling.max_tokens - spent)
+    return replace(request, sampling=replace(request.sampling, max_tokens=budget))
+
+
+class Origin:
+    """Sends this node's requests to the mesh."""
+
+    def __init__(
+        self,
+        *,
+        identity: NodeIdentity,
+        config: Config,
+        clock: Clock,
+        database: Database,
+        transport: TaskTransport,
+        peer_key: Callable[[str], bytes | None],
+    ) -> None:
+        self.identity = identity
+        self.config = config
+        self.clock = clock
+        self.database = database
+        self.transport = transport
+        self.peer_key = peer_key
+        self._live: dict[str, _Live] = {}
+        self._background: set[asyncio.Task[Any]] = set()
+        self.stats = {"tasks": 0, "offers": 0, "claims": 0, "late_claims": 0, "grants": 0,
+                      "failovers": 0, "done": 0, "failed": 0, "cancelled": 0}  # fmt: skip
+
+    # -- claims (called by the mesh route) ------------------------------------------------
+
+    def on_claim(self, claim: Claim) -> str:
+        """Decide on a claim: ``granted`` (the grant follows), ``pending`` or ``closed``."""
+        self.stats["claims"] += 1
+        live = self._live.get(claim.task_id)
+        if live is None:
+            self.stats["late_claims"] += 1
+            return CLOSED
+        live.claims += 1
+        arbiter, future = live.arbiter, live.granted
+        if arbiter is None or future is None:
+            return CLOSED
+        decision = arbiter.claim(claim, self.clock.now_ms())
+        if decision == GRANTED and not future.done():
+            future.set_result(claim)
+        elif decision == PENDING and arbiter.claims == 1:
+            asyncio.get_running_loop().call_later(
+                arbiter.window_ms / 1000, self._decide, arbiter, future
+            )
+        return decision
+
+    @staticmethod
+    def _decide(arbiter: AttemptArbiter, future: asyncio.Future[Claim]) -> None:
+        granted = arbiter.decide()
+        if granted is not None and not future.done():
+            future.set_result(granted)
+
+    # -- running a task -------------------------------------------------------------------
+
+    async def run(self, task: RemoteTask) -> AsyncIterator[Delta]:
+        """The task's deltas: an admission marker once a worker admits it, then the output.
+
+        :raises InferenceError: before admission, when no peer can run it or the error
+            would happen anywhere (the prompt does not fit); after admission, when every
+            attempt failed.
+        """
+        self.stats["tasks"] += 1
+        self._live[task.task_id] = _Live()
+        now = self.clock.now_ms()
+        persisted = asyncio.ensure_future(self.database.run(
+            lambda c: store.insert_task(c, task.task_id, task.kind, task.request.model,
+                                        task.prompt_tokens, task.max_tokens, now)
+        ))  # fmt: skip
+        deadline_ms = now + self.config.tasks.deadline_s * 1000
+        admitted = False
+        try:
+            while True:
+                task.attempt += 1
+                if task.attempt > self.config.tasks.max_attempts:
+                    raise BackendUnavailableError(
+                        f"no peer finished the task in {self.config.tasks.max_attempts} attempts"
+                    )
+                claim = await self._offer(task, deadline_ms)
+                if claim is None:
+                    continue
+                task.worker = claim.worker
+                try:
+                    async for delta in self._attempt(task, deadline_ms, persisted, admitted):
+                        if not admitted:
+                            admitted = True
+                            task.state = "running"
+                            task.on_worker(claim.worker)
+                        yield delta
+                        if delta.finish_reason is not None:
+                            task.state = "done"
+                            return
+                    raise _AttemptFailedError("the worker's stream ended before the output did")
+                except _AttemptFailedError as exc:
+                    self.stats["failovers"] += 1
+                    log.warning("task %s attempt %d on %s failed: %s; offering it again",
+                                task.task_id, task.attempt, claim.worker, exc)  # fmt: skip
+                    task.excluded.add(claim.worker)
+                    self._notify(claim.worker, "/mesh/tasks/cancel", task)
+        except GeneratorExit:
+            task.state = "cancelled"
+            raise
+        except asyncio.CancelledError:
+            task.state = "cancelled"
+            raise
+        except InferenceError as exc:
+            task.state, task.error = "failed", str(exc)
+            raise
+        finally:
+            await self._finish(task, persisted)
+
+    def _notify(self, node_id: str, path: str, task: RemoteTask) -> None:
+        body = Notice(task.task_id, task.attempt).as_dict()
+        self._spawn(self._post_quietly(node_id, path, body))
+
+    async def _post_quietly(self, node_id: str, path: str, body: dict[str, Any]) -> None:
+        try:
+            await self.transport.post(node_id, path, body)
+        except TaskTransportError as exc:
+            log.debug("%s to %s: %s", path, node_id, exc)
+
+    def _spawn(self, coro: Any) -> None:
+        job = asyncio.ensure_future(coro)
+        self._background.add(job)
+        job.add_done_callback(self._background.discard)
+
+    async def _offer(self, task: RemoteTask, deadline_ms: int) -> Claim | None:
+        """One offer round: the granted claim, or None when nobody claimed in time.
+
+        :raises InferenceError: no peer can run the task at all.
+        """
+        cfg = self.config.tasks
+        fits = task.candidates(frozenset(task.excluded))[: cfg.max_candidates]
+        if not fits:
+            raise BackendUnavailableError(
+                f"no peer can run model '{task.request.model}' for this request now"
+                + (f" ({len(task.excluded)} failed already)" if task.excluded else "")
+            )
+        offer = Offer(
+            task_id=task.task_id,
+            attempt=task.attempt,
+            origin=self.identity.node_id,
+            origin_key=self.identity.public_key.hex(),
+            kind=task.kind,
+            model=task.request.model,
+            prompt_tokens=task.prompt_tokens,
+            max_tokens=task.max_tokens,
+            deadline_ms=deadline_ms,
+            price_pct=self.config.mesh.price_pct,
+        )
+        loop = asyncio.get_running_loop()
+        candidates = frozenset(f.node_id for f in fits)
+        live = self._live[task.task_id]
+        live.arbiter = AttemptArbiter(task.task_id, task.attempt, candidates, cfg.grant_window_ms)
+        live.granted = loop.create_future()
+        body = offer.as_dict()
+        for fit in fits:
+            self._spawn(self._post_quietly(fit.node_id, "/mesh/tasks/offer", body))
+        self.stats["offers"] += len(fits)
+        try:
+            claim: Claim | None = await asyncio.wait_for(
+                asyncio.shield(live.granted), cfg.offer_timeout_ms / 1000
+            )
+        except TimeoutError:
+            claim = None
+            log.info("task %s attempt %d: no claim within %d ms",
+                     task.task_id, task.attempt, cfg.offer_timeout_ms)  # fmt: skip
+        finally:
+            live.arbiter.close()
+        closing = Notice(task.task_id, task.attempt).as_dict()
+        for node_id in candidates:
+            if claim is None or node_id != claim.worker:
+                self._spawn(self._post_quietly(node_id, "/mesh/tasks/close", closing))
+        if claim is not None:
+            self.stats["grants"] += 1
+        return claim
+
+    async def _attempt(
+        self,
+        task: RemoteTask,
+        deadline_ms: int,
+        persisted: asyncio.Future[None],
+        admitted: bool,
+    ) -> AsyncIterator[Delta]:
+        worker = task.worker
+        assert worker is not None
+        key = self.peer_key(worker)
+        if key is None:
+            raise _AttemptFailedError("the worker's key is unknown")
+        stream_key = new_stream_key()
+        plaintext = encode_payload(_remaining(task), stream_key, "".join(task.partial))
+        try:
+            sealed = seal(key, task.task_id, plaintext)
+        except PayloadError as exc:
+            raise _AttemptFailedError(str(exc)) from None
+        lease_ms = self.config.tasks.lease_ms
+        grant = Grant(task.task_id, task.attempt, worker, lease_ms, deadline_ms,
+                      base64.b64encode(sealed).decode())  # fmt: skip
+        box = StreamBox(stream_key, task.task_id, task.attempt)
+        started = time.monotonic()
+        tokens = 0
+        try:
+            async with self.transport.stream(worker, "/mesh/tasks/run", grant.as_dict()) as lines:
+                while True:
+                    try:
+                        raw = await asyncio.wait_for(anext(lines), lease_ms / 1000)
+                    except StopAsyncIteration:
+                        return
+                    except TimeoutError:
+                        raise _AttemptFailedError(
+                            f"no word from the worker for {lease_ms} ms"
+                        ) from None
+                    try:
+                        event = decode_event(box.open(base64.b64decode(raw, validate=True)))
+                    except (ValueError, PayloadError, InferenceError) as exc:
+                        raise _AttemptFailedError(f"a bad event from the worker: {exc}") from None
+                    kind = event["t"]
+                    if kind == "admit":
+                        await persisted
+                        if not admitted:
+                            yield Delta()
+                    elif kind == "text":
+                        tokens += 1
+                        task.partial.append(event["text"])
+                        yield Delta(text=event["text"], tool_calls=event["calls"])
+                    elif kind == "end":
+                        text = event.get("text", "")
+                        task.partial.append(text)
+                        task.output_tokens = event["completion_tokens"] + task.earlier_tokens
+                        usage = Usage(event["prompt_tokens"], task.output_tokens)
+                        wall_ms = int((time.monotonic() - started) * 1000)
+                        self._spawn(self._receipt(task, event, wall_ms))
+                        yield Delta(text=text, finish_reason=event["finish"], usage=usage,
+                                    tool_calls=event["calls"])  # fmt: skip
+                        return
+                    elif kind == "error":
+                        if event["code"] in RETRYABLE:
+                            raise _AttemptFailedError(f"{event['code']}: {event['message']}")
+                        raise error_of(event["code"], event["message"])
+        except TaskTransportError as exc:
+            if exc.status == 0 or exc.status >= 500 or exc.code in {"not_claimed", "expired"}:
+                raise _AttemptFailedError(str(exc)) from None
+            raise _AttemptFailedError(f"the worker refused the grant: {exc.code}: {exc}") from None
+        finally:
+            task.earlier_tokens += tokens
+
+    async def _receipt(self, task: RemoteTask, end: dict[str, Any], wall_ms: int) -> None:
+        worker = task.worker
+        assert worker is not None
+        key = self.peer_key(worker)
+        body = {
+            "task_id": task.task_id,
+            "attempt": task.attempt,
+            "origin": self.identity.node_id,
+            "worker": worker,
+            "model": task.request.model,
+            "model_digest": end["model_digest"],
+            "prompt_tokens": end["prompt_tokens"],
+            "output_tokens": end["completion_tokens"],
+            "wall_ms": wall_ms,
+            "price_pct": self.config.mesh.price_pct,
+            "finished_ms": self.clock.now_ms(),
+        }
+        origin_sig = sign_receipt(self.identity, body)
+        now = self.clock.now_ms()
+        await self.database.run(
+            lambda c: store.store_receipt(c, "origin", body, origin_sig, "", now)
+        )
+        try:
+            answer = await self.transport.post(
+                worker, "/mesh/tasks/receipt", {"body": body, "origin_sig": origin_sig}
+            )
+        except TaskTransportError as exc:
+            log.warning("task %s: the worker did not countersign the receipt: %s",
+                        task.task_id, exc)  # fmt: skip
+            return
+        worker_sig = answer.get("worker_sig")
+        if (
+            not isinstance(worker_sig, str)
+            or key is None
+            or not verify_signature(key, body, worker_sig)
+        ):
+            log.warning("task %s: the worker's countersignature does not verify", task.task_id)
+            return
+        await self.database.run(
+            lambda c: store.store_receipt(c, "origin", body, origin_sig, worker_sig, now)
+        )
+
+    async def _finish(self, task: RemoteTask, persisted: asyncio.Future[None]) -> None:
+        live = self._live.pop(task.task_id, None)
+        claims = live.claims if live else 0
+        if task.state in ("offered", "running"):
+            task.state = "failed" if task.error else "cancelled"
+        if task.state == "cancelled" and task.worker is not None:
+            self._notify(task.worker, "/mesh/tasks/cancel", task)
+        self.stats[task.state] = self.stats.get(task.state, 0) + 1
+        now = self.clock.now_ms()
+        output = task.output_tokens or task.earlier_tokens
+        try:
+            await asyncio.shield(persisted)
+            await asyncio.shield(self.database.run(
+                lambda c: store.finish_task(c, task.task_id, task.state, now, worker=task.worker,
+                                            attempts=task.attempt, claims=claims,
+                                            output_tokens=output, error=task.error)
+            ))  # fmt: skip
+        except (StorageError, asyncio.CancelledError) as exc:
+            log.error("task %s: could not record its end: %s", task.task_id, exc)
+
+    async def aclose(self) -> None:
+        """Wait briefly for receipts in flight, then cancel what remains."""
+        if self._background:
+            await asyncio.wait(self._background, timeout=2)
+        for job in list(self._background):
+            job.cancel()
+        with contextlib.suppress(Exception):
+            await asyncio.gather(*self._background, return_exceptions=True)
