@@ -91,12 +91,21 @@ def interrupt_unfinished(conn: sqlite3.Connection, now_ms: int) -> int:
 
 
 def recent_tasks(conn: sqlite3.Connection, limit: int) -> list[dict[str, Any]]:
-    """The newest tasks this node offered, newest first."""
+    """The newest tasks this node offered, newest first; ``receipt`` says how far the
+    receipt of the last attempt got (None, ``signed`` by this node, ``countersigned``)."""
+    columns = ", ".join(f"t.{name}" for name in _TASK_COLUMNS)
     rows = conn.execute(
-        f"SELECT {', '.join(_TASK_COLUMNS)} FROM tasks ORDER BY created_ms DESC LIMIT ?",  # noqa: S608
+        f"SELECT {columns}, r.worker_sig FROM tasks t LEFT JOIN receipts r"  # noqa: S608
+        " ON r.task_id = t.task_id AND r.attempt = t.attempts"
+        " ORDER BY t.created_ms DESC LIMIT ?",
         (limit,),
     ).fetchall()
-    return [dict(zip(_TASK_COLUMNS, row, strict=True)) for row in rows]
+    out = []
+    for row in rows:
+        task = dict(zip(_TASK_COLUMNS, row[:-1], strict=True))
+        task["receipt"] = None if row[-1] is None else ("countersigned" if row[-1] else "signed")
+        out.append(task)
+    return out
 
 
 def insert_run(

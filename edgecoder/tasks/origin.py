@@ -203,7 +203,8 @@ class Origin:
             task.state, task.error = "failed", str(exc)
             raise
         finally:
-            await self._finish(task, persisted)
+            # A cancelled client response may not await again: finish in a task of its own.
+            self._spawn(self._finish(task, persisted))
 
     def _notify(self, node_id: str, path: str, task: RemoteTask) -> None:
         body = Notice(task.task_id, task.attempt).as_dict()
@@ -393,13 +394,13 @@ class Origin:
         now = self.clock.now_ms()
         output = task.output_tokens or task.earlier_tokens
         try:
-            await asyncio.shield(persisted)
-            await asyncio.shield(self.database.run(
+            await persisted
+            await self.database.run(
                 lambda c: store.finish_task(c, task.task_id, task.state, now, worker=task.worker,
                                             attempts=task.attempt, claims=claims,
                                             output_tokens=output, error=task.error)
-            ))  # fmt: skip
-        except (StorageError, asyncio.CancelledError) as exc:
+            )  # fmt: skip
+        except StorageError as exc:
             log.error("task %s: could not record its end: %s", task.task_id, exc)
 
     async def aclose(self) -> None:

@@ -253,6 +253,7 @@ class Worker:
         def line(event: dict[str, Any]) -> bytes:
             return base64.b64encode(box.seal(encode_event(event))) + b"\n"
 
+        step: asyncio.Future[Delta] | None = None
         try:
             admitted = False
             while True:
@@ -291,23 +292,48 @@ class Worker:
                     prompt_tokens = event["prompt_tokens"]
                     output_tokens = event["completion_tokens"]
                     state = "done"
+                    # Recorded before the origin hears of the end: its receipt follows at once.
+                    await self._record(grant, state, prompt_tokens, output_tokens)
                 yield line(event)
         finally:
             cancelled.cancel()
-            with contextlib.suppress(BaseException):
-                await generation.aclose()  # type: ignore[attr-defined]
             self._running.pop(key, None)
             self._claimed.pop(key, None)
             elapsed_ms = int((time.monotonic() - started) * 1000)
             if state == "done":
                 self.task_ms = (self.task_ms * 3 + elapsed_ms) // 4
-            now = self.clock.now_ms()
-            with contextlib.suppress(StorageError):
-                await self.database.run(
-                    lambda c: store.finish_run(
-                        c, grant.task_id, grant.attempt, state, prompt_tokens, output_tokens, now
-                    )
-                )
+            # A cancelled response task may not await again: clean up in a task of its own.
+            if step is not None and not step.done():
+                step.cancel()
+            cleanup = asyncio.ensure_future(
+                self._cleanup(step, generation, grant, (state, prompt_tokens, output_tokens))
+            )
+            self._tasks.add(cleanup)
+            cleanup.add_done_callback(self._tasks.discard)
+
+    async def _record(self, grant: Grant, state: str, prompt: int, output: int) -> None:
+        now = self.clock.now_ms()
+        await self.database.run(
+            lambda c: store.finish_run(c, grant.task_id, grant.attempt, state, prompt, output, now)
+        )
+
+    async def _cleanup(
+        self,
+        step: asyncio.Future[Delta] | None,
+        generation: AsyncIterator[Delta],
+        grant: Grant,
+        outcome: tuple[str, int, int],
+    ) -> None:
+        if step is not None:
+            with contextlib.suppress(BaseException):
+                await step
+        with contextlib.suppress(Exception):
+            await generation.aclose()  # type: ignore[attr-defined]
+        if outcome[0] != "done":
+            try:
+                await self._record(grant, *outcome)
+            except StorageError as exc:
+                log.error("task %s: could not record the run's end: %s", grant.task_id, exc)
 
     def _digest(self, model: str) -> str:
         for entry in (self.host.advert() or {}).get("models") or []:

@@ -1,0 +1,161 @@
+"""Mesh tasks between real agents on this machine, with the real model (bootstrap URLs).
+
+A requester-only node A (``tasks.worker_slots = 0``) and workers B and C: A's client API
+serves every request through a worker; the multi-host versions (kill mid-stream, the
+20-worker race, partitions, wire capture) are in ``tests/netns``.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.integration.nodes import ModelNode
+
+pytestmark = [pytest.mark.integration, pytest.mark.model]
+
+MESH = """
+[mesh]
+period_ms = 300
+ack_timeout_ms = 100
+advert_interval_s = 1
+mdns = false
+{bootstrap}
+[tasks]
+worker_slots = {slots}
+lease_ms = 3000
+"""
+
+
+def wait_until(check: Callable[[], bool], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s")
+        time.sleep(0.1)
+
+
+def config(slots: int, seed: ModelNode | None = None) -> str:
+    bootstrap = f'bootstrap = ["{seed.agent.mesh_url}"]' if seed else ""
+    return MESH.format(bootstrap=bootstrap, slots=slots)
+
+
+def admin(node: ModelNode, path: str) -> dict[str, Any]:
+    response = httpx.get(f"{node.url}{path}",
+                         headers={"Authorization": f"Bearer {node.admin_key}"}, timeout=10)  # fmt: skip
+    assert response.status_code == 200, response.text
+    return dict(response.json())
+
+
+def models_seen(node: ModelNode) -> int:
+    peers = admin(node, "/admin/peers")["peers"]
+    return sum(1 for p in peers if p["state"] == "alive" and p["models"])
+
+
+class Trio:
+    def __init__(self, root: Path) -> None:
+        self.b = ModelNode(root / "b", config(1))
+        self.c = ModelNode(root / "c", config(1, self.b))
+        self.a = ModelNode(root / "a", config(0, self.b))
+        self.workers = {self.b.node_id: self.b, self.c.node_id: self.c}
+        wait_until(lambda: models_seen(self.a) == 2)
+
+    def close(self) -> None:
+        for node in (self.a, self.b, self.c):
+            node.agent.close()
+
+
+@pytest.fixture(scope="module")
+def trio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Trio]:
+    group = Trio(tmp_path_factory.mktemp("tasks"))
+    yield group
+    group.close()
+
+
+def chat(node: ModelNode, content: str, *, stream: bool, max_tokens: int = 8) -> httpx.Response:
+    body = {"model": "gemma3:270m", "stream": stream, "max_tokens": max_tokens,
+            "messages": [{"role": "user", "content": content}]}  # fmt: skip
+    return httpx.post(f"{node.url}/v1/chat/completions", json=body, timeout=120,
+                      headers={"Authorization": f"Bearer {node.key}"})  # fmt: skip
+
+
+def runs_of(node: ModelNode) -> list[dict[str, Any]]:
+    return list(admin(node, "/admin/tasks?limit=1000")["runs"])
+
+
+def test_a_requester_only_node_streams_from_a_worker_named_in_the_header(trio: Trio) -> None:
+    response = chat(trio.a, "Say hello.", stream=True)
+    assert response.status_code == 200, response.text
+    worker = response.headers["x-edgecoder-node"]
+    assert worker in trio.workers
+    events = [line[6:] for line in response.text.splitlines() if line.startswith("data: ")]
+    assert events[-1] == "[DONE]"
+    chunks = [json.loads(e) for e in events[:-1]]
+    text = "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"])
+    assert text.strip()
+    assert chunks[-1]["choices"][0]["finish_reason"] in ("stop", "length")
+    # The worker ran it once; the requester-only node never executed anything.
+    tasks = admin(trio.a, "/admin/tasks")
+    task = tasks["tasks"][0]
+    assert task["state"] == "done" and task["worker"] == worker and task["attempts"] == 1
+    assert not tasks["runs"]
+    assert [r["task_id"] for r in runs_of(trio.workers[worker])].count(task["task_id"]) == 1
+
+
+def test_a_non_streamed_chat_gets_a_receipt_signed_by_both(trio: Trio) -> None:
+    response = chat(trio.a, "Count to three.", stream=False)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["choices"][0]["message"]["content"].strip()
+    worker = trio.workers[response.headers["x-edgecoder-node"]]
+    wait_until(lambda: admin(trio.a, "/admin/tasks")["tasks"][0]["receipt"] == "countersigned")
+    task = admin(trio.a, "/admin/tasks")["tasks"][0]
+    assert task["output_tokens"] == body["usage"]["completion_tokens"]
+    # The worker's copy of the receipt carries both signatures and its own token counts.
+    db = sqlite3.connect(f"file:{worker.agent.data_dir / 'edgecoder.db'}?mode=ro", uri=True)
+    row = db.execute("SELECT body, origin_sig, worker_sig, role FROM receipts WHERE task_id = ?",
+                     (task["task_id"],)).fetchone()  # fmt: skip
+    db.close()
+    receipt = json.loads(row[0])
+    assert row[3] == "worker" and row[1] and row[2]
+    assert receipt["worker"] == worker.node_id and receipt["origin"] == trio.a.node_id
+    assert receipt["output_tokens"] == body["usage"]["completion_tokens"]
+
+
+def test_a_prompt_that_fits_no_model_in_the_mesh_is_refused_clearly(trio: Trio) -> None:
+    response = chat(trio.a, "word " * 40_000, stream=True)
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert error["code"] == "context_length_exceeded"
+    assert "fits no" in error["message"]
+
+
+def test_a_model_nobody_serves_is_not_found(trio: Trio) -> None:
+    body = {"model": "no-such-model", "messages": [{"role": "user", "content": "hi"}]}
+    response = httpx.post(f"{trio.a.url}/v1/chat/completions", json=body, timeout=30,
+                          headers={"Authorization": f"Bearer {trio.a.key}"})  # fmt: skip
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "model_not_found"
+
+
+def test_the_requester_lists_the_models_its_peers_serve(trio: Trio) -> None:
+    response = httpx.get(f"{trio.a.url}/v1/models", timeout=10,
+                         headers={"Authorization": f"Bearer {trio.a.key}"})  # fmt: skip
+    assert "gemma3:270m" in [m["id"] for m in response.json()["data"]]
+
+
+def test_the_cli_lists_tasks(trio: Trio) -> None:
+    from tests.integration.agent_process import edgecoder
+
+    chat(trio.a, "Hi.", stream=False)
+    listed = edgecoder("tasks", "--url", trio.a.url, "--api-key", trio.a.admin_key,
+                       env=trio.a.agent.env)  # fmt: skip
+    assert listed.returncode == 0, listed.stderr
+    assert "offered by this node" in listed.stdout and "done" in listed.stdout
