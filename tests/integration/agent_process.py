@@ -115,9 +115,13 @@ class AgentProcess:
             *self.args,
         ]  # fmt: skip
         env = dict(self.env, NOTIFY_SOCKET=str(notify_path))
-        self.proc = subprocess.Popen(
-            args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-        )
+        # stderr goes to a file, not a pipe: a pipe nobody reads while the agent runs
+        # would block a busy agent once it fills.
+        self.log_path = self.workdir / f"agent-{time.monotonic_ns()}.log"
+        with self.log_path.open("w") as log:
+            self.proc = subprocess.Popen(
+                args, env=env, stdout=subprocess.DEVNULL, stderr=log, text=True
+            )
         if wait_ready:
             self.wait_for("READY=1")
         return self
@@ -132,12 +136,17 @@ class AgentProcess:
                 self.drain()
                 if any(line in m.split("\n") for m in self.messages):
                     return
-                _, err = self.proc.communicate()
+                self.proc.wait()
+                err = self.log()
                 raise AssertionError(f"agent exited {self.proc.returncode} before {line}: {err}")
             if time.monotonic() > deadline:
                 raise AssertionError(f"agent sent no {line} within {timeout}s: {self.messages}")
             select.select([self._notify], [], [], 0.2)
             self.drain()
+
+    def log(self) -> str:
+        """What the agent wrote to stderr in its current (or last) run."""
+        return self.log_path.read_text(errors="replace") if self.proc is not None else ""
 
     def drain(self) -> None:
         assert self._notify is not None
@@ -159,23 +168,23 @@ class AgentProcess:
         assert self.proc is not None
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
-        _, err = self.proc.communicate(timeout=timeout)
+        self.proc.wait(timeout=timeout)
         self.drain()
         self.close()
-        return self.proc.returncode, err
+        return self.proc.returncode, self.log()
 
     def wait_exit(self, timeout: float = 60) -> tuple[int, str]:
         """Wait for the agent to exit by itself; returns the exit code and stderr."""
         assert self.proc is not None
-        _, err = self.proc.communicate(timeout=timeout)
+        self.proc.wait(timeout=timeout)
         self.drain()
         self.close()
-        return self.proc.returncode, err
+        return self.proc.returncode, self.log()
 
     def close(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
-            self.proc.communicate()
+            self.proc.wait()
         if self._notify is not None:
             self._notify.close()
             self._notify = None

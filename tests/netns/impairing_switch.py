@@ -41,6 +41,8 @@ class ImpairingSwitch:
         self.down: set[int] = set()
         self.frames = 0
         self.dropped = 0
+        self.captured: list[bytes] | None = None
+        """Every frame the switch receives while not None (see :meth:`capture`)."""
         self._rng = random.Random(seed)
         self._macs: dict[bytes, int] = {}
         self._queue: list[tuple[float, int, int, bytes]] = []
@@ -55,6 +57,11 @@ class ImpairingSwitch:
     def impair(self, delay_s: float, loss: float) -> None:
         """Delay every frame by ``delay_s`` and drop a ``loss`` share of them."""
         self.delay_s, self.loss = delay_s, loss
+
+    def capture(self, on: bool) -> list[bytes]:
+        """Start recording every frame (``on``), or stop and return what was recorded."""
+        frames, self.captured = self.captured or [], [] if on else None
+        return frames
 
     def cut(self, port: int) -> None:
         self.down.add(port)
@@ -96,6 +103,8 @@ class ImpairingSwitch:
             if len(frame) < 14 or port in self.down:
                 continue
             self.frames += 1
+            if self.captured is not None:
+                self.captured.append(frame)
             destination, source = frame[:6], frame[6:12]
             self._macs[source] = port
             known = self._macs.get(destination)

@@ -56,9 +56,12 @@ def netem_available() -> bool:
 class Lan:
     """Namespaces on one switch, created on construction."""
 
+    made = 0
+
     def __init__(self, nodes: int) -> None:
-        self.tag = f"{os.getpid() % 10000:04d}"
-        self.net = 10 + os.getpid() % 200
+        Lan.made += 1
+        self.tag = f"{os.getpid() % 1000:03d}{Lan.made % 10}"
+        self.net = 10 + (os.getpid() + Lan.made) % 200
         self.switch = f"ec{self.tag}sw"
         self.host_if = f"ech{self.tag}"
         self.namespaces = [f"ec{self.tag}n{i}" for i in range(nodes)]
@@ -144,6 +147,15 @@ class Lan:
         spec = ["delay", f"{delay_ms}ms", "loss", f"{loss_pct}%"]
         for i in range(len(self.namespaces)):
             self.run(i, "tc", "qdisc", "replace", "dev", "eth0", "root", "netem", *spec)
+
+    def capture(self, on: bool) -> list[bytes]:
+        """Record every Ethernet frame on the LAN (``on``), or stop and return them.
+
+        Only the user-space switch sees every frame; on the kernel bridge this raises.
+        """
+        if self.userspace is None:
+            raise NotImplementedError("frame capture needs the user-space switch")
+        return self.userspace.capture(on)
 
     def close(self) -> None:
         """Remove every namespace and interface this LAN made."""
