@@ -145,8 +145,8 @@ class MeshRuntime:
             models=models,
             backend=services.backend_state.active or "none",
             calibration=self.calibration,
-            slots=services.config.inference.slots,
-            in_flight=services.in_flight,
+            slots=services.config.tasks.worker_slots,
+            queue_depth=services.in_flight - services.config.inference.slots,
             owner_busy=services.owner_busy,
             price_pct=services.config.mesh.price_pct,
         )

@@ -3,10 +3,11 @@
 Fields (all integers, strings and booleans — the canonical encoding has no floats):
 ``models`` (name, digest, size_class, context_length, size_bytes, loaded), ``backend``,
 ``device_class``, ``ram_mb``, ``prefill_tps`` and ``decode_tps`` (measured by a short
-calibration at start; 0 until measured or without a model), ``slots``, ``queue_depth``
-(generations waiting for a slot), ``load_pct`` (1-minute load average over the CPU count,
-in steps of 10 so small wobbles do not re-sign the advert), ``owner_busy`` and
-``price_pct`` (the price multiplier in percent).
+calibration at start; 0 until measured or without a model), ``slots`` (peer tasks it runs
+at once: ``tasks.worker_slots``; 0 for a requester-only node), ``queue_depth``
+(generations waiting for a slot of the local backend), ``load_pct`` (1-minute load
+average over the CPU count, in steps of 10 so small wobbles do not re-sign the advert),
+``owner_busy`` and ``price_pct`` (the price multiplier in percent).
 """
 
 from __future__ import annotations
@@ -72,7 +73,7 @@ def advert_body(
     backend: str,
     calibration: Calibration | None,
     slots: int,
-    in_flight: int,
+    queue_depth: int,
     owner_busy: bool,
     price_pct: int,
 ) -> dict[str, Any]:
@@ -95,7 +96,7 @@ def advert_body(
         "prefill_tps": calibration.prefill_tps if calibration else 0,
         "decode_tps": calibration.decode_tps if calibration else 0,
         "slots": slots,
-        "queue_depth": max(0, in_flight - slots),
+        "queue_depth": max(0, queue_depth),
         "load_pct": load_pct(),
         "owner_busy": owner_busy,
         "price_pct": price_pct,

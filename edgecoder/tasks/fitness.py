@@ -28,7 +28,6 @@ __all__ = (
     "model_fit",
     "peer_fit",
     "predicted_ttft_ms",
-    "rank_key",
 )
 
 LOAD_BYTES_PER_S = 500 * 1024 * 1024
@@ -112,9 +111,18 @@ def fits_context(model: ModelFit, prompt_tokens: int) -> bool:
 
 
 def peer_fit(
-    node_id: str, advert: dict[str, Any], model: str, prompt_tokens: int, task_ms: int
+    node_id: str,
+    advert: dict[str, Any],
+    model: str,
+    prompt_tokens: int,
+    task_ms: int,
+    assigned: int = 0,
 ) -> Fit | None:
-    """A peer's fitness from its advert; None when it lacks the model or the context."""
+    """A peer's fitness from its advert; None when it lacks the model or the context.
+
+    ``assigned`` is how many of this origin's tasks run on the peer now: fresher than the
+    advert's queue depth, which is only as new as the advert.
+    """
     held = model_fit(advert.get("models") or [], model)
     if held is None or not fits_context(held, prompt_tokens):
         return None
@@ -126,17 +134,12 @@ def peer_fit(
         model=held,
         prompt_tokens=prompt_tokens,
         prefill_tps=int(advert.get("prefill_tps") or 0),
-        queued_ahead=int(advert.get("queue_depth") or 0),
+        queued_ahead=max(int(advert.get("queue_depth") or 0), assigned - slots + 1),
         task_ms=task_ms,
         load_pct=int(advert.get("load_pct") or 0),
         owner_busy=owner_busy,
     )
     return Fit(node_id, ttft, held.loaded, owner_busy)
-
-
-def rank_key(fit: Fit) -> tuple[int, str]:
-    """Order candidates and claims: lower predicted TTFT first, ties by node id."""
-    return (fit.ttft_ms, fit.node_id)
 
 
 def claim_delay_ms(ttft_ms: int, budget_ms: int, max_delay_ms: int, jitter_ms: float) -> float:

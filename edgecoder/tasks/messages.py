@@ -66,6 +66,10 @@ class Offer:
     max_tokens: int
     deadline_ms: int
     price_pct: int
+    rank: int = 0
+    """The recipient's place (0 = fittest) among the candidates, by the origin's ranking:
+    each place adds ``claim_stagger_ms`` to its claim delay, so equally fit nodes do not
+    all claim before the first claim's close notice reaches them."""
 
     def as_dict(self) -> dict[str, Any]:
         """The wire body."""
@@ -172,6 +176,7 @@ def parse_offer(body: object, sender: str) -> Offer:
         max_tokens=_int(fields, "max_tokens", 0, 10_000_000),
         deadline_ms=_int(fields, "deadline_ms", 0),
         price_pct=_int(fields, "price_pct", 1, 100_000),
+        rank=_int(fields, "rank", 0, 1000),
     )
 
 

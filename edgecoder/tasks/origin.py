@@ -17,6 +17,7 @@ import base64
 import contextlib
 import logging
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -115,6 +116,8 @@ class Origin:
         self.transport = transport
         self.peer_key = peer_key
         self._live: dict[str, _Live] = {}
+        self.assigned: Counter[str] = Counter()
+        """How many of this node's attempts run on each worker now."""
         self._background: set[asyncio.Task[Any]] = set()
         self.stats = {"tasks": 0, "offers": 0, "claims": 0, "late_claims": 0, "grants": 0,
                       "failovers": 0, "done": 0, "failed": 0, "cancelled": 0}  # fmt: skip
@@ -176,6 +179,7 @@ class Origin:
                 if claim is None:
                     continue
                 task.worker = claim.worker
+                self.assigned[claim.worker] += 1
                 try:
                     async for delta in self._attempt(task, deadline_ms, persisted, admitted):
                         if not admitted:
@@ -193,6 +197,10 @@ class Origin:
                                 task.task_id, task.attempt, claim.worker, exc)  # fmt: skip
                     task.excluded.add(claim.worker)
                     self._notify(claim.worker, "/mesh/tasks/cancel", task)
+                finally:
+                    self.assigned[claim.worker] -= 1
+                    if self.assigned[claim.worker] <= 0:
+                        del self.assigned[claim.worker]
         except GeneratorExit:
             task.state = "cancelled"
             raise
@@ -250,8 +258,8 @@ class Origin:
         live = self._live[task.task_id]
         live.arbiter = AttemptArbiter(task.task_id, task.attempt, candidates, cfg.grant_window_ms)
         live.granted = loop.create_future()
-        body = offer.as_dict()
-        for fit in fits:
+        for rank, fit in enumerate(fits):
+            body = replace(offer, rank=rank).as_dict()
             self._spawn(self._post_quietly(fit.node_id, "/mesh/tasks/offer", body))
         self.stats["offers"] += len(fits)
         try:

@@ -10,6 +10,7 @@ refused with ``context_length_exceeded``; a model nobody has, with ``model_not_f
 
 from __future__ import annotations
 
+import random
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -25,7 +26,6 @@ from edgecoder.tasks.fitness import (
     model_fit,
     peer_fit,
     predicted_ttft_ms,
-    rank_key,
 )
 from edgecoder.tasks.origin import Origin, RemoteTask
 
@@ -76,17 +76,21 @@ class Router:
         self._in_flight = in_flight
         self._execute = execute
         self.decisions = {"local": 0, "mesh": 0}
+        self._rng = random.Random()  # noqa: S311 - load spreading, not a secret
 
     def candidates(self, model: str, prompt_tokens: int, exclude: frozenset[str]) -> list[Fit]:
         """Peers whose adverts fit the task, fittest first."""
         fits = []
+        assigned = self.origin.assigned
         for node_id, advert in self._peers():
             if node_id in exclude or node_id == self.node_id:
                 continue
-            fit = peer_fit(node_id, advert, model, prompt_tokens, _TASK_MS)
+            fit = peer_fit(node_id, advert, model, prompt_tokens, _TASK_MS, assigned[node_id])
             if fit is not None:
                 fits.append(fit)
-        return sorted(fits, key=rank_key)
+        # Equally fit peers in random order, so that the same one does not always lead.
+        self._rng.shuffle(fits)
+        return sorted(fits, key=lambda fit: fit.ttft_ms)
 
     def decide(self, request: ChatRequest | CompletionRequest, prompt_tokens: int) -> Decision:
         """Where ``request`` runs.

@@ -135,6 +135,7 @@ class Worker:
         cfg = self.config.tasks
         jitter = self._rng.uniform(0, cfg.claim_jitter_ms)
         delay = claim_delay_ms(ttft, cfg.ttft_budget_ms, cfg.claim_delay_max_ms, jitter)
+        delay += offer.rank * cfg.claim_stagger_ms
         loop = asyncio.get_running_loop()
         self._timers[key] = loop.call_later(delay / 1000, self._fire, offer, ttft)
         return "considering"
@@ -261,7 +262,9 @@ class Worker:
                 while not step.done():
                     remaining = deadline_s - time.monotonic()
                     await asyncio.wait(
-                        {step, cancelled}, timeout=max(0.0, min(heartbeat_s, remaining))
+                        {step, cancelled},
+                        timeout=max(0.0, min(heartbeat_s, remaining)),
+                        return_when=asyncio.FIRST_COMPLETED,
                     )
                     if cancel.is_set() or time.monotonic() >= deadline_s:
                         step.cancel()

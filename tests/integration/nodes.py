@@ -2,9 +2,34 @@
 
 from __future__ import annotations
 
+import functools
+import os
+import tempfile
 from pathlib import Path
 
+from edgecoder.adapters.backends.gguf_import import DEFAULT_MODEL, MODELS_DIR, default_model_file
 from tests.integration.agent_process import AgentProcess, edgecoder
+
+
+@functools.cache
+def _assembled_default_model() -> Path:
+    shared = Path(tempfile.mkdtemp(prefix="edgecoder-model-"))
+    path = default_model_file(shared)
+    assert path is not None, "the default model's package is not installed"
+    return path
+
+
+def share_default_model(data_dir: Path) -> None:
+    """Hard-link one assembled copy of the default model into ``data_dir``.
+
+    Each agent would otherwise assemble its own 250 MB copy on first start: slow and
+    heavy when a test runs twenty of them.
+    """
+    models = data_dir / MODELS_DIR
+    models.mkdir(mode=0o700, parents=True, exist_ok=True)
+    target = models / (DEFAULT_MODEL.replace(":", "-") + ".gguf")
+    if not target.exists():
+        os.link(_assembled_default_model(), target)
 
 
 class ModelNode:

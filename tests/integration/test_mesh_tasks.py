@@ -48,8 +48,8 @@ def config(slots: int, seed: ModelNode | None = None) -> str:
 
 
 def admin(node: ModelNode, path: str) -> dict[str, Any]:
-    response = httpx.get(f"{node.url}{path}",
-                         headers={"Authorization": f"Bearer {node.admin_key}"}, timeout=10)  # fmt: skip
+    headers = {"Authorization": f"Bearer {node.admin_key}"}
+    response = httpx.get(f"{node.url}{path}", headers=headers, timeout=10)
     assert response.status_code == 200, response.text
     return dict(response.json())
 
@@ -104,7 +104,9 @@ def test_a_requester_only_node_streams_from_a_worker_named_in_the_header(trio: T
     # The worker ran it once; the requester-only node never executed anything.
     tasks = admin(trio.a, "/admin/tasks")
     task = tasks["tasks"][0]
-    assert task["state"] == "done" and task["worker"] == worker and task["attempts"] == 1
+    assert task["state"] == "done"
+    assert task["worker"] == worker
+    assert task["attempts"] == 1
     assert not tasks["runs"]
     assert [r["task_id"] for r in runs_of(trio.workers[worker])].count(task["task_id"]) == 1
 
@@ -124,8 +126,11 @@ def test_a_non_streamed_chat_gets_a_receipt_signed_by_both(trio: Trio) -> None:
                      (task["task_id"],)).fetchone()  # fmt: skip
     db.close()
     receipt = json.loads(row[0])
-    assert row[3] == "worker" and row[1] and row[2]
-    assert receipt["worker"] == worker.node_id and receipt["origin"] == trio.a.node_id
+    assert row[3] == "worker"
+    assert row[1]
+    assert row[2]
+    assert receipt["worker"] == worker.node_id
+    assert receipt["origin"] == trio.a.node_id
     assert receipt["output_tokens"] == body["usage"]["completion_tokens"]
 
 
@@ -158,4 +163,5 @@ def test_the_cli_lists_tasks(trio: Trio) -> None:
     listed = edgecoder("tasks", "--url", trio.a.url, "--api-key", trio.a.admin_key,
                        env=trio.a.agent.env)  # fmt: skip
     assert listed.returncode == 0, listed.stderr
-    assert "offered by this node" in listed.stdout and "done" in listed.stdout
+    assert "offered by this node" in listed.stdout
+    assert "done" in listed.stdout

@@ -24,6 +24,7 @@ import httpx
 import pytest
 
 from tests.integration.agent_process import AgentProcess, edgecoder
+from tests.integration.nodes import share_default_model
 from tests.netns.lan import Lan, netns_available
 
 pytestmark = [pytest.mark.netns, pytest.mark.integration, pytest.mark.slow, pytest.mark.model]
@@ -35,6 +36,7 @@ advert_interval_s = 1
 {bootstrap}
 [inference]
 context_length = 1024
+threads = 1
 [tasks]
 worker_slots = {slots}
 lease_ms = {lease_ms}
@@ -66,6 +68,7 @@ class Node:
         data = ["--data-dir", str(self.agent.data_dir)]
         self.key = self._key("alice", data)
         self.admin_key = self._key("root", [*data, "--admin"])
+        share_default_model(self.agent.data_dir)
         self.node_id = ""
 
     def _key(self, name: str, args: list[str]) -> str:
@@ -86,7 +89,7 @@ class Node:
 
     def workers_seen(self) -> int:
         peers = self.admin("/admin/peers")["peers"]
-        return sum(1 for p in peers if p["state"] == "alive" and p["models"])
+        return sum(1 for p in peers if p["state"] == "alive" and p["models"] and p["load"]["slots"])
 
     def chat_body(self, content: str, max_tokens: int, *, stream: bool) -> dict[str, Any]:
         return {"model": MODEL, "stream": stream, "max_tokens": max_tokens, "ignore_eos": True,
@@ -148,13 +151,13 @@ class Stream:
 
     def _read(self) -> None:
         try:
-            with httpx.stream("POST", f"{self.node.agent.api_url}/v1/chat/completions",
-                              json=self.body, timeout=120,
-                              headers={"Authorization": f"Bearer {self.node.key}"}) as response:  # fmt: skip
-                assert response.status_code == 200, response.read()
-                self.worker = response.headers["x-edgecoder-node"]
+            url = f"{self.node.agent.api_url}/v1/chat/completions"
+            headers = {"Authorization": f"Bearer {self.node.key}"}
+            with httpx.stream("POST", url, json=self.body, timeout=120, headers=headers) as reply:
+                assert reply.status_code == 200, reply.read()
+                self.worker = reply.headers["x-edgecoder-node"]
                 self.headers_seen.set()
-                for line in response.iter_lines():
+                for line in reply.iter_lines():
                     if line == "data: [DONE]":
                         self.done = True
                     elif line.startswith("data: "):
@@ -186,7 +189,9 @@ def test_a_chat_through_the_requester_streams_from_a_named_worker(trio: Trio) ->
     assert stream.worker in trio.workers
     assert stream.text().strip()
     task = last_task(trio.a)
-    assert task["worker"] == stream.worker and task["attempts"] == 1 and task["state"] == "done"
+    assert task["worker"] == stream.worker
+    assert task["attempts"] == 1
+    assert task["state"] == "done"
 
 
 def test_a_worker_killed_mid_stream_is_replaced_and_the_stream_completes(trio: Trio) -> None:
@@ -198,8 +203,10 @@ def test_a_worker_killed_mid_stream_is_replaced_and_the_stream_completes(trio: T
     victim.agent.stop(signal.SIGKILL)
     stream.finish()
     task = last_task(trio.a)
-    assert task["state"] == "done" and task["attempts"] == 2
-    assert task["worker"] != victim.node_id and task["worker"] in trio.workers
+    assert task["state"] == "done"
+    assert task["attempts"] == 2
+    assert task["worker"] != victim.node_id
+    assert task["worker"] in trio.workers
     # The killed worker comes back on its data dir, with the same identity.
     victim.agent.start()
     assert victim.agent.get(f"{victim.agent.api_url}/healthz")[1]["node_id"] == victim.node_id
@@ -218,7 +225,8 @@ def test_a_partition_from_the_worker_expires_its_lease_and_one_result_arrives(tr
     finally:
         trio.lan.restore(cut)
     task = last_task(trio.a)
-    assert task["state"] == "done" and task["attempts"] == 2
+    assert task["state"] == "done"
+    assert task["attempts"] == 2
     assert task["worker"] != stream.worker
     finals = [c for c in stream.chunks if c.get("choices") and c["choices"][0]["finish_reason"]]
     assert len(finals) == 1  # one result reached the client
