@@ -24,7 +24,14 @@ _BY_CLASS: tuple[tuple[type[EdgeCoderError], str], ...] = (
     (BackendUnavailableError, "backend_unavailable"),
 )
 RETRYABLE = frozenset(
-    {"model_not_found", "overloaded", "backend_unavailable", "internal_error", "deadline"}
+    {
+        "model_not_found",
+        "overloaded",
+        "backend_unavailable",
+        "internal_error",
+        "deadline",
+        "already_ran",
+    }
 )
 """Codes after which another worker may well succeed; the others would fail anywhere."""
 

@@ -34,7 +34,13 @@ from edgecoder.storage import tasks as store
 from edgecoder.storage.database import Database
 from edgecoder.tasks.codec import decode_payload, delta_event, encode_event
 from edgecoder.tasks.errors import code_of
-from edgecoder.tasks.fitness import claim_delay_ms, fits_context, model_fit, predicted_ttft_ms
+from edgecoder.tasks.fitness import (
+    DEFAULT_PREFILL_TPS,
+    claim_delay_ms,
+    fits_context,
+    model_fit,
+    predicted_ttft_ms,
+)
 from edgecoder.tasks.messages import Claim, Grant, Offer, TaskMessageError
 from edgecoder.tasks.receipts import check_receipt_body, sign_receipt, verify_signature
 from edgecoder.tasks.transport import TaskTransport, TaskTransportError
@@ -96,7 +102,9 @@ class Worker:
         self._running: dict[tuple[str, int], asyncio.Event] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self.task_ms = _EWMA_START_MS
-        self.stats = {"offers": 0, "claims": 0, "grants": 0, "runs": 0, "silent": 0}
+        self.stats = {"offers": 0, "claims": 0, "grants": 0, "runs": 0, "silent": 0,
+                      "claim_delay_ms": 0}  # fmt: skip
+        """Counters; ``claim_delay_ms`` is the sum of the delays of every timer started."""
 
     @property
     def slots(self) -> int:
@@ -123,19 +131,25 @@ class Worker:
             return "no_model"
         if not fits_context(held, offer.prompt_tokens):
             return "context_too_small"
+        prefill_tps = int(advert.get("prefill_tps") or 0)
         ttft = predicted_ttft_ms(
             model=held,
             prompt_tokens=offer.prompt_tokens,
-            prefill_tps=int(advert.get("prefill_tps") or 0),
+            prefill_tps=prefill_tps,
             queued_ahead=self._queued_ahead(),
             task_ms=self.task_ms,
             load_pct=int(advert.get("load_pct") or 0),
             owner_busy=bool(advert.get("owner_busy")),
         )
+        # The origin's rank already orders candidates by their advertised prefill rates;
+        # the delay adds what only this node knows now: its queue, load, owner, cold model.
+        prefill = offer.prompt_tokens * 1000 // max(1, prefill_tps or DEFAULT_PREFILL_TPS)
         cfg = self.config.tasks
         jitter = self._rng.uniform(0, cfg.claim_jitter_ms)
-        delay = claim_delay_ms(ttft, cfg.ttft_budget_ms, cfg.claim_delay_max_ms, jitter)
+        extra = max(0, ttft - prefill)
+        delay = claim_delay_ms(extra, cfg.ttft_budget_ms, cfg.claim_delay_max_ms, jitter)
         delay += offer.rank * cfg.claim_stagger_ms
+        self.stats["claim_delay_ms"] += round(delay)
         loop = asyncio.get_running_loop()
         self._timers[key] = loop.call_later(delay / 1000, self._fire, offer, ttft)
         return "considering"
@@ -208,23 +222,19 @@ class Worker:
         if payload.request.model != offer.model:
             raise TaskRefusedError(400, "bad_payload", "the payload's model is not the offer's")
         now = self.clock.now_ms()
-        try:
-            await self.database.run(
+        # Made durable while the model reads the prompt; nothing is sent before it is.
+        recorded = asyncio.ensure_future(
+            self.database.run(
                 lambda c: store.insert_run(
                     c, grant.task_id, grant.attempt, sender, offer.model, now
                 )
             )
-        except StorageError as exc:
-            if isinstance(exc.__cause__, sqlite3.IntegrityError):
-                raise TaskRefusedError(
-                    409, "already_ran", "this attempt already ran here"
-                ) from None
-            raise
+        )
         cancel = asyncio.Event()
         self._running[key] = cancel
         self.stats["grants"] += 1
         box = StreamBox(payload.key, grant.task_id, grant.attempt)
-        return self._stream(grant, payload.request, box, cancel)
+        return self._stream(grant, payload.request, box, cancel, recorded)
 
     def cancel(self, task_id: str, attempt: int) -> bool:
         """Stop a running attempt (its origin's client went away). True if one was running."""
@@ -240,6 +250,7 @@ class Worker:
         request: ChatRequest | CompletionRequest,
         box: StreamBox,
         cancel: asyncio.Event,
+        recorded: asyncio.Future[None],
     ) -> AsyncIterator[bytes]:
         key = (grant.task_id, grant.attempt)
         started = time.monotonic()
@@ -255,14 +266,17 @@ class Worker:
             return base64.b64encode(box.seal(encode_event(event))) + b"\n"
 
         step: asyncio.Future[Delta] | None = None
+        ahead: asyncio.Future[Delta] | None = None
         try:
             admitted = False
             while True:
-                step = asyncio.ensure_future(anext(generation))
+                step = ahead or asyncio.ensure_future(anext(generation))
+                ahead = None
+                waiting: set[asyncio.Future[Any]] = {step, cancelled}
                 while not step.done():
                     remaining = deadline_s - time.monotonic()
                     await asyncio.wait(
-                        {step, cancelled},
+                        waiting,
                         timeout=max(0.0, min(heartbeat_s, remaining)),
                         return_when=asyncio.FIRST_COMPLETED,
                     )
@@ -288,6 +302,15 @@ class Worker:
                     return
                 if not admitted:
                     admitted = True  # the backend's admission marker
+                    # Let the model start on the prompt while the run is made durable.
+                    step = ahead = asyncio.ensure_future(anext(generation))
+                    try:
+                        await recorded
+                    except StorageError as exc:
+                        duplicate = isinstance(exc.__cause__, sqlite3.IntegrityError)
+                        code = "already_ran" if duplicate else "internal_error"
+                        yield line({"t": "error", "code": code, "message": str(exc)})
+                        return
                     yield line({"t": "admit"})
                     continue
                 event = delta_event(delta, digest)
@@ -300,6 +323,7 @@ class Worker:
                 yield line(event)
         finally:
             cancelled.cancel()
+            recorded.cancel()
             self._running.pop(key, None)
             self._claimed.pop(key, None)
             elapsed_ms = int((time.monotonic() - started) * 1000)
