@@ -18,7 +18,7 @@ import contextlib
 import logging
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -152,7 +152,7 @@ class Origin:
 
     # -- running a task -------------------------------------------------------------------
 
-    async def run(self, task: RemoteTask) -> AsyncIterator[Delta]:
+    async def run(self, task: RemoteTask) -> AsyncGenerator[Delta, None]:
         """The task's deltas: an admission marker once a worker admits it, then the output.
 
         :raises InferenceError: before admission, when no peer can run it or the error

@@ -10,6 +10,7 @@ refused with ``context_length_exceeded``; a model nobody has, with ``model_not_f
 
 from __future__ import annotations
 
+import contextlib
 import random
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -75,7 +76,7 @@ class Router:
         self._own_advert = own_advert
         self._in_flight = in_flight
         self._execute = execute
-        self.decisions = {"local": 0, "mesh": 0}
+        self.decisions = {"local": 0, "mesh": 0, "fallback": 0}
         self._rng = random.Random()  # noqa: S311 - load spreading, not a secret
 
     def candidates(self, model: str, prompt_tokens: int, exclude: frozenset[str]) -> list[Fit]:
@@ -182,5 +183,17 @@ class Router:
             candidates=lambda exclude: self.candidates(request.model, prompt_tokens, exclude),
             on_worker=named,
         )
-        async for delta in self.origin.run(task):
-            yield delta
+        async with contextlib.aclosing(self.origin.run(task)) as remote:
+            try:
+                admitted = await anext(remote)
+            except BackendUnavailableError:
+                if decision.local_ttft_ms is None:
+                    raise
+                # No peer took it after all: this node can, later than predicted.
+                self.decisions["fallback"] += 1
+                async for delta in self._execute(request):
+                    yield delta
+                return
+            yield admitted
+            async for delta in remote:
+                yield delta

@@ -321,9 +321,14 @@ class Worker:
                     # Recorded before the origin hears of the end: its receipt follows at once.
                     await self._record(grant, state, prompt_tokens, output_tokens)
                 yield line(event)
+        except (GeneratorExit, asyncio.CancelledError):
+            if state != "done":
+                state = "cancelled"  # the origin closed the exchange: its client went away
+            raise
         finally:
             cancelled.cancel()
-            recorded.cancel()
+            # The insert finishes even if nobody waits for it (the end is recorded after it).
+            recorded.add_done_callback(lambda f: f.cancelled() or f.exception())
             self._running.pop(key, None)
             self._claimed.pop(key, None)
             elapsed_ms = int((time.monotonic() - started) * 1000)

@@ -165,3 +165,28 @@ def test_the_cli_lists_tasks(trio: Trio) -> None:
     assert listed.returncode == 0, listed.stderr
     assert "offered by this node" in listed.stdout
     assert "done" in listed.stdout
+
+
+def test_a_client_that_goes_away_cancels_the_work_on_the_worker(trio: Trio) -> None:
+    body = {"model": "gemma3:270m", "stream": True, "max_tokens": 400, "ignore_eos": True,
+            "messages": [{"role": "user", "content": "Tell me a very long story."}]}  # fmt: skip
+    headers = {"Authorization": f"Bearer {trio.a.key}"}
+    url = f"{trio.a.url}/v1/chat/completions"
+    with httpx.stream("POST", url, json=body, headers=headers, timeout=60) as response:
+        worker = trio.workers[response.headers["x-edgecoder-node"]]
+        seen = 0
+        for line in response.iter_lines():
+            seen += line.startswith("data: {")
+            if seen >= 5:
+                break  # leaving the block closes the connection
+
+    def ended(node: ModelNode, key: str, state: str) -> bool:
+        rows = admin(node, "/admin/tasks")[key]
+        return bool(rows) and rows[0]["state"] == state
+
+    wait_until(lambda: ended(trio.a, "tasks", "cancelled"))
+    wait_until(lambda: ended(worker, "runs", "cancelled"))
+    run = runs_of(worker)[0]
+    assert run["output_tokens"] == 0  # it never reached its end
+    # The worker's slot is free again: the next request runs at once.
+    assert chat(trio.a, "Hi.", stream=False).status_code == 200
