@@ -93,3 +93,60 @@ def test_request_envelopes(core: Core, headers: tuple[Any, ...], body: bytes) ->
     )  # fmt: skip
     code = verifier.check("POST", "/mesh/ping", *headers, body, "10.0.0.1", 1_800_000_000_000)
     assert code in core.envelope.CODES
+
+
+task_bodies = st.dictionaries(
+    st.sampled_from(["task_id", "attempt", "origin", "origin_key", "kind", "model", "rank",
+                     "prompt_tokens", "max_tokens", "deadline_ms", "price_pct", "worker",
+                     "ttft_ms", "lease_ms", "payload"]),
+    json_like | st.just("0" * 32) | st.just("a" * 32),
+    max_size=15,
+)  # fmt: skip
+
+
+@FUZZ
+@given(task_bodies)
+def test_task_messages(body: dict[str, Any]) -> None:
+    from edgecoder.tasks.messages import (
+        TaskMessageError,
+        parse_claim,
+        parse_grant,
+        parse_notice,
+        parse_offer,
+    )
+    from edgecoder.tasks.receipts import check_receipt_body
+
+    node = "a" * 32
+    for parse in (lambda b: parse_offer(b, node), lambda b: parse_claim(b, node),
+                  lambda b: parse_grant(b, node), parse_notice, check_receipt_body):  # fmt: skip
+        with contextlib.suppress(TaskMessageError):
+            parse(body)
+
+
+requests = st.fixed_dictionaries(
+    {"model": st.just("m")},
+    optional={
+        "sampling": json_like | st.fixed_dictionaries({}, optional={
+            k: json_like for k in ("max_tokens", "temperature", "top_p", "stop", "seed",
+                                   "ignore_eos")}),
+        "messages": json_like | st.lists(st.fixed_dictionaries({}, optional={
+            k: json_like | st.sampled_from(["user", "tool", "x"])
+            for k in ("role", "content", "tool_calls", "tool_call_id")}), max_size=3),
+        "tools": json_like, "tool_choice": json_like, "prompt": json_like, "suffix": json_like,
+    },
+)  # fmt: skip
+
+
+@FUZZ
+@given(json_like, requests)
+def test_task_payloads_and_events(value: Any, request: dict[str, Any]) -> None:
+    from edgecoder.tasks.codec import decode_event, decode_payload
+
+    data = json.dumps(value).encode()
+    for decode_one in (decode_payload, decode_event):
+        with contextlib.suppress(BadRequestError):
+            decode_one(data)
+    for kind in ("chat", "complete"):
+        document = {"kind": kind, "key": "00" * 32, "continue_from": "", "request": request}
+        with contextlib.suppress(BadRequestError):
+            decode_payload(json.dumps(document).encode())
