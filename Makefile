@@ -13,7 +13,7 @@ PYTEST_ARGS ?=
 ARGS ?=
 LINT_PATHS := edgecoder tests setup.py
 
-.PHONY: all install deb-deps run test test-pure lint bench clean
+.PHONY: all install deb-deps run test test-pure lint units install-units bench clean
 
 all: install
 
@@ -53,6 +53,19 @@ lint: $(STAMP)
 	$(BIN)/ruff check $(LINT_PATHS)
 	$(BIN)/ruff format --check $(LINT_PATHS)
 	$(BIN)/mypy
+
+# The systemd unit, sysusers, tmpfiles, D-Bus policy and preset: hardening score, verify,
+# and what the agent needs (tests/unit/test_systemd_units.py).
+units: $(STAMP)
+	$(BIN)/python -m pytest -q tests/unit/test_systemd_units.py
+
+# Install the appliance's system files under $(DESTDIR) (the image build uses this).
+install-units:
+	install -D -m 0644 systemd/edgecoder.service $(DESTDIR)/usr/lib/systemd/system/edgecoder.service
+	install -D -m 0644 systemd/edgecoder.sysusers $(DESTDIR)/usr/lib/sysusers.d/edgecoder.conf
+	install -D -m 0644 systemd/edgecoder.tmpfiles $(DESTDIR)/usr/lib/tmpfiles.d/edgecoder.conf
+	install -D -m 0644 systemd/org.edgecoder.Agent.conf $(DESTDIR)/usr/share/dbus-1/system.d/org.edgecoder.Agent.conf
+	install -D -m 0644 systemd/90-edgecoder.preset $(DESTDIR)/usr/lib/systemd/system-preset/90-edgecoder.preset
 
 # Peers measured side by side with EdgeCoder; kept out of the project's own environment.
 BENCH_VENV := .venv-bench
