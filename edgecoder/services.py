@@ -26,6 +26,7 @@ from edgecoder.inference.types import (
     EmbeddingRequest,
     EmbeddingResult,
     ModelInfo,
+    PullProgress,
 )
 from edgecoder.mesh.node import MeshNode
 from edgecoder.mesh.peer_info import PEER
@@ -229,6 +230,21 @@ class Services:
     async def embed(self, request: EmbeddingRequest) -> EmbeddingResult:
         """Embed texts."""
         return await self._backend().embed(request)
+
+    def pull_model(self, name: str) -> AsyncIterator[PullProgress]:
+        """Download a model into the local backend (may raise UnsupportedError at once)."""
+        return self._backend().pull(name)
+
+    async def delete_model(self, name: str) -> None:
+        """Remove a model from the local backend; raises ModelNotFoundError."""
+        await self._backend().delete(name)
+
+    def apply_config(self, config: Config) -> None:
+        """Use ``config`` from now on, here and in the task protocol's parts."""
+        self.config = config
+        for part in (self.router, self.origin, self.worker):
+            if part is not None:
+                part.config = config
 
     # -- mesh tasks -----------------------------------------------------------------------
 

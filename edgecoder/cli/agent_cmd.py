@@ -11,7 +11,7 @@ from typing import Any
 from edgecoder.cli.options import add_config_option, config_from_args
 from edgecoder.config import systemd_env
 from edgecoder.config.loader import Override
-from edgecoder.config.model import BACKENDS, EVENT_LOOPS, LOG_LEVELS, TASK_MODES
+from edgecoder.config.model import BACKENDS, DBUS_BUSES, EVENT_LOOPS, LOG_LEVELS, TASK_MODES
 from edgecoder.daemon.agent import Agent
 from edgecoder.daemon.logs import configure_logging
 
@@ -31,6 +31,7 @@ _FLAG_KEYS: dict[str, tuple[tuple[str, ...], str]] = {
     "log_level": (("node.log_level",), "--log-level"),
     "network": (("node.network",), "--network"),
     "loop": (("daemon.event_loop",), "--loop"),
+    "dbus": (("daemon.dbus",), "--dbus"),
     "mode": (("tasks.mode",), "--mode"),
     "worker_slots": (("tasks.worker_slots",), "--worker-slots"),
 }
@@ -66,6 +67,9 @@ def add_parser(commands: Any) -> None:
         "--worker-slots", metavar="N", help="peer tasks run here at once (1; 0 = requester only)"
     )
     parser.add_argument("--log-level", choices=LOG_LEVELS, help="log verbosity (info)")
+    parser.add_argument(
+        "--dbus", choices=DBUS_BUSES, help="bus for org.edgecoder.Agent (system; none = off)"
+    )
     parser.add_argument("--loop", choices=EVENT_LOOPS, help="event loop implementation (uvloop)")
     parser.set_defaults(handler=run)
 
@@ -100,5 +104,6 @@ def run(args: argparse.Namespace) -> int:
     systemd = systemd_env()
     configure_logging(config.node.log_level, journal=systemd.journal_stream)
     with asyncio.Runner(loop_factory=_loop_factory(config.daemon.event_loop)) as runner:
-        runner.run(Agent(config, systemd).run())
+        agent = Agent(config, systemd, reload=lambda: config_from_args(args, _overrides(args)))
+        runner.run(agent.run())
     return 0

@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 
 __all__ = (
     "BACKENDS",
+    "DBUS_BUSES",
     "EVENT_LOOPS",
     "EXCLUDED_INTERFACES",
     "LOG_LEVELS",
@@ -34,6 +35,7 @@ EXCLUDED_INTERFACES = ("lo", "docker*", "veth*", "br-*", "virbr*", "cni*", "flan
 LOG_LEVELS = ("debug", "info", "warning", "error")
 BACKENDS = ("auto", "llamacpp", "ollama")
 EVENT_LOOPS = ("uvloop", "asyncio")
+DBUS_BUSES = ("system", "session", "none")
 TASK_MODES = ("mesh", "local-only")
 
 
@@ -207,6 +209,7 @@ class DaemonConfig:
 
     event_loop: str = field(default="uvloop", metadata={"check": _one_of(EVENT_LOOPS)})
     shutdown_timeout_s: int = field(default=10, metadata={"check": _positive})
+    dbus: str = field(default="system", metadata={"check": _one_of(DBUS_BUSES)})
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,9 @@ import contextlib
 import logging
 import signal
 import socket
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from edgecoder import __version__
 from edgecoder.access import AccessControl
@@ -21,7 +23,9 @@ from edgecoder.adapters.transports.mesh_app import build_mesh_app
 from edgecoder.adapters.web.client_app import build_client_app
 from edgecoder.clock import Clock, SystemClock
 from edgecoder.config import Config, SystemdEnv
+from edgecoder.control import Control
 from edgecoder.daemon.backends import start_backend
+from edgecoder.daemon.dbus_runtime import start_dbus
 from edgecoder.daemon.listeners import EmbeddedServer, bind_listener, describe
 from edgecoder.daemon.mesh_runtime import MeshRuntime
 from edgecoder.daemon.sdnotify import Notifier
@@ -59,8 +63,16 @@ def read_passphrase(path: str) -> bytes | None:
 class Agent:
     """One node: both listeners, its identity, its database, its lifecycle."""
 
-    def __init__(self, config: Config, systemd: SystemdEnv, clock: Clock | None = None) -> None:
+    def __init__(
+        self,
+        config: Config,
+        systemd: SystemdEnv,
+        clock: Clock | None = None,
+        reload: Callable[[], Config] | None = None,
+    ) -> None:
+        """``reload`` re-reads the configuration from where ``config`` came from."""
         self.config = config
+        self._reload = reload or (lambda: config)
         self.clock = clock or SystemClock()
         self.notifier = Notifier(systemd)
         self._stop = asyncio.Event()
@@ -190,8 +202,10 @@ class Agent:
     ) -> None:
         cfg = self.config
         grace = cfg.daemon.shutdown_timeout_s
+        control = Control(services, self._reload)
+        await control.restore()
         mesh = EmbeddedServer(build_mesh_app(services), "mesh", grace)
-        api = EmbeddedServer(build_client_app(services), "api", grace)
+        api = EmbeddedServer(build_client_app(services, control), "api", grace)
         self._servers = [mesh, api]
         tasks = [
             asyncio.create_task(mesh.serve(sockets=[mesh_sock]), name="edgecoder-mesh-listener"),
@@ -200,9 +214,11 @@ class Agent:
         watchdog: asyncio.Task[None] | None = None
         crashed: list[asyncio.Task[None]] = []
         mesh_runtime = MeshRuntime(services, mesh_sock.getsockname()[1], api_sock.getsockname()[1])
+        bus: Any = None
         try:
             await self._until_serving(tasks)
             await mesh_runtime.start()
+            bus = await start_dbus(control, cfg.daemon.dbus)
             where = f"mesh {services.listeners['mesh']}, api {services.listeners['api']}"
             log.info("node %s serving (%s)", services.node_id, where)
             if cfg.sources:
@@ -218,6 +234,9 @@ class Agent:
             crashed = [t for t in tasks if t in done]
         finally:
             self.notifier.stopping("Stopping: finishing in-flight requests")
+            if bus is not None:
+                await bus.close()
+            await control.aclose()
             await mesh_runtime.stop()
             for server in self._servers:
                 server.should_exit = True

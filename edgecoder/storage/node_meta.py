@@ -1,4 +1,5 @@
-"""Node metadata in the database: which key owns it, and the history of starts."""
+"""Node metadata in the database: which key owns it, the history of starts, and small
+settings an operator changed at run time (``control.*`` keys)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,23 @@ import sqlite3
 
 from edgecoder.errors import StorageError
 
-__all__ = ("register_start",)
+__all__ = ("read_all", "register_start", "write")
+
+
+def read_all(conn: sqlite3.Connection) -> dict[str, str]:
+    """Every metadata key and value."""
+    return dict(conn.execute("SELECT key, value FROM node_meta").fetchall())
+
+
+def write(conn: sqlite3.Connection, key: str, value: str) -> None:
+    """Set one metadata value (never ``node_id``, which only :func:`register_start` sets)."""
+    if key == "node_id":
+        raise ValueError("node_id is bound once, by register_start")
+    conn.execute(
+        "INSERT INTO node_meta (key, value) VALUES (?, ?)"
+        " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        (key, value),
+    )
 
 
 def register_start(

@@ -116,6 +116,8 @@ class Origin:
         self.transport = transport
         self.peer_key = peer_key
         self._live: dict[str, _Live] = {}
+        self.events: list[Callable[[str, str, str], None]] = []
+        """Called with (``started``, task id, worker) and (``finished``, task id, state)."""
         self.assigned: Counter[str] = Counter()
         """How many of this node's attempts run on each worker now."""
         self._background: set[asyncio.Task[Any]] = set()
@@ -186,6 +188,7 @@ class Origin:
                             admitted = True
                             task.state = "running"
                             task.on_worker(claim.worker)
+                            self._emit("started", task.task_id, claim.worker)
                         yield delta
                         if delta.finish_reason is not None:
                             task.state = "done"
@@ -213,6 +216,13 @@ class Origin:
         finally:
             # A cancelled client response may not await again: finish in a task of its own.
             self._spawn(self._finish(task, persisted))
+
+    def _emit(self, kind: str, task_id: str, detail: str) -> None:
+        for listener in self.events:
+            try:
+                listener(kind, task_id, detail)
+            except Exception:
+                log.exception("a task event listener failed")
 
     def _notify(self, node_id: str, path: str, task: RemoteTask) -> None:
         body = Notice(task.task_id, task.attempt).as_dict()
@@ -399,6 +409,7 @@ class Origin:
         if task.state == "cancelled" and task.worker is not None:
             self._notify(task.worker, "/mesh/tasks/cancel", task)
         self.stats[task.state] = self.stats.get(task.state, 0) + 1
+        self._emit("finished", task.task_id, task.state)
         now = self.clock.now_ms()
         output = task.output_tokens or task.earlier_tokens
         try:

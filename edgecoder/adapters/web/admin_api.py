@@ -6,15 +6,28 @@
 ``GET /admin/tasks?limit=N`` → ``{"tasks": [...], "runs": [...], "origin", "worker",
 "routing"}``: the newest mesh tasks this node offered and runs it did for peers (state,
 worker or origin, attempts, claims, tokens, times), and the protocol's counters.
+
+The operator's operations, the same as D-Bus offers (one implementation:
+:class:`~edgecoder.control.Control`): ``GET /admin/status``, ``GET /admin/models``,
+``POST /admin/models/pull {"model"}`` (202, a job), ``GET /admin/models/jobs/{id}``,
+``DELETE /admin/models/{name}``, ``PUT /admin/models/default {"model"}``,
+``PUT /admin/mode {"mode"}``, ``PUT /admin/owner-busy {"busy"}``, ``GET /admin/keys``,
+``POST /admin/keys {"name", "admin"}``, ``DELETE /admin/keys/{name}``,
+``POST /admin/reload``.
 """
 
 from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from edgecoder.adapters.web.errors import ApiError, guarded
+from edgecoder.adapters.web.requests import read_json
+from edgecoder.control import Control
 from edgecoder.errors import BadRequestError
 from edgecoder.services import Services
 
@@ -36,8 +49,11 @@ def require_admin(request: Request) -> None:
         )
 
 
-def admin_routes(services: Services) -> list[Route]:
-    """The admin routes over ``services``."""
+_BODY_LIMIT = 64 * 1024
+
+
+def admin_routes(services: Services, control: Control | None = None) -> list[Route]:
+    """The admin routes over ``services`` (and ``control``, when given)."""
 
     async def peers(request: Request) -> Response:
         require_admin(request)
@@ -60,7 +76,95 @@ def admin_routes(services: Services) -> list[Route]:
     def node_id() -> str:
         return services.node_id
 
-    return [
+    routes = [
         Route("/admin/peers", guarded(peers, node_id), methods=["GET"]),
         Route("/admin/tasks", guarded(tasks, node_id), methods=["GET"]),
+    ]
+    if control is not None:
+        routes += _control_routes(control, node_id)
+    return routes
+
+
+def _control_routes(control: Control, node_id: Callable[[], str]) -> list[Route]:
+    def admin(handler: Callable[[Request], Awaitable[Any]], status: int = 200) -> Any:
+        async def endpoint(request: Request) -> Response:
+            require_admin(request)
+            body = await handler(request)
+            return JSONResponse(body, status_code=status, headers={"Cache-Control": "no-store"})
+
+        return guarded(endpoint, node_id)
+
+    async def body_of(request: Request) -> Any:
+        return await read_json(request, _BODY_LIMIT)
+
+    async def status(request: Request) -> Any:
+        return control.status()
+
+    async def models(request: Request) -> Any:
+        return {"models": await control.models()}
+
+    async def pull(request: Request) -> Any:
+        fields = await body_of(request)
+        return control.pull_model(fields.text("model", required=True) or "").as_dict()
+
+    async def job(request: Request) -> Any:
+        raw = request.path_params["job"]
+        if not raw.isdigit():
+            raise BadRequestError("a job id is a whole number", "job")
+        return control.job(int(raw)).as_dict()
+
+    async def remove(request: Request) -> Any:
+        name = request.path_params["name"]
+        await control.remove_model(name)
+        return {"removed": name}
+
+    async def default(request: Request) -> Any:
+        fields = await body_of(request)
+        name = fields.text("model", required=True) or ""
+        await control.set_default_model(name)
+        return {"default_model": name}
+
+    async def mode(request: Request) -> Any:
+        fields = await body_of(request)
+        value = fields.text("mode", required=True) or ""
+        await control.set_mode(value)
+        return {"mode": value}
+
+    async def owner_busy(request: Request) -> Any:
+        fields = await body_of(request)
+        if not isinstance(fields.data.get("busy"), bool):
+            raise BadRequestError("'busy' must be true or false", "busy")
+        await control.set_owner_busy(fields.data["busy"])
+        return {"owner_busy": fields.data["busy"]}
+
+    async def keys(request: Request) -> Any:
+        return {"keys": await control.list_api_keys()}
+
+    async def create_key(request: Request) -> Any:
+        fields = await body_of(request)
+        name = fields.text("name", required=True) or ""
+        key = await control.create_api_key(name, fields.flag("admin"))
+        return {"name": name, "key": key}
+
+    async def revoke_key(request: Request) -> Any:
+        name = request.path_params["name"]
+        await control.revoke_api_key(name)
+        return {"revoked": name}
+
+    async def reload(request: Request) -> Any:
+        return await control.reload()
+
+    return [
+        Route("/admin/status", admin(status), methods=["GET"]),
+        Route("/admin/models", admin(models), methods=["GET"]),
+        Route("/admin/models/pull", admin(pull, 202), methods=["POST"]),
+        Route("/admin/models/jobs/{job}", admin(job), methods=["GET"]),
+        Route("/admin/models/default", admin(default), methods=["PUT"]),
+        Route("/admin/models/{name:path}", admin(remove), methods=["DELETE"]),
+        Route("/admin/mode", admin(mode), methods=["PUT"]),
+        Route("/admin/owner-busy", admin(owner_busy), methods=["PUT"]),
+        Route("/admin/keys", admin(keys), methods=["GET"]),
+        Route("/admin/keys", admin(create_key, 201), methods=["POST"]),
+        Route("/admin/keys/{name}", admin(revoke_key), methods=["DELETE"]),
+        Route("/admin/reload", admin(reload), methods=["POST"]),
     ]

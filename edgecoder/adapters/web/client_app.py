@@ -15,13 +15,17 @@ from edgecoder.adapters.web.infill_api import infill_routes
 from edgecoder.adapters.web.ollama_api import ollama_routes
 from edgecoder.adapters.web.openai_api import openai_routes
 from edgecoder.adapters.web.responses_api import responses_routes
+from edgecoder.control import Control
 from edgecoder.services import Services
 
 __all__ = ("build_client_app",)
 
 
-def build_client_app(services: Services) -> Starlette:
-    """Build the client app over ``services``; it has no mesh route."""
+def build_client_app(services: Services, control: Control | None = None) -> Starlette:
+    """Build the client app over ``services``; it has no mesh route.
+
+    ``control`` adds the operator's admin routes (status, models, mode, keys, reload).
+    """
 
     async def healthz(request: Request) -> Response:
         return JSONResponse(services.health(), headers={"Cache-Control": "no-store"})
@@ -48,7 +52,7 @@ def build_client_app(services: Services) -> Starlette:
             *responses_routes(services),
             *infill_routes(services),
             *ollama_routes(services),
-            *admin_routes(services),
+            *admin_routes(services, control),
         ],
         middleware=[Middleware(KeyAuthMiddleware, access=services.access)],
         exception_handlers={HTTPException: http_error},

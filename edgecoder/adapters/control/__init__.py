@@ -1,0 +1,1 @@
+"""Local control surfaces: D-Bus."""

@@ -1,0 +1,316 @@
+"""``org.edgecoder.Agent1`` on a private ``dbus-daemon``: dbus-fast, busctl, edgecoderctl.
+
+A session-type bus (any local caller may talk) for the interface itself, and a system-type
+bus with the shipped policy (``systemd/org.edgecoder.Agent.conf``) to prove that a caller
+outside root and the edgecoder group is refused.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.integration.agent_process import AgentProcess
+
+pytestmark = [pytest.mark.integration, pytest.mark.dbus]
+
+POLICY = Path(__file__).resolve().parents[2] / "systemd" / "org.edgecoder.Agent.conf"
+NAME, PATH, IFACE = "org.edgecoder.Agent", "/org/edgecoder/Agent", "org.edgecoder.Agent1"
+
+SESSION_CONFIG = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-BUS Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>session</type>
+  <listen>unix:path={socket}</listen>
+  <auth>EXTERNAL</auth>
+  <policy context="default">
+    <allow send_destination="*" eavesdrop="true"/>
+    <allow eavesdrop="true"/>
+    <allow own="*"/>
+  </policy>
+</busconfig>
+"""
+# Like Debian's system.conf: deny by default, the bus itself reachable, then our policy;
+# the test runs the agent as root, so root is allowed to own the name here (the shipped
+# policy gives that only to the edgecoder user, which this machine does not have).
+SYSTEM_CONFIG = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-BUS Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>system</type>
+  <listen>unix:path={socket}</listen>
+  <auth>EXTERNAL</auth>
+  <policy context="default">
+    <allow user="*"/>
+    <deny own="*"/>
+    <deny send_type="method_call"/>
+    <allow send_type="signal"/>
+    <allow send_requested_reply="true" send_type="method_return"/>
+    <allow send_requested_reply="true" send_type="error"/>
+    <allow receive_type="method_call"/>
+    <allow receive_type="method_return"/>
+    <allow receive_type="error"/>
+    <allow receive_type="signal"/>
+    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus"/>
+    <allow send_destination="org.freedesktop.DBus"
+           send_interface="org.freedesktop.DBus.Introspectable"/>
+  </policy>
+  <policy user="root"><allow own="org.edgecoder.Agent"/></policy>
+  <include>{policy}</include>
+</busconfig>
+"""
+
+
+class Bus:
+    """A private dbus-daemon on a socket every local user can reach."""
+
+    def __init__(self, template: str) -> None:
+        self.dir = Path(tempfile.mkdtemp(prefix="ecbus-"))
+        self.dir.chmod(0o755)
+        socket = self.dir / "bus"
+        config = self.dir / "bus.conf"
+        config.write_text(template.format(socket=socket, policy=POLICY))
+        self.address = f"unix:path={socket}"
+        self.proc = subprocess.Popen(
+            ["dbus-daemon", f"--config-file={config}", "--nofork", "--nopidfile"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        )  # fmt: skip
+        deadline = time.monotonic() + 10
+        while not socket.exists():
+            assert self.proc.poll() is None, self.proc.stderr.read()  # type: ignore[union-attr]
+            assert time.monotonic() < deadline, "dbus-daemon did not start"
+            time.sleep(0.02)
+
+    def close(self) -> None:
+        self.proc.terminate()
+        self.proc.communicate(timeout=10)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def _skip_without_dbus() -> None:
+    if shutil.which("dbus-daemon") is None:
+        pytest.skip("needs dbus-daemon")
+
+
+class Node:
+    def __init__(self, root: Path, bus: Bus, kind: str) -> None:
+        variable = "DBUS_SESSION_BUS_ADDRESS" if kind == "session" else "DBUS_SYSTEM_BUS_ADDRESS"
+        self.env_var, self.bus = variable, bus
+        self.agent = AgentProcess(root, "--dbus", kind)
+        self.agent.env[variable] = bus.address
+        self.agent.start()
+        deadline = time.monotonic() + 20
+        while "D-Bus: org.edgecoder.Agent" not in self.agent.log():
+            assert time.monotonic() < deadline, self.agent.log()
+            time.sleep(0.05)
+
+    def env(self) -> dict[str, str]:
+        return {**os.environ, self.env_var: self.bus.address}
+
+    def busctl(self, *args: str, user: str | None = None) -> subprocess.CompletedProcess[str]:
+        prefix = ["setpriv", f"--reuid={user}", f"--regid={user}", "--clear-groups"] if user else []
+        return subprocess.run([*prefix, "busctl", f"--address={self.bus.address}", *args],
+                              capture_output=True, text=True, timeout=20)  # fmt: skip
+
+    def ctl(self, *args: str) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "edgecoder.cli.ctl", "--session", *args]
+        return subprocess.run(command, capture_output=True, text=True, timeout=60, env=self.env())
+
+
+@pytest.fixture(scope="module")
+def session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
+    _skip_without_dbus()
+    bus = Bus(SESSION_CONFIG)
+    try:
+        node = Node(tmp_path_factory.mktemp("dbus"), bus, "session")
+        yield node
+        code, log = node.agent.stop()
+        assert code == 0, log
+    finally:
+        bus.close()
+
+
+async def _client(address: str) -> Any:
+    from dbus_fast.aio import MessageBus
+
+    bus = await MessageBus(bus_address=address).connect()
+    node = await bus.introspect(NAME, PATH)
+    return bus, bus.get_proxy_object(NAME, PATH, node).get_interface(IFACE)
+
+
+def test_every_property_and_read_method_answers_through_dbus_fast(session: Node) -> None:
+    async def scenario() -> None:
+        bus, iface = await _client(session.bus.address)
+        try:
+            health = session.agent.get(f"{session.agent.api_url}/healthz")[1]
+            assert await iface.get_node_id() == health["node_id"]
+            assert await iface.get_version() == health["version"]
+            assert await iface.get_mode() == "mesh"
+            assert await iface.get_backend() == ""  # the Ollama backend is unreachable here
+            assert await iface.get_peer_count() == 0
+            assert await iface.get_owner_busy() is False
+            assert await iface.get_using_extensions() == health["extensions"]
+            assert await iface.get_default_model() == ""
+            status = await iface.call_get_status()
+            assert status["node_id"].value == health["node_id"]
+            assert json.loads(status["backend"].value)["state"] == "unavailable"
+            assert await iface.call_list_peers() == []
+        finally:
+            bus.disconnect()
+
+    asyncio.run(scenario())
+
+
+def test_setters_change_properties_and_emit_properties_changed(session: Node) -> None:
+    async def scenario() -> list[dict[str, Any]]:
+        bus, iface = await _client(session.bus.address)
+        props = bus.get_proxy_object(NAME, PATH, await bus.introspect(NAME, PATH)).get_interface(
+            "org.freedesktop.DBus.Properties"
+        )
+        seen: list[dict[str, Any]] = []
+        props.on_properties_changed(lambda _i, changed, _inv: seen.append(
+            {k: v.value for k, v in changed.items()}))  # fmt: skip
+        try:
+            await iface.call_set_mode("local-only")
+            await iface.call_set_owner_busy(True)
+            assert await iface.get_mode() == "local-only"
+            assert await iface.get_owner_busy() is True
+            await asyncio.sleep(0.3)
+            await iface.call_set_mode("mesh")
+            await iface.call_set_owner_busy(False)
+            await asyncio.sleep(0.3)
+        finally:
+            bus.disconnect()
+        return seen
+
+    seen = asyncio.run(scenario())
+    assert {"Mode": "local-only"} in seen
+    assert {"OwnerBusy": True} in seen
+    assert {"Mode": "mesh"} in seen
+
+
+def test_errors_are_org_edgecoder_errors_with_a_message(session: Node) -> None:
+    from dbus_fast import DBusError
+
+    async def scenario() -> tuple[DBusError, DBusError, DBusError]:
+        bus, iface = await _client(session.bus.address)
+        errors = []
+        try:
+            for call in (iface.call_set_mode("turbo"), iface.call_revoke_api_key("nobody"),
+                         iface.call_set_default_model("no-such-model")):  # fmt: skip
+                with pytest.raises(DBusError) as caught:
+                    await call
+                errors.append(caught.value)
+        finally:
+            bus.disconnect()
+        return errors[0], errors[1], errors[2]
+
+    mode, revoke, model = asyncio.run(scenario())
+    assert mode.type == "org.edgecoder.Agent1.Error.InvalidArgument"
+    assert "mode must be one of" in mode.text
+    assert revoke.type.startswith("org.edgecoder.Agent1.Error.")
+    assert model.type in ("org.edgecoder.Agent1.Error.NotFound",
+                          "org.edgecoder.Agent1.Error.Unavailable")  # fmt: skip
+
+
+def test_api_keys_through_dbus_work_on_the_client_api(session: Node) -> None:
+    async def scenario() -> tuple[str, list[Any]]:
+        bus, iface = await _client(session.bus.address)
+        try:
+            key = await iface.call_create_api_key("dbus-user", True)
+            listed = await iface.call_list_api_keys()
+            await iface.call_revoke_api_key("dbus-user")
+            return key, listed
+        finally:
+            bus.disconnect()
+
+    key, listed = asyncio.run(scenario())
+    assert key.startswith("ec_")
+    assert any(k["name"].value == "dbus-user" and k["admin"].value for k in listed)
+    import httpx
+
+    status = httpx.get(f"{session.agent.api_url}/admin/status",
+                       headers={"Authorization": f"Bearer {key}"}, timeout=10)  # fmt: skip
+    assert status.status_code == 401  # revoked
+
+
+def test_busctl_sees_the_same_interface(session: Node) -> None:
+    introspect = session.busctl("introspect", "--xml-interface", NAME, PATH)
+    assert introspect.returncode == 0, introspect.stderr
+    for member in ("GetStatus", "ListPeers", "ListModels", "PullModel", "RemoveModel",
+                   "SetDefaultModel", "SetMode", "SetOwnerBusy", "CreateApiKey", "ListApiKeys",
+                   "RevokeApiKey", "Reload", "PeerJoined", "PeerLeft", "TaskStarted",
+                   "TaskFinished", "NodeId", "PeerCount", "UsingExtensions"):  # fmt: skip
+        assert f'name="{member}"' in introspect.stdout
+    mode = session.busctl("get-property", NAME, PATH, IFACE, "Mode")
+    assert mode.stdout.strip() == 's "mesh"'
+    status = session.busctl("call", "--json=short", NAME, PATH, IFACE, "GetStatus")
+    assert status.returncode == 0, status.stderr
+    assert "node_id" in json.loads(status.stdout)["data"][0]
+    bad = session.busctl("call", NAME, PATH, IFACE, "SetMode", "s", "turbo")
+    assert bad.returncode != 0
+    assert "mode must be one of" in bad.stderr
+
+
+def test_edgecoderctl_end_to_end(session: Node) -> None:
+    status = session.ctl("status", "--json")
+    assert status.returncode == 0, status.stderr
+    assert json.loads(status.stdout)["mode"] == "mesh"
+    assert session.ctl("mode", "local-only").returncode == 0
+    assert session.ctl("mode").stdout.strip() == "local-only"
+    assert session.ctl("mode", "mesh").returncode == 0
+    assert session.ctl("busy", "on").stdout.strip() == "owner busy: on"
+    assert session.ctl("busy", "off").returncode == 0
+    created = session.ctl("keys", "create", "ctl-user")
+    assert created.stdout.startswith("ec_")
+    assert "ctl-user" in session.ctl("keys", "list").stdout
+    assert session.ctl("keys", "revoke", "ctl-user").returncode == 0
+    assert session.ctl("peers").stdout.strip() == "no peers known"
+    reload = session.ctl("reload")
+    assert reload.returncode == 0, reload.stderr
+    assert reload.stdout.startswith("applied:")
+    refused = session.ctl("models", "pull", "x")
+    assert refused.returncode == 1
+    assert refused.stderr.startswith("edgecoderctl: ")
+
+
+def test_edgecoderctl_says_when_the_agent_is_not_running() -> None:
+    _skip_without_dbus()
+    bus = Bus(SESSION_CONFIG)
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "edgecoder.cli.ctl", "--session", "status"],
+            capture_output=True, text=True, timeout=30,
+            env={**os.environ, "DBUS_SESSION_BUS_ADDRESS": bus.address},
+        )  # fmt: skip
+    finally:
+        bus.close()
+    assert result.returncode == 3
+    assert "agent is not running" in result.stderr
+
+
+def test_on_a_system_bus_the_policy_refuses_a_caller_outside_the_group(tmp_path: Path) -> None:
+    _skip_without_dbus()
+    if os.geteuid() != 0 or shutil.which("setpriv") is None:
+        pytest.skip("needs root and setpriv to call as another user")
+    bus = Bus(SYSTEM_CONFIG)
+    try:
+        node = Node(tmp_path, bus, "system")
+        allowed = node.busctl("get-property", NAME, PATH, IFACE, "Mode")
+        assert allowed.stdout.strip() == 's "mesh"', allowed.stderr
+        refused = node.busctl("get-property", NAME, PATH, IFACE, "Mode", user="65534")
+        assert refused.returncode != 0
+        assert "Access denied" in refused.stderr or "AccessDenied" in refused.stderr
+        node.agent.close()
+    finally:
+        bus.close()
