@@ -158,11 +158,9 @@ class Control:
     async def _run_pull(self, job: PullJob, stream: Any) -> None:
         try:
             async for progress in stream:
-                job.status, job.completed, job.total = (
-                    progress.status,
-                    progress.completed,
-                    progress.total,
-                )
+                job.status = progress.status
+                if progress.total:  # status-only steps (manifest, verify) carry no sizes
+                    job.completed, job.total = progress.completed, progress.total
                 for listener in job.listeners:
                     listener(job)
             job.state, job.status = "done", "success"

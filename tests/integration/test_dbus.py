@@ -103,11 +103,13 @@ def _skip_without_dbus() -> None:
 
 
 class Node:
-    def __init__(self, root: Path, bus: Bus, kind: str) -> None:
+    def __init__(self, root: Path, bus: Bus, kind: str, ollama_url: str = "") -> None:
         variable = "DBUS_SESSION_BUS_ADDRESS" if kind == "session" else "DBUS_SYSTEM_BUS_ADDRESS"
         self.env_var, self.bus = variable, bus
         self.agent = AgentProcess(root, "--dbus", kind)
         self.agent.env[variable] = bus.address
+        if ollama_url:
+            self.agent.env["EDGECODER_INFERENCE_OLLAMA_URL"] = ollama_url
         self.agent.start()
         deadline = time.monotonic() + 20
         while "D-Bus: org.edgecoder.Agent" not in self.agent.log():
@@ -314,3 +316,114 @@ def test_on_a_system_bus_the_policy_refuses_a_caller_outside_the_group(tmp_path:
         node.agent.close()
     finally:
         bus.close()
+
+
+# -- models, through a fake Ollama daemon that can "download" ------------------------------
+
+
+@pytest.fixture(scope="module")
+def puller(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Node, Any]]:
+    from tests.integration.fake_ollama import FakeOllama
+
+    _skip_without_dbus()
+    fake = FakeOllama()
+    bus = Bus(SESSION_CONFIG)
+    root = tmp_path_factory.mktemp("puller")
+    try:
+        node = Node(root, bus, "session", ollama_url=fake.url)
+        yield node, fake
+        node.agent.close()
+    finally:
+        bus.close()
+        fake.close()
+
+
+def test_pull_model_is_a_job_whose_progress_signal_reports_bytes_and_percent(
+    puller: tuple[Node, Any],
+) -> None:
+    from dbus_fast import DBusError
+
+    node, fake = puller
+
+    async def scenario() -> tuple[list[tuple[int, int, int, str]], dict[str, Any]]:
+        bus, iface = await _client(node.bus.address)
+        try:
+            path = await iface.call_pull_model("tiny:1b")
+            assert path.startswith("/org/edgecoder/Agent/jobs/")
+            job_node = await bus.introspect(NAME, path)
+            job = bus.get_proxy_object(NAME, path, job_node).get_interface(
+                "org.edgecoder.Agent1.Job"
+            )
+            progress: list[tuple[int, int, int, str]] = []
+            job.on_progress(lambda *args: progress.append(args))
+            deadline = time.monotonic() + 30
+            while await job.get_state() == "running":
+                assert time.monotonic() < deadline
+                await asyncio.sleep(0.05)
+            await asyncio.sleep(0.2)
+            final = {"state": await job.get_state(), "completed": await job.get_completed()}
+            final |= {"total": await job.get_total(), "percent": await job.get_percent()}
+            names = [m["name"].value for m in await iface.call_list_models()]
+            assert "tiny:1b" in names
+            await iface.call_set_default_model("tiny:1b")
+            assert await iface.get_default_model() == "tiny:1b"
+            await iface.call_remove_model("tiny:1b")
+            with pytest.raises(DBusError) as gone:
+                await iface.call_remove_model("tiny:1b")
+            assert gone.value.type == "org.edgecoder.Agent1.Error.NotFound"
+            return progress, final
+        finally:
+            bus.disconnect()
+
+    progress, final = asyncio.run(scenario())
+    assert final == {"state": "done", "completed": 4 << 20, "total": 4 << 20, "percent": 100}
+    percents = [p[2] for p in progress]
+    assert percents == sorted(percents)
+    assert len(set(percents)) >= 3  # it moved in steps, not just 0 and 100
+    assert ("/api/pull", {"model": "tiny:1b", "insecure": False, "stream": True}) in [
+        (path, {k: v for k, v in body.items() if k in ("model", "insecure", "stream")})
+        for path, body in fake.requests
+    ]
+
+
+def test_edgecoderctl_pulls_with_a_progress_bar_and_http_admin_does_the_same(
+    puller: tuple[Node, Any],
+) -> None:
+    import httpx
+
+    from tests.integration.agent_process import edgecoder
+
+    node, _ = puller
+    pulled = node.ctl("models", "pull", "small:2b")
+    assert pulled.returncode == 0, pulled.stderr
+    assert "100%" in pulled.stderr
+    assert "[##############################]" in pulled.stderr
+    assert "small:2b" in node.ctl("models", "list").stdout
+    assert node.ctl("models", "default", "small:2b").returncode == 0
+    assert node.ctl("models", "rm", "small:2b").returncode == 0
+    failed = node.ctl("models", "pull", "missing:1b")
+    assert failed.returncode == 1
+    assert "failed" in failed.stderr
+    # The HTTP admin routes are the same operations.
+    created = edgecoder("keys", "create", "ops", "--admin", "--data-dir",
+                        str(node.agent.data_dir), env=node.agent.env)  # fmt: skip
+    headers = {"Authorization": f"Bearer {created.stdout.strip()}"}
+    base = node.agent.api_url
+    job = httpx.post(f"{base}/admin/models/pull", json={"model": "web:1b"}, headers=headers)
+    assert job.status_code == 202, job.text
+    deadline = time.monotonic() + 30
+    while (state := httpx.get(f"{base}/admin/models/jobs/{job.json()['id']}",
+                              headers=headers).json())["state"] == "running":  # fmt: skip
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert state["percent"] == 100
+    assert httpx.put(f"{base}/admin/mode", json={"mode": "local-only"},
+                     headers=headers).json() == {"mode": "local-only"}  # fmt: skip
+    assert httpx.get(f"{base}/admin/status", headers=headers).json()["mode"] == "local-only"
+    bad = httpx.put(f"{base}/admin/mode", json={"mode": "turbo"}, headers=headers)
+    assert bad.status_code == 400
+    assert "mode must be one of" in bad.json()["error"]["message"]
+    assert httpx.delete(f"{base}/admin/models/web:1b", headers=headers).status_code == 200
+    assert httpx.delete(f"{base}/admin/models/web:1b", headers=headers).status_code == 404
+    keys = httpx.get(f"{base}/admin/keys", headers=headers).json()["keys"]
+    assert "ops" in [k["name"] for k in keys]
