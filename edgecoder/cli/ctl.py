@@ -215,7 +215,9 @@ async def _reload(agent: Agent, args: argparse.Namespace) -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="edgecoderctl", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="edgecoderctl", description="Manage the local EdgeCoder agent over D-Bus."
+    )
     parser.add_argument("--session", action="store_true", help="use the session bus")
     commands = parser.add_subparsers(dest="command", required=True)
 

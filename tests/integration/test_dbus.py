@@ -427,3 +427,24 @@ def test_edgecoderctl_pulls_with_a_progress_bar_and_http_admin_does_the_same(
     assert httpx.delete(f"{base}/admin/models/web:1b", headers=headers).status_code == 404
     keys = httpx.get(f"{base}/admin/keys", headers=headers).json()["keys"]
     assert "ops" in [k["name"] for k in keys]
+
+
+def _members(xml: str) -> set[tuple[str, str, tuple[str, ...]]]:
+    from xml.etree import ElementTree
+
+    root = ElementTree.fromstring(xml)  # noqa: S314 - our own agent and docs
+    interface = root if root.tag == "interface" else root.find(f"interface[@name='{IFACE}']")
+    assert interface is not None
+    return {
+        (child.tag, child.get("name", ""),
+         (*(a.get("type", "") for a in child.findall("arg")), child.get("type") or ""))
+        for child in interface
+    }  # fmt: skip
+
+
+def test_the_documented_introspection_matches_the_live_interface(session: Node) -> None:
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "dbus.md").read_text()
+    start = docs.index(f'<interface name="{IFACE}">')
+    documented = docs[start : docs.index("</interface>", start) + len("</interface>")]
+    live = session.busctl("introspect", "--xml-interface", NAME, PATH).stdout
+    assert _members(documented) == _members(live)
