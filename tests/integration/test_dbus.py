@@ -313,6 +313,21 @@ def test_on_a_system_bus_the_policy_refuses_a_caller_outside_the_group(tmp_path:
         refused = node.busctl("get-property", NAME, PATH, IFACE, "Mode", user="65534")
         assert refused.returncode != 0
         assert "Access denied" in refused.stderr or "AccessDenied" in refused.stderr
+        # edgecoderctl says so, with what to do.
+        ctl = subprocess.run(
+            ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+             sys.executable, "-m", "edgecoder.cli.ctl", "status"],
+            capture_output=True, text=True, timeout=30,
+            env={**os.environ, "DBUS_SYSTEM_BUS_ADDRESS": bus.address, "HOME": "/"},
+        )  # fmt: skip
+        assert ctl.returncode == 4, ctl.stderr
+        assert "member of the edgecoder group" in ctl.stderr
+        as_root = subprocess.run(
+            [sys.executable, "-m", "edgecoder.cli.ctl", "status", "--json"],
+            capture_output=True, text=True, timeout=30,
+            env={**os.environ, "DBUS_SYSTEM_BUS_ADDRESS": bus.address},
+        )  # fmt: skip
+        assert as_root.returncode == 0, as_root.stderr
         node.agent.close()
     finally:
         bus.close()
