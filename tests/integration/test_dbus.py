@@ -463,3 +463,82 @@ def test_the_documented_introspection_matches_the_live_interface(session: Node) 
     documented = docs[start : docs.index("</interface>", start) + len("</interface>")]
     live = session.busctl("introspect", "--xml-interface", NAME, PATH).stdout
     assert _members(documented) == _members(live)
+
+
+FAST_MESH = """
+[mesh]
+period_ms = 300
+ack_timeout_ms = 100
+suspicion_mult = 3
+advert_interval_s = 1
+mdns = false
+[tasks]
+worker_slots = 0
+"""
+
+
+@pytest.mark.model
+def test_peer_and_task_signals(tmp_path: Path) -> None:
+    """A requester-only node on the bus; a worker with the model joins, runs a task, leaves."""
+    import httpx
+
+    from tests.integration.nodes import ModelNode
+
+    _skip_without_dbus()
+    bus = Bus(SESSION_CONFIG)
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "edgecoder.toml").write_text(FAST_MESH)
+    worker: ModelNode | None = None
+    try:
+        origin = Node(tmp_path / "a", bus, "session")
+
+        async def scenario() -> dict[str, list[tuple[str, ...]]]:
+            nonlocal worker
+            client, iface = await _client(bus.address)
+            kinds = ("joined", "left", "started", "finished")
+            seen: dict[str, list[tuple[str, ...]]] = {kind: [] for kind in kinds}
+            iface.on_peer_joined(lambda n: seen["joined"].append((n,)))
+            iface.on_peer_left(lambda n: seen["left"].append((n,)))
+            iface.on_task_started(lambda t, w: seen["started"].append((t, w)))
+            iface.on_task_finished(lambda t, s: seen["finished"].append((t, s)))
+            key = await iface.call_create_api_key("signals", False)
+            config = FAST_MESH.replace("worker_slots = 0", "worker_slots = 1").replace(
+                "mdns = false", f'mdns = false\nbootstrap = ["{origin.agent.mesh_url}"]'
+            )
+            worker = await asyncio.to_thread(ModelNode, tmp_path / "b", config)
+
+            async def until(check: Any) -> None:
+                deadline = time.monotonic() + 30
+                while not check():
+                    assert time.monotonic() < deadline, seen
+                    await asyncio.sleep(0.1)
+
+            await until(lambda: seen["joined"])
+            await until(lambda: origin.agent.get(f"{origin.agent.api_url}/healthz")[1]["mesh"]
+                        ["peer_count"] == 1)  # fmt: skip
+            await asyncio.sleep(1.5)  # the worker's advert with its model
+            body = {"model": "gemma3:270m", "max_tokens": 4,
+                    "messages": [{"role": "user", "content": "Hi"}]}  # fmt: skip
+            url = f"{origin.agent.api_url}/v1/chat/completions"
+            headers = {"Authorization": f"Bearer {key}"}
+            async with httpx.AsyncClient(timeout=60) as http:
+                response = await http.post(url, json=body, headers=headers)
+            assert response.status_code == 200, response.text
+            await until(lambda: seen["finished"])
+            await asyncio.to_thread(worker.agent.close)  # gone without a goodbye
+            await until(lambda: seen["left"])
+            client.disconnect()
+            return seen
+
+        seen = asyncio.run(scenario())
+        assert worker is not None
+        assert seen["joined"] == [(worker.node_id,)]
+        assert [w for _, w in seen["started"]] == [worker.node_id]
+        assert [s for _, s in seen["finished"]] == ["done"]
+        assert seen["started"][0][0] == seen["finished"][0][0]
+        assert seen["left"] == [(worker.node_id,)]
+        origin.agent.close()
+    finally:
+        if worker is not None:
+            worker.agent.close()
+        bus.close()
