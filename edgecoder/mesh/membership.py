@@ -161,6 +161,9 @@ class Membership:
         self._relays: dict[int, _Relay] = {}
         self._news = NewsQueue(self.config.max_news)
         self._digest = ViewDigest(self.config.digest_buckets)
+        # Members by digest bucket (dicts keep insertion order: deterministic runs), so a
+        # sync touches only the buckets it sends, not the whole view.
+        self._by_bucket: list[dict[str, None]] = [{} for _ in range(self.config.digest_buckets)]
         self._digest.toggle(node_id, incarnation, ALIVE, advert)
         self._periods = 0
         self._next_period_ms = 0
@@ -240,6 +243,7 @@ class Membership:
                 return  # late news from before its death: only the node itself overrides it
             entry = _entry(inc, state, advert)
             self._members[node_id] = entry
+            self._by_bucket[bucket_of(node_id, self._digest.buckets)][node_id] = None
             self._live += 1
             self._digest.toggle(node_id, inc, state, advert)
             self._order.insert(self._rng.randrange(len(self._order) + 1), node_id)
@@ -320,9 +324,12 @@ class Membership:
         entries: list[list[object]] = []
         if bucket_of(self.node_id, count) in buckets:
             entries.append([self.node_id, self.incarnation, ALIVE, self.advert])
-        for node_id, entry in self._members.items():
-            if bucket_of(node_id, count) in buckets and (node_id, *entry) not in skip:
-                entries.append([node_id, *entry])
+        members = self._members
+        for bucket in sorted(buckets):
+            for node_id in self._by_bucket[bucket]:
+                entry = members[node_id]
+                if (node_id, *entry) not in skip:
+                    entries.append([node_id, *entry])
         limit = self.config.sync_max_entries
         if len(entries) > limit:
             entries = self._rng.sample(entries, limit)
@@ -451,6 +458,7 @@ class Membership:
 
     def _evict(self, node_id: str, now_ms: int) -> None:
         inc, state, advert = self._members.pop(node_id)
+        del self._by_bucket[bucket_of(node_id, self._digest.buckets)][node_id]
         self._evicted[node_id] = (inc, now_ms)
         self._since.pop(node_id, None)
         self._digest.toggle(node_id, inc, state, advert)
