@@ -25,7 +25,7 @@ async def start_dbus(control: Control, bus: str) -> Any:
     try:
         from edgecoder.adapters.control.dbus_service import BUS_NAME, DbusControl
     except ImportError as exc:
-        log.error("D-Bus is off: dbus-fast is not installed (%s)", exc)
+        log.warning("D-Bus is off: dbus-fast is not installed (%s)", exc)
         return None
     presence = DbusControl(control, bus)
     try:
@@ -36,7 +36,7 @@ async def start_dbus(control: Control, bus: str) -> Any:
             if bus == "system"
             else "is a session bus running (DBUS_SESSION_BUS_ADDRESS)?"
         )
-        log.error('D-Bus is off: %s; %s (or set daemon.dbus = "none")', exc, hint)
+        log.warning('D-Bus is off: %s; %s (or set daemon.dbus = "none")', exc, hint)
         return None
     origin = control.services.origin
     if origin is not None:
