@@ -68,6 +68,8 @@ class Fit:
     ttft_ms: int
     loaded: bool
     owner_busy: bool
+    price_pct: int = 100
+    """The price multiplier the node advertises (what a receipt for its work states)."""
 
 
 def model_fit(models: list[Any], name: str) -> ModelFit | None:
@@ -139,7 +141,7 @@ def peer_fit(
         load_pct=int(advert.get("load_pct") or 0),
         owner_busy=owner_busy,
     )
-    return Fit(node_id, ttft, held.loaded, owner_busy)
+    return Fit(node_id, ttft, held.loaded, owner_busy, int(advert.get("price_pct") or 100))
 
 
 def claim_delay_ms(ttft_ms: int, budget_ms: int, max_delay_ms: int, jitter_ms: float) -> float:

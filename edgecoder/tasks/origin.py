@@ -73,6 +73,8 @@ class RemoteTask:
     earlier_tokens: int = 0
     """Output tokens streamed by earlier attempts (one per text event)."""
     output_tokens: int = 0
+    prices: dict[str, int] = field(default_factory=dict)
+    """Each candidate's advertised price multiplier, as offered to."""
     state: str = "offered"
     error: str | None = None
 
@@ -268,6 +270,7 @@ class Origin:
         live = self._live[task.task_id]
         live.arbiter = AttemptArbiter(task.task_id, task.attempt, candidates, cfg.grant_window_ms)
         live.granted = loop.create_future()
+        task.prices.update((fit.node_id, fit.price_pct) for fit in fits)
         for rank, fit in enumerate(fits):
             body = replace(offer, rank=rank).as_dict()
             self._spawn(self._post_quietly(fit.node_id, "/mesh/tasks/offer", body))
@@ -373,7 +376,7 @@ class Origin:
             "prompt_tokens": end["prompt_tokens"],
             "output_tokens": end["completion_tokens"],
             "wall_ms": wall_ms,
-            "price_pct": self.config.mesh.price_pct,
+            "price_pct": task.prices.get(worker, 100),
             "finished_ms": self.clock.now_ms(),
         }
         origin_sig = sign_receipt(self.identity, body)

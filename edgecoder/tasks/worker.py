@@ -400,13 +400,11 @@ class Worker:
         run = await self.database.run(lambda c: store.get_run(c, body["task_id"], body["attempt"]))
         if run is None or run["origin"] != sender or run["state"] != "done":
             raise TaskRefusedError(404, "no_such_run", "this node finished no such run")
-        mine = (
-            run["prompt_tokens"],
-            run["output_tokens"],
-            run["model"],
-            self._digest(run["model"]),
-        )
-        theirs = (body["prompt_tokens"], body["output_tokens"], body["model"], body["model_digest"])
+        price = int((self.host.advert() or {}).get("price_pct") or 100)
+        mine = (run["prompt_tokens"], run["output_tokens"], run["model"],
+                self._digest(run["model"]), price)  # fmt: skip
+        theirs = (body["prompt_tokens"], body["output_tokens"], body["model"],
+                  body["model_digest"], body["price_pct"])  # fmt: skip
         if mine != theirs:
             raise TaskRefusedError(
                 409, "receipt_mismatch", f"this node recorded {mine}, not {theirs}"
