@@ -324,15 +324,18 @@ class Membership:
         entries: list[list[object]] = []
         if bucket_of(self.node_id, count) in buckets:
             entries.append([self.node_id, self.incarnation, ALIVE, self.advert])
-        members = self._members
-        for bucket in sorted(buckets):
+        # Whole buckets in random order until the limit: O(limit), not O(view), and each
+        # reply tends to settle complete buckets of the digest.
+        members, limit = self._members, self.config.sync_max_entries
+        order = sorted(buckets)
+        self._rng.shuffle(order)
+        for bucket in order:
             for node_id in self._by_bucket[bucket]:
+                if len(entries) >= limit:
+                    return entries
                 entry = members[node_id]
                 if (node_id, *entry) not in skip:
                     entries.append([node_id, *entry])
-        limit = self.config.sync_max_entries
-        if len(entries) > limit:
-            entries = self._rng.sample(entries, limit)
         return entries
 
     # -- protocol -------------------------------------------------------------------------
