@@ -134,6 +134,8 @@ class Origin:
         live = self._live.get(claim.task_id)
         if live is None:
             self.stats["late_claims"] += 1
+            log.debug("late claim for finished task %s attempt %d from %s: dropped",
+                      claim.task_id, claim.attempt, claim.worker)  # fmt: skip
             return CLOSED
         live.claims += 1
         arbiter, future = live.arbiter, live.granted
