@@ -200,6 +200,11 @@ class Membership:
         entry = self._members.get(node_id)
         return entry[1] if entry else None
 
+    @property
+    def news_pending(self) -> int:
+        """News items still to be piggybacked (each is sent several times)."""
+        return len(self._news)
+
     def root(self) -> str:
         """The digest of this node's whole view (itself included)."""
         return self._digest.root()

@@ -45,16 +45,25 @@ def _converge(n: int, loss: float, limit: int) -> tuple[SimNetwork, int | None, 
     return net, None, peak
 
 
+def _progress(n: int, phase: str, **values: Any) -> None:
+    # Each phase as soon as it is measured: a 10,000-node run takes a long time.
+    print(json.dumps({"nodes": n, "phase": phase, **values}), file=sys.stderr, flush=True)
+
+
 def measure(n: int) -> dict[str, Any]:
     started = time.perf_counter()
     goal = math.ceil(2 * math.log2(n))
     net, rounds, peak = _converge(n, 0.0, limit=max(40, 3 * goal))
+    _progress(n, "join", rounds_to_full_view=rounds, goal_rounds=goal, peak_bytes=peak)
     # Let the join's news finish its retransmissions, then measure a quiet mesh.
     net.run_until(net.now_ms + 30 * PERIOD_MS)
     before = sum(net.bytes_sent.values())
     window = 10
     net.run_until(net.now_ms + window * PERIOD_MS)
     steady = (sum(net.bytes_sent.values()) - before) / n / window
+    news = sum(node.news_pending for node in net.nodes.values()) / n
+    _progress(n, "converged", bytes_per_node_per_period=round(steady),
+              news_pending_per_node=round(news, 1))  # fmt: skip
     net.down.add("n1")
     killed_at = net.now_ms
     detected = None
@@ -63,8 +72,10 @@ def measure(n: int) -> dict[str, Any]:
         if all(state in {DEAD, None} for state in net.states_of("id1")):
             detected = period
             break
+    _progress(n, "kill", periods_to_detect=detected)
     del net
     lossy, lossy_rounds, _ = _converge(n, 0.05, limit=max(40, 3 * goal))
+    _progress(n, "join at 5 % loss", rounds_to_full_view=lossy_rounds)
     false_deaths = 0
     for _ in range(30):
         lossy.run_until(lossy.now_ms + PERIOD_MS)
@@ -77,6 +88,7 @@ def measure(n: int) -> dict[str, Any]:
         "false_dead_pair_rounds_at_5pct_loss": false_deaths,
         "periods_to_detect_killed_node_everywhere": detected,
         "bytes_per_node_per_period_converged": round(steady),
+        "news_pending_per_node_converged": round(news, 1),
         "bytes_per_node_per_period_peak_while_joining": peak,
         "wall_s": round(time.perf_counter() - started, 1),
         "max_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024,
