@@ -25,6 +25,7 @@ rumours about existing members only, so nobody can invent a member.
 
 from __future__ import annotations
 
+import heapq
 import math
 import random
 from dataclasses import dataclass
@@ -152,6 +153,10 @@ class Membership:
         self._rng = rng or random.Random()  # noqa: S311 - choice of peers, not secrets
         self._members: dict[str, Entry] = {}
         self._since: dict[str, int] = {}
+        # (since, node id) of suspects and of the dead, oldest first: aging a tick costs
+        # O(what expires), not O(every suspect). Stale items are skipped when popped.
+        self._suspects: list[tuple[int, str]] = []
+        self._deaths: list[tuple[int, str]] = []
         self._evicted: dict[str, tuple[int, int]] = {}
         self._live = 0
         self._order: list[str] = []
@@ -279,6 +284,7 @@ class Membership:
             self._since.pop(node_id, None)
         elif state != held_state:
             self._since[node_id] = now_ms
+            heapq.heappush(self._suspects if state == SUSPECT else self._deaths, (now_ms, node_id))
         self._announce(node_id, entry)
 
     def _apply_wire(self, item: object, now_ms: int, gossip: bool) -> None:
@@ -451,22 +457,28 @@ class Membership:
                 self._apply(probe.target, held[0], SUSPECT, held[2], now_ms, True)
 
     def _age(self, now_ms: int) -> None:
-        if self._evicted:
-            retention = self.config.dead_retention_ms
-            self._evicted = {i: t for i, t in self._evicted.items() if now_ms - t[1] < retention}
-        if not self._since:
-            return
+        retention = self.config.dead_retention_ms
+        while self._evicted:  # oldest first (re-evictions move to the end)
+            oldest = next(iter(self._evicted))
+            if now_ms - self._evicted[oldest][1] < retention:
+                break
+            del self._evicted[oldest]
         suspicion = self._suspicion_ms()
-        for node_id, since in list(self._since.items()):
-            inc, state, advert = self._members[node_id]
-            if state == SUSPECT and now_ms - since >= suspicion:
-                self._apply(node_id, inc, DEAD, advert, now_ms, True)
-            elif state == DEAD and now_ms - since >= self.config.dead_retention_ms:
+        while self._suspects and now_ms - self._suspects[0][0] >= suspicion:
+            since, node_id = heapq.heappop(self._suspects)
+            held = self._members.get(node_id)
+            if held and held[1] == SUSPECT and self._since.get(node_id) == since:
+                self._apply(node_id, held[0], DEAD, held[2], now_ms, True)
+        while self._deaths and now_ms - self._deaths[0][0] >= retention:
+            since, node_id = heapq.heappop(self._deaths)
+            held = self._members.get(node_id)
+            if held and held[1] == DEAD and self._since.get(node_id) == since:
                 self._evict(node_id, now_ms)
 
     def _evict(self, node_id: str, now_ms: int) -> None:
         inc, state, advert = self._members.pop(node_id)
         del self._by_bucket[bucket_of(node_id, self._digest.buckets)][node_id]
+        self._evicted.pop(node_id, None)
         self._evicted[node_id] = (inc, now_ms)
         self._since.pop(node_id, None)
         self._digest.toggle(node_id, inc, state, advert)
