@@ -154,3 +154,21 @@ def test_news_queue_sends_least_sent_first_and_stays_bounded() -> None:
     queue.put("d", ["d", 0, ALIVE, 0], 5)
     assert len(queue) == 3  # "a", sent the most, was dropped
     assert sorted(u[0] for u in queue.take(10)) == ["b", "c", "d"]
+
+
+def test_a_refuted_suspicion_never_kills_and_a_later_one_runs_its_full_timeout() -> None:
+    book = AddressBook()
+    book.addresses.update({"x": "b", "y": "c"})
+    node = Membership("me", "a", book)
+    base = {"t": "ack", "from": "x", "addr": "b", "inc": 0, "adv": 0, "seq": 9}
+    node.receive({**base, "updates": [["y", 1, ALIVE, 0]]}, 0)
+    timeout = node.config.suspicion_mult * node.config.period_ms  # log10(3) < 1
+    node.receive({**base, "updates": [["y", 1, SUSPECT, 0]]}, 0)
+    node.receive({**base, "updates": [["y", 2, ALIVE, 0]]}, 100)  # y refuted
+    node.receive({**base, "updates": [["y", 2, SUSPECT, 0]]}, timeout - 500)
+    node.tick(timeout + 10)  # the first suspicion's deadline: stale, no effect
+    assert node.state_of("y") == SUSPECT
+    node.tick(2 * timeout - 400)
+    assert node.state_of("y") == DEAD
+    node.tick(2 * timeout - 400 + node.config.dead_retention_ms)
+    assert node.state_of("y") is None  # evicted after the retention
