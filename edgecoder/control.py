@@ -111,10 +111,18 @@ class Control:
             "Mode": s.config.tasks.mode,
             "Backend": s.backend_state.active or "",
             "DefaultModel": s.config.inference.model,
-            "PeerCount": int(s.health()["mesh"]["peer_count"]),  # type: ignore[index]
+            "PeerCount": self._peer_count(),
             "OwnerBusy": s.owner_busy,
             "UsingExtensions": s.extensions,
         }
+
+    def _peer_count(self) -> int:
+        # Polled every second by the D-Bus watcher: the counts, not the whole health document.
+        mesh = self.services.mesh
+        if mesh is None:
+            return 0
+        counts = mesh.counts()
+        return counts["alive"] + counts["suspect"]
 
     def status(self) -> dict[str, Any]:
         """The node's health document plus the operator's settings."""

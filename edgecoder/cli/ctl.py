@@ -14,12 +14,9 @@ import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-__all__ = ("main",)
+from edgecoder.adapters.control.names import BUS_NAME, INTERFACE, JOB_INTERFACE, OBJECT_PATH
 
-BUS_NAME = "org.edgecoder.Agent"
-OBJECT_PATH = "/org/edgecoder/Agent"
-INTERFACE = "org.edgecoder.Agent1"
-JOB_INTERFACE = "org.edgecoder.Agent1.Job"
+__all__ = ("main",)
 
 
 class CtlError(Exception):

@@ -30,6 +30,13 @@ from dbus_fast.annotations import (
 from dbus_fast.constants import NameFlag, PropertyAccess, RequestNameReply
 from dbus_fast.service import ServiceInterface, dbus_method, dbus_property, dbus_signal
 
+from edgecoder.adapters.control.names import (
+    BUS_NAME,
+    ERROR_PREFIX,
+    INTERFACE,
+    JOB_INTERFACE,
+    OBJECT_PATH,
+)
 from edgecoder.control import Control, PullJob
 from edgecoder.errors import (
     BackendUnavailableError,
@@ -44,11 +51,6 @@ __all__ = ("BUS_NAME", "ERROR_PREFIX", "INTERFACE", "OBJECT_PATH", "DbusControl"
 
 log = logging.getLogger(__name__)
 
-BUS_NAME = "org.edgecoder.Agent"
-OBJECT_PATH = "/org/edgecoder/Agent"
-INTERFACE = "org.edgecoder.Agent1"
-JOB_INTERFACE = "org.edgecoder.Agent1.Job"
-ERROR_PREFIX = "org.edgecoder.Agent1.Error."
 
 DictList = Annotated[list[dict[str, Variant]], DBusSignature("aa{sv}")]
 T = TypeVar("T")

@@ -78,10 +78,6 @@ class HttpTaskTransport:
 
 
 async def _lines(response: httpx.Response) -> AsyncIterator[bytes]:
-    buffer = b""
-    async for chunk in response.aiter_raw():
-        buffer += chunk
-        while b"\n" in buffer:
-            line, buffer = buffer.split(b"\n", 1)
-            if line:
-                yield line
+    async for line in response.aiter_lines():
+        if line:
+            yield line.encode()
