@@ -1,21 +1,22 @@
 """SWIM-style membership, sans I/O: time and messages in, messages to send out.
 
 Each protocol period a node pings one member (round-robin over a shuffled list); no ack
-within ``ack_timeout_ms`` → it asks ``indirect_k`` others to ping the member for it; still
-nothing by the end of the period → the member is *suspect*; a suspect not heard from
-within the suspicion timeout (``suspicion_mult`` * max(1, log10(N+1)) periods) is *dead*,
-and is forgotten ``dead_retention_ms`` later. Incarnation numbers order the news about a
-member: a live node that hears it is suspected bumps its own incarnation and announces
-itself alive, which overrides the rumour. News about the recipient travels first on
-every message, so a suspect hears of its suspicion on the next probe.
+within ``ack_timeout_ms`` → it pings the member once more and asks ``indirect_k`` others to
+ping it too; still nothing by the end of the period → the member is *suspect*; a suspect
+not heard from within the suspicion timeout (``suspicion_mult`` * max(1, log10(N+1))
+periods) is *dead*, and is forgotten ``dead_retention_ms`` later. Incarnation numbers
+order the news about a member: a live node that hears it is suspected bumps its own
+incarnation and announces itself alive, which overrides the rumour. News about the
+recipient travels first on every message, so a suspect hears of its suspicion on the next
+probe.
 
-News is piggybacked on every message (each item about ``retransmit_mult`` * log2(N+2)
-times, at most ``max_piggyback`` per message). Every ``push_pull_periods`` periods a node
-also runs anti-entropy with one random member over a bucketed digest of its view: equal
-roots end the exchange in one small message; otherwise only the entries of differing
-buckets travel, at most ``sync_max_entries`` per message. So a converged mesh costs each
-node a constant number of bytes per period, and a joining node learns the whole view in
-O(log N) periods.
+News is piggybacked on every message (each item ``retransmit_mult`` * ceil(log10(N+1))
+times, as in memberlist; at most ``max_piggyback`` per message). Every
+``push_pull_periods`` periods a node also runs anti-entropy with one random member over a
+bucketed digest of its view: equal roots end the exchange in one small message; otherwise
+only the entries of differing buckets travel, at most ``sync_max_entries`` per message. So
+a converged mesh costs each node a constant number of bytes per period, and a joining node
+learns the whole view in O(log N) periods.
 
 Who is a member is not this module's call: a :class:`Directory` vouches for every *alive*
 entry (in the running mesh, only when that node's own signed peer record at that
@@ -159,6 +160,7 @@ class Membership:
         self._deaths: list[tuple[int, str]] = []
         self._evicted: dict[str, tuple[int, int]] = {}
         self._live = 0
+        self._suspected = 0
         self._order: list[str] = []
         self._cursor = 0
         self._seq = 0
@@ -182,6 +184,16 @@ class Membership:
     def live_count(self) -> int:
         """Members believed alive or suspect (not yet declared dead), this node excluded."""
         return self._live
+
+    @property
+    def suspect_count(self) -> int:
+        """Members believed suspect."""
+        return self._suspected
+
+    @property
+    def dead_count(self) -> int:
+        """Members declared dead and not yet evicted."""
+        return len(self._members) - self._live
 
     def members(self) -> list[Member]:
         """Every member this node knows, itself excluded, dead ones included until evicted."""
@@ -217,7 +229,7 @@ class Membership:
     # -- changes --------------------------------------------------------------------------
 
     def _retransmits(self) -> int:
-        return self.config.retransmit_mult * max(1, math.ceil(math.log2(len(self._members) + 2)))
+        return self.config.retransmit_mult * max(1, math.ceil(math.log10(len(self._members) + 2)))
 
     def _announce(self, node_id: str, entry: Entry) -> None:
         self._news.put(node_id, [node_id, *entry], self._retransmits())
@@ -280,6 +292,7 @@ class Membership:
         self._digest.toggle(node_id, held_inc, held_state, held_advert)
         self._digest.toggle(node_id, inc, state, advert)
         self._live += (state != DEAD) - (held_state != DEAD)
+        self._suspected += (state == SUSPECT) - (held_state == SUSPECT)
         if state == ALIVE:
             self._since.pop(node_id, None)
         elif state != held_state:
@@ -447,6 +460,11 @@ class Membership:
             chosen = {h for h in helpers
                       if h != probe.target and self._members[h][1] == ALIVE}  # fmt: skip
             probe.helpers = tuple(chosen)[: cfg.indirect_k]
+            # A second direct ping alongside the indirect ones: one lost ping or ack alone
+            # should not be enough to suspect a member.
+            again = self._send_to(probe.target, "ping", seq=probe.seq)
+            if again is not None:
+                out.append(again)
             for helper in probe.helpers:
                 request = self._send_to(helper, "ping_req", seq=probe.seq, target=probe.target)
                 if request is not None:

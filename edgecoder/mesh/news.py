@@ -1,9 +1,11 @@
 """The queue of membership news waiting to be piggybacked on outgoing messages.
 
-Each item is sent a fixed number of times, least-sent first, at most ``per_message`` per
-message. Newer news about a node replaces older news about it. The queue holds at most
-``capacity`` items; past that the most-sent ones are dropped (anti-entropy still carries
-what they said), so memory stays bounded however many nodes join at once.
+Each item is sent a fixed number of times, at most ``per_message`` per message: least-sent
+first and, among items sent equally often, newest first (so a refutation does not wait
+behind a backlog of join announcements). Newer news about a node replaces older news about
+it. The queue holds at most ``capacity`` items; past that the most-sent ones are dropped
+(anti-entropy still carries what they said), so memory stays bounded however many nodes
+join at once.
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ class NewsQueue:
         for left in sorted(self._by_left, reverse=True):
             if len(chosen) >= limit:
                 break
-            for node_id, update in self._by_left[left].items():
+            for node_id, update in reversed(self._by_left[left].items()):
                 if len(chosen) >= limit:
                     break
                 if node_id != first:

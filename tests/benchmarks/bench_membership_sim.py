@@ -5,8 +5,9 @@ Run: ``.venv/bin/python tests/benchmarks/bench_membership_sim.py [N ...]`` (defa
 full view).
 
 For each N (everyone bootstraps from one seed at once, 1-20 ms latency, 1 s periods):
-rounds (periods) until every node sees every other; the same under 5 % loss and the
-(observer, member) pairs falsely declared dead over the following 30 periods; the periods
+rounds (periods) until every node sees every other; the same under 5 % loss, then over
+the following 30 lossy periods the (observer, member) pairs falsely declared dead and
+falsely suspected (summed over periods) and the bytes each node sends per period; the periods
 from killing a node until every other node has declared it dead; and the bytes each node
 sends per period, both while the mesh converges (peak) and once it has converged. Byte
 counts include the signed peer record that travels with every alive entry. The issue's
@@ -30,6 +31,7 @@ from edgecoder.mesh.membership import DEAD
 from tests.benchmarks.sim_network import SimNetwork
 
 PERIOD_MS = 1000
+LOSSY_PERIODS = 30
 
 
 def _converge(n: int, loss: float, limit: int) -> tuple[SimNetwork, int | None, int]:
@@ -76,16 +78,21 @@ def measure(n: int) -> dict[str, Any]:
     del net
     lossy, lossy_rounds, _ = _converge(n, 0.05, limit=max(40, 3 * goal))
     _progress(n, "join at 5 % loss", rounds_to_full_view=lossy_rounds)
-    false_deaths = 0
-    for _ in range(30):
+    false_deaths = suspected = 0
+    before = sum(lossy.bytes_sent.values())
+    for _ in range(LOSSY_PERIODS):
         lossy.run_until(lossy.now_ms + PERIOD_MS)
         false_deaths += lossy.false_deaths()
+        suspected += lossy.suspected_pairs()
+    lossy_bytes = (sum(lossy.bytes_sent.values()) - before) / n / LOSSY_PERIODS
     return {
         "nodes": n,
         "rounds_to_full_view": rounds,
         "goal_rounds": goal,
         "rounds_to_full_view_at_5pct_loss": lossy_rounds,
         "false_dead_pair_rounds_at_5pct_loss": false_deaths,
+        "suspect_pair_periods_at_5pct_loss": suspected,
+        "bytes_per_node_per_period_at_5pct_loss": round(lossy_bytes),
         "periods_to_detect_killed_node_everywhere": detected,
         "bytes_per_node_per_period_converged": round(steady),
         "news_pending_per_node_converged": round(news, 1),

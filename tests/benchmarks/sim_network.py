@@ -136,8 +136,14 @@ class SimNetwork:
         return [n.state_of(node_id) for a, n in self.nodes.items()
                 if a not in self.down and n.node_id != node_id]  # fmt: skip
 
+    def suspected_pairs(self) -> int:
+        """(observer, member) pairs where a member is believed suspect."""
+        return sum(node.suspect_count for a, node in self.nodes.items() if a not in self.down)
+
     def false_deaths(self) -> int:
         """(observer, member) pairs where a live member is believed dead."""
+        if not self.down:  # every member is up: every dead entry is a false death
+            return sum(node.dead_count for node in self.nodes.values())
         up_ids = {n.node_id for a, n in self.nodes.items() if a not in self.down}
         return sum(
             1

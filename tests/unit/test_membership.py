@@ -156,6 +156,29 @@ def test_news_queue_sends_least_sent_first_and_stays_bounded() -> None:
     assert sorted(u[0] for u in queue.take(10)) == ["b", "c", "d"]
 
 
+def test_news_queue_sends_the_newest_of_equally_sent_items_first() -> None:
+    queue = NewsQueue(capacity=10)
+    for node_id in ("a", "b", "c"):
+        queue.put(node_id, [node_id, 0, ALIVE, 0], 4)
+    queue.put("x", ["x", 1, ALIVE, 0], 4)  # a refutation arriving behind a backlog
+    assert [u[0] for u in queue.take(2)] == ["x", "c"]
+
+
+def test_a_lost_ping_is_retried_directly_before_any_suspicion() -> None:
+    book = AddressBook()
+    book.addresses.update({"me": "a", "x": "b"})
+    node = Membership("me", "a", book)
+    node.receive({"t": "ack", "from": "x", "addr": "b", "inc": 0, "adv": 0, "seq": 0}, 0)
+    first = [s for s in node.tick(1000) if s.message["t"] == "ping"]
+    assert [s.address for s in first] == ["b"]  # this ping (or its ack) is lost
+    seq = first[0].message["seq"]
+    retry = [s for s in node.tick(1000 + node.config.ack_timeout_ms) if s.message["t"] == "ping"]
+    assert [(s.address, s.message["seq"]) for s in retry] == [("b", seq)]
+    node.receive({"t": "ack", "from": "x", "addr": "b", "inc": 0, "adv": 0, "seq": seq}, 1500)
+    node.tick(2000)
+    assert node.state_of("x") == ALIVE
+
+
 def test_a_refuted_suspicion_never_kills_and_a_later_one_runs_its_full_timeout() -> None:
     book = AddressBook()
     book.addresses.update({"x": "b", "y": "c"})
@@ -168,7 +191,10 @@ def test_a_refuted_suspicion_never_kills_and_a_later_one_runs_its_full_timeout()
     node.receive({**base, "updates": [["y", 2, SUSPECT, 0]]}, timeout - 500)
     node.tick(timeout + 10)  # the first suspicion's deadline: stale, no effect
     assert node.state_of("y") == SUSPECT
+    assert (node.suspect_count, node.dead_count, node.live_count) == (1, 0, 2)
     node.tick(2 * timeout - 400)
     assert node.state_of("y") == DEAD
+    assert (node.dead_count, node.live_count) == (1, 1)
+    assert node.suspect_count == (node.state_of("x") == SUSPECT)  # x never answers a probe
     node.tick(2 * timeout - 400 + node.config.dead_retention_ms)
     assert node.state_of("y") is None  # evicted after the retention
