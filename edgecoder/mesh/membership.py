@@ -55,6 +55,15 @@ Entry = tuple[int, str, int]
 _INTERNED: dict[Entry, Entry] = {}
 
 
+def _supersedes(new: Entry, old: Entry) -> bool:
+    """Whether ``new`` is later news about a member than ``old``."""
+    if new[0] != old[0]:
+        return new[0] > old[0]
+    if new[1] != old[1]:
+        return _RANK[new[1]] > _RANK[old[1]]
+    return new[1] == ALIVE and new[2] > old[2]
+
+
 def _entry(incarnation: int, state: str, advert: int) -> Entry:
     # Most members of a mesh share a handful of distinct entries; sharing one tuple per
     # distinct value keeps a 10,000-member view small.
@@ -273,15 +282,7 @@ class Membership:
                 self._announce(node_id, entry)
             return
         held_inc, held_state, held_advert = held
-        if inc > held_inc:
-            newer = True
-        elif inc < held_inc:
-            newer = False
-        elif state != held_state:
-            newer = _RANK[state] > _RANK[held_state]
-        else:
-            newer = state == ALIVE and advert > held_advert
-        if not newer or (held_state == DEAD and state != ALIVE):
+        if not _supersedes((inc, state, advert), held) or (held_state == DEAD and state != ALIVE):
             return
         if state == ALIVE and not self.directory.vouch(node_id, inc, advert):
             return
@@ -343,24 +344,35 @@ class Membership:
             for item in updates[: self.config.max_piggyback * 4]:
                 self._apply_wire(item, now_ms, True)
 
-    def _entries(self, buckets: set[int], skip: set[tuple[object, ...]]) -> list[list[object]]:
-        count = self._digest.buckets
-        entries: list[list[object]] = []
-        if bucket_of(self.node_id, count) in buckets:
-            entries.append([self.node_id, self.incarnation, ALIVE, self.advert])
-        # Whole buckets in random order until the limit: O(limit), not O(view), and each
-        # reply tends to settle complete buckets of the digest.
-        members, limit = self._members, self.config.sync_max_entries
-        order = sorted(buckets)
+    def _bucket(self, bucket: int) -> list[tuple[str, Entry]]:
+        """This node's entries in one digest bucket, its own included."""
+        members = self._members
+        listed = [(node_id, members[node_id]) for node_id in self._by_bucket[bucket]]
+        if bucket_of(self.node_id, self._digest.buckets) == bucket:
+            listed.append((self.node_id, (self.incarnation, ALIVE, self.advert)))
+        return listed
+
+    def _held(self, node_id: str) -> Entry | None:
+        if node_id == self.node_id:
+            return (self.incarnation, ALIVE, self.advert)
+        return self._members.get(node_id)
+
+    def _have(self, differing: list[int]) -> tuple[list[int], list[list[object]]]:
+        """Whole differing buckets in random order while they fit in one message.
+
+        Returns the buckets covered and this node's entries in them, without records.
+        """
+        order = list(differing)
         self._rng.shuffle(order)
+        covered: list[int] = []
+        have: list[list[object]] = []
         for bucket in order:
-            for node_id in self._by_bucket[bucket]:
-                if len(entries) >= limit:
-                    return entries
-                entry = members[node_id]
-                if (node_id, *entry) not in skip:
-                    entries.append([node_id, *entry])
-        return entries
+            listed = self._bucket(bucket)
+            if covered and len(have) + len(listed) > self.config.sync_max_entries:
+                continue
+            covered.append(bucket)
+            have.extend([node_id, *entry] for node_id, entry in listed)
+        return sorted(covered), have
 
     # -- protocol -------------------------------------------------------------------------
 
@@ -531,11 +543,13 @@ class Membership:
             theirs = message.get("buckets")
             if not isinstance(theirs, list):
                 return []
-            want = self._digest.differing([str(h) for h in theirs])
-            if not want:
+            differing = self._digest.differing([str(h) for h in theirs])
+            if not differing:
                 return []
-            entries = self._entries(set(want), set())
-            return [self._reply(message, "sync_entries", want=want, entries=entries)]
+            want, have = self._have(differing)
+            return [self._reply(message, "sync_have", want=want, have=have)]
+        if kind == "sync_have":
+            return self._on_have(message)
         if kind == "sync_entries":
             return self._on_entries(message, now_ms)
         return []
@@ -557,17 +571,63 @@ class Membership:
             probe.acked = True
         return []
 
+    def _on_have(self, message: dict[str, Any]) -> list[Send]:
+        # The initiator listed its entries in some buckets: send back what is newer here
+        # or missing there (with records), and name what it holds newer (it sends those).
+        want, have = message.get("want"), message.get("have")
+        if not isinstance(want, list) or not isinstance(have, list):
+            return []
+        limit = self.config.sync_max_entries
+        theirs: dict[str, Entry] = {}
+        for item in have[:limit]:
+            if (
+                isinstance(item, list)
+                and len(item) == 4
+                and isinstance(item[0], str)
+                and type(item[1]) is int
+                and item[2] in _STATES
+                and type(item[3]) is int
+            ):
+                theirs[item[0]] = (item[1], item[2], item[3])
+        buckets = sorted({b for b in want if type(b) is int and 0 <= b < self._digest.buckets})
+        # Random order: a joining node asking several peers gets different buckets from each.
+        self._rng.shuffle(buckets)
+        entries: list[list[object]] = []
+        for bucket in buckets:
+            if len(entries) >= limit:
+                break
+            for node_id, entry in self._bucket(bucket):
+                other = theirs.get(node_id)
+                if other is None and entry[1] != ALIVE:
+                    continue  # a rumour about a member it does not know: it would ignore it
+                if len(entries) < limit and (other is None or _supersedes(entry, other)):
+                    entries.append([node_id, *entry])
+        need = [node_id for node_id, entry in theirs.items() if self._would_take(node_id, entry)]
+        if not entries and not need:
+            return []
+        return [self._reply(message, "sync_entries", entries=entries, need=need)]
+
+    def _would_take(self, node_id: str, entry: Entry) -> bool:
+        """Whether news ``entry`` about ``node_id`` would change this view (records aside)."""
+        held = self._held(node_id)
+        if held is None:
+            tomb = self._evicted.get(node_id)
+            return entry[1] == ALIVE and (tomb is None or entry[0] > tomb[0])
+        return _supersedes(entry, held) and (held[1] != DEAD or entry[1] == ALIVE)
+
     def _on_entries(self, message: dict[str, Any], now_ms: int) -> list[Send]:
         entries = message.get("entries")
-        received: set[tuple[object, ...]] = set()
         if isinstance(entries, list):
             for item in entries[: self.config.sync_max_entries]:
                 self._apply_wire(item, now_ms, False)
-                if isinstance(item, list):
-                    received.add(tuple(item))
-        want = message.get("want")
-        if message.get("reply") or not isinstance(want, list):
+        need = message.get("need")
+        if not isinstance(need, list) or not need:
             return []
-        buckets = {b for b in want if type(b) is int and 0 <= b < self._digest.buckets}
-        mine = self._entries(buckets, received)
-        return [self._reply(message, "sync_entries", entries=mine, reply=True)]
+        # The answer to our own listing: send the entries the other side asked for (once;
+        # this answer carries no ``need`` of its own).
+        mine = []
+        for node_id in need[: self.config.sync_max_entries]:
+            held = self._held(node_id) if isinstance(node_id, str) else None
+            if held is not None:
+                mine.append([node_id, *held])
+        return [self._reply(message, "sync_entries", entries=mine)] if mine else []

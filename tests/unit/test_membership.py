@@ -2,8 +2,17 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from edgecoder.mesh.digest import ViewDigest
-from edgecoder.mesh.membership import ALIVE, DEAD, SUSPECT, Membership
+from edgecoder.mesh.membership import (
+    ALIVE,
+    DEAD,
+    SUSPECT,
+    Membership,
+    MembershipConfig,
+    Send,
+)
 from edgecoder.mesh.news import NewsQueue
 from tests.benchmarks.sim_network import AddressBook, SimNetwork
 
@@ -75,6 +84,40 @@ def test_a_converged_mesh_exchanges_only_roots() -> None:
     net.run_until(25_000)
     sent = sum(net.bytes_sent[a] - before[a] for a in net.nodes) / 20 / 10
     assert sent < 2 * 1500  # ping, ack and one root per period: no digests, no entries
+
+
+def _exchange(first: Send, nodes: dict[str, Membership]) -> list[dict[str, Any]]:
+    """Deliver ``first`` and every reply it causes; the messages in order."""
+    seen, pending = [], [first]
+    while pending:
+        send = pending.pop(0)
+        seen.append(send.message)
+        pending.extend(nodes[send.address].receive(send.message, 0))
+    return seen
+
+
+def test_anti_entropy_lists_entries_compactly_and_moves_only_what_differs() -> None:
+    book = AddressBook()
+    book.addresses.update({f"m{i}": f"m{i}" for i in range(40)} | {"a": "a", "b": "b"})
+    quiet = MembershipConfig(max_piggyback=0)  # anti-entropy alone, no gossip
+    a, b = Membership("a", "a", book, quiet), Membership("b", "b", book, quiet)
+    base = {"t": "ack", "addr": "x", "adv": 0, "seq": 0, "updates": []}
+    for i in range(40):  # both know m0..m39 at incarnation 1
+        for node in (a, b):
+            node.receive({**base, "from": f"m{i}", "inc": 1}, 0)
+    a.receive({**base, "from": "m3", "inc": 2}, 0)  # a has newer news of m3
+    b.receive({**base, "from": "m7", "inc": 2}, 0)  # b has newer news of m7
+    for node, other in ((a, "b"), (b, "a")):
+        node.receive({**base, "from": other, "inc": 0}, 0)
+    sync = Send("b", {"t": "sync", "from": "a", "addr": "a", "inc": 0, "adv": 0,
+                      "updates": [], "root": a.root()}, "b")  # fmt: skip
+    kinds = [(m["t"], sorted(e[0] for e in m.get("entries", ()))) for m in _exchange(sync,
+             {"a": a, "b": b})]  # fmt: skip
+    assert kinds == [("sync", []), ("sync_digest", []), ("sync_have", []),
+                     ("sync_entries", ["m7"]), ("sync_entries", ["m3"])]  # fmt: skip
+    assert a.root() == b.root()
+    assert (a.member("m7"), b.member("m3")) != (None, None)
+    assert a.member("m7").incarnation == b.member("m3").incarnation == 2  # type: ignore[union-attr]
 
 
 def test_rumours_about_unknown_nodes_create_no_members() -> None:
