@@ -526,15 +526,19 @@ class Membership:
         if kind == "ack":
             return self._on_ack(message)
         if kind == "ping_req":
+            # A helper that has not learnt of the target yet (a mesh still joining) pings it
+            # anyway if its directory can reach it: the request carries the target's record.
             target = message.get("target")
-            if not isinstance(target, str) or target not in self._members:
+            if not isinstance(target, str) or target == self.node_id:
                 return []
             self._seq += 1
+            ping = self._send_to(target, "ping", seq=self._seq)
+            if ping is None:
+                return []
             sender = str(message["from"])
             self._relays[self._seq] = _Relay(sender, str(message["addr"]), int(message["seq"]),
                                              now_ms + self.config.period_ms)  # fmt: skip
-            ping = self._send_to(target, "ping", seq=self._seq)
-            return [ping] if ping is not None else []
+            return [ping]
         if kind == "sync":
             if message.get("root") == self.root():
                 return []

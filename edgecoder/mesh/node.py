@@ -220,6 +220,8 @@ class MeshNode:
         ids |= {e[0] for e in message.get("entries", ()) if e[2] == ALIVE}
         if str(message["t"]).startswith("sync"):
             ids.add(self.node_id)
+        if message["t"] == "ping_req":
+            ids.add(message["target"])  # so a helper that has not met it yet can reach it
         ids.discard(recipient)  # it holds its own records
         now = self.clock.now_ms()
         records = []

@@ -47,10 +47,11 @@ class AddressBook:
 def message_bytes(message: dict[str, Any]) -> int:
     """Bytes on the wire: the JSON message plus the records the transport attaches.
 
-    The transport attaches the record of every alive entry the message carries, and the
-    sender's own record to anti-entropy messages (the first contact with a seed is one).
+    The transport attaches the record of every alive entry the message carries, the
+    sender's own record to anti-entropy messages (the first contact with a seed is one) and
+    the target's to an indirect ping request.
     """
-    alive = str(message["t"]).startswith("sync")
+    alive = str(message["t"]).startswith("sync") + (message["t"] == "ping_req")
     alive += sum(1 for u in message.get("updates", ()) if u[2] == ALIVE)
     alive += sum(1 for e in message.get("entries", ()) if e[2] == ALIVE)
     return len(json.dumps(message, separators=(",", ":"))) + alive * RECORD_BYTES

@@ -222,6 +222,21 @@ def test_a_lost_ping_is_retried_directly_before_any_suspicion() -> None:
     assert node.state_of("x") == ALIVE
 
 
+def test_a_helper_pings_a_target_it_has_not_met_only_at_its_recorded_address() -> None:
+    book = AddressBook()
+    book.addresses.update({"me": "a", "x": "b", "t": "c"})
+    helper = Membership("me", "a", book)
+    request = {"t": "ping_req", "from": "x", "addr": "b", "inc": 0, "adv": 0, "seq": 4,
+               "updates": [], "target": "t"}  # fmt: skip
+    [ping] = helper.receive(request, 0)
+    assert (ping.address, ping.message["t"]) == ("c", "ping")
+    assert helper.state_of("t") is None  # pinging it is not believing in it
+    [ack] = helper.receive({"t": "ack", "from": "t", "addr": "c", "inc": 0, "adv": 0,
+                            "seq": ping.message["seq"], "updates": []}, 10)  # fmt: skip
+    assert (ack.address, ack.message["t"], ack.message["seq"]) == ("b", "ack", 4)
+    assert helper.receive({**request, "target": "nowhere"}, 20) == []
+
+
 def test_a_refuted_suspicion_never_kills_and_a_later_one_runs_its_full_timeout() -> None:
     book = AddressBook()
     book.addresses.update({"x": "b", "y": "c"})
