@@ -541,6 +541,7 @@ class Membership:
             return [ping]
         if kind == "sync":
             if message.get("root") == self.root():
+                self._news.halve()  # the peer already knows everything we would tell it
                 return []
             return [self._reply(message, "sync_digest", buckets=self._digest.hashes())]
         if kind == "sync_digest":

@@ -56,6 +56,23 @@ class NewsQueue:
                 self._by_left.setdefault(left - 1, {})[node_id] = update
         return [update for _, update, _ in chosen]
 
+    def halve(self) -> None:
+        """Halve what every item has left to send (items at one send left are dropped).
+
+        Called when a peer turns out to hold exactly this node's view: everything queued
+        was news to nobody there (Demers et al.'s "lose interest" feedback), so a backlog
+        left by a mass join drains in a few such contacts instead of hundreds of periods.
+        """
+        by_left: dict[int, dict[str, Update]] = {}
+        for left in sorted(self._by_left):
+            for node_id, update in self._by_left[left].items():
+                if left // 2:
+                    by_left.setdefault(left // 2, {})[node_id] = update
+                    self._left[node_id] = left // 2
+                else:
+                    del self._left[node_id]
+        self._by_left = by_left
+
     def _remove(self, node_id: str) -> None:
         left = self._left.pop(node_id, None)
         if left is None:

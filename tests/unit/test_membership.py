@@ -207,6 +207,35 @@ def test_news_queue_sends_the_newest_of_equally_sent_items_first() -> None:
     assert [u[0] for u in queue.take(2)] == ["x", "c"]
 
 
+def test_news_queue_halves_what_is_left_and_drops_what_is_spent() -> None:
+    queue = NewsQueue(capacity=10)
+    queue.put("a", ["a", 0, ALIVE, 0], 1)
+    queue.put("b", ["b", 0, ALIVE, 0], 5)
+    queue.put("c", ["c", 0, ALIVE, 0], 4)
+    queue.halve()
+    assert len(queue) == 2
+    assert sorted(u[0] for u in queue.take(10)) == ["b", "c"]  # two sends left each
+    assert sorted(u[0] for u in queue.take(10)) == ["b", "c"]
+    assert queue.take(10) == []
+
+
+def test_a_peer_holding_the_same_view_halves_the_news_still_queued() -> None:
+    book = AddressBook()
+    book.addresses.update({f"m{i}": f"m{i}" for i in range(6)})
+    node = Membership("me", "a", book)
+    for i in range(6):
+        node.receive({"t": "ack", "from": f"m{i}", "addr": "x", "inc": 0, "adv": 0, "seq": 0,
+                      "updates": []}, 0)  # fmt: skip
+    queued = node.news_pending
+    assert queued == 6
+    sync = {"t": "sync", "from": "m0", "addr": "m0", "inc": 0, "adv": 0, "updates": []}
+    assert node.receive({**sync, "root": "0" * 16}, 0)[0].message["t"] == "sync_digest"
+    assert node.news_pending == queued  # a differing view: news is still news
+    for _ in range(8):
+        assert node.receive({**sync, "root": node.root()}, 0) == []
+    assert node.news_pending == 0
+
+
 def test_a_lost_ping_is_retried_directly_before_any_suspicion() -> None:
     book = AddressBook()
     book.addresses.update({"me": "a", "x": "b"})
