@@ -469,9 +469,9 @@ class Membership:
             probe.indirect_sent = True
             helpers = [self._order[self._rng.randrange(len(self._order))]
                        for _ in range(cfg.indirect_k * 2)]  # fmt: skip
-            chosen = {h for h in helpers
-                      if h != probe.target and self._members[h][1] == ALIVE}  # fmt: skip
-            probe.helpers = tuple(chosen)[: cfg.indirect_k]
+            # Distinct, in the order drawn (not a set's: runs stay deterministic for a seed).
+            alive = (h for h in helpers if h != probe.target and self._members[h][1] == ALIVE)
+            probe.helpers = tuple(dict.fromkeys(alive))[: cfg.indirect_k]
             # A second direct ping alongside the indirect ones: one lost ping or ack alone
             # should not be enough to suspect a member.
             again = self._send_to(probe.target, "ping", seq=probe.seq)
