@@ -64,6 +64,28 @@ def _supersedes(new: Entry, old: Entry) -> bool:
     return new[1] == ALIVE and new[2] > old[2]
 
 
+def _accepts(held: Entry, new: Entry) -> bool:
+    """Whether news ``new`` replaces ``held`` (only a node itself brings the dead back)."""
+    return _supersedes(new, held) and (held[1] != DEAD or new[1] == ALIVE)
+
+
+def _parse_item(item: object) -> tuple[str, Entry] | None:
+    """``[node_id, incarnation, state, advert]`` from the wire, or None if malformed."""
+    if not isinstance(item, list) or len(item) != 4:
+        return None
+    node_id, inc, state, advert = item
+    if (
+        isinstance(node_id, str)
+        and type(inc) is int
+        and type(advert) is int
+        and state in _STATES
+        and inc >= 0
+        and advert >= 0
+    ):
+        return node_id, (inc, state, advert)
+    return None
+
+
 def _entry(incarnation: int, state: str, advert: int) -> Entry:
     # Most members of a mesh share a handful of distinct entries; sharing one tuple per
     # distinct value keeps a 10,000-member view small.
@@ -269,8 +291,7 @@ class Membership:
         if held is None:
             if state != ALIVE or not self.directory.vouch(node_id, inc, advert):
                 return
-            tomb = self._evicted.get(node_id)
-            if tomb is not None and inc <= tomb[0] and not direct:
+            if self._buried(node_id, inc) and not direct:
                 return  # late news from before its death: only the node itself overrides it
             entry = _entry(inc, state, advert)
             self._members[node_id] = entry
@@ -282,7 +303,7 @@ class Membership:
                 self._announce(node_id, entry)
             return
         held_inc, held_state, held_advert = held
-        if not _supersedes((inc, state, advert), held) or (held_state == DEAD and state != ALIVE):
+        if not _accepts(held, (inc, state, advert)):
             return
         if state == ALIVE and not self.directory.vouch(node_id, inc, advert):
             return
@@ -301,19 +322,16 @@ class Membership:
             heapq.heappush(self._suspects if state == SUSPECT else self._deaths, (now_ms, node_id))
         self._announce(node_id, entry)
 
+    def _buried(self, node_id: str, incarnation: int) -> bool:
+        """Whether ``node_id`` was evicted at ``incarnation`` or later (recently)."""
+        tomb = self._evicted.get(node_id)
+        return tomb is not None and incarnation <= tomb[0]
+
     def _apply_wire(self, item: object, now_ms: int, gossip: bool) -> None:
         # Items arrive from authenticated peers but are still checked for shape.
-        if not isinstance(item, list) or len(item) != 4:
-            return
-        node_id, inc, state, advert = item
-        if (
-            isinstance(node_id, str)
-            and type(inc) is int
-            and type(advert) is int
-            and state in _STATES
-            and inc >= 0
-            and advert >= 0
-        ):
+        parsed = _parse_item(item)
+        if parsed is not None:
+            node_id, (inc, state, advert) = parsed
             self._apply(node_id, inc, state, advert, now_ms, gossip)
 
     # -- messages -------------------------------------------------------------------------
@@ -349,13 +367,14 @@ class Membership:
         members = self._members
         listed = [(node_id, members[node_id]) for node_id in self._by_bucket[bucket]]
         if bucket_of(self.node_id, self._digest.buckets) == bucket:
-            listed.append((self.node_id, (self.incarnation, ALIVE, self.advert)))
+            listed.append((self.node_id, self._own_entry()))
         return listed
 
+    def _own_entry(self) -> Entry:
+        return (self.incarnation, ALIVE, self.advert)
+
     def _held(self, node_id: str) -> Entry | None:
-        if node_id == self.node_id:
-            return (self.incarnation, ALIVE, self.advert)
-        return self._members.get(node_id)
+        return self._own_entry() if node_id == self.node_id else self._members.get(node_id)
 
     def _have(self, differing: list[int]) -> tuple[list[int], list[list[object]]]:
         """Whole differing buckets in random order while they fit in one message.
@@ -583,17 +602,7 @@ class Membership:
         if not isinstance(want, list) or not isinstance(have, list):
             return []
         limit = self.config.sync_max_entries
-        theirs: dict[str, Entry] = {}
-        for item in have[:limit]:
-            if (
-                isinstance(item, list)
-                and len(item) == 4
-                and isinstance(item[0], str)
-                and type(item[1]) is int
-                and item[2] in _STATES
-                and type(item[3]) is int
-            ):
-                theirs[item[0]] = (item[1], item[2], item[3])
+        theirs = dict(p for p in map(_parse_item, have[:limit]) if p is not None)
         buckets = sorted({b for b in want if type(b) is int and 0 <= b < self._digest.buckets})
         # Random order: a joining node asking several peers gets different buckets from each.
         self._rng.shuffle(buckets)
@@ -616,9 +625,8 @@ class Membership:
         """Whether news ``entry`` about ``node_id`` would change this view (records aside)."""
         held = self._held(node_id)
         if held is None:
-            tomb = self._evicted.get(node_id)
-            return entry[1] == ALIVE and (tomb is None or entry[0] > tomb[0])
-        return _supersedes(entry, held) and (held[1] != DEAD or entry[1] == ALIVE)
+            return entry[1] == ALIVE and not self._buried(node_id, entry[0])
+        return _accepts(held, entry)
 
     def _on_entries(self, message: dict[str, Any], now_ms: int) -> list[Send]:
         entries = message.get("entries")

@@ -155,11 +155,16 @@ def test_malformed_items_are_ignored() -> None:
     assert node.state_of("x") == ALIVE
 
 
-def test_stale_news_never_overwrites_newer() -> None:
+def _hearing_x_about_y() -> tuple[Membership, dict[str, Any]]:
+    """A node that can reach x and y, and an ack from x to carry news about y."""
     book = AddressBook()
     book.addresses.update({"x": "b", "y": "c"})
-    node = Membership("me", "a", book)
     base = {"t": "ack", "from": "x", "addr": "b", "inc": 0, "adv": 0, "seq": 9}
+    return Membership("me", "a", book), base
+
+
+def test_stale_news_never_overwrites_newer() -> None:
+    node, base = _hearing_x_about_y()
     node.receive({**base, "updates": [["y", 5, ALIVE, 2]]}, 0)
     node.receive({**base, "updates": [["y", 4, SUSPECT, 0], ["y", 5, ALIVE, 1]]}, 0)
     member = node.member("y")
@@ -267,10 +272,7 @@ def test_a_helper_pings_a_target_it_has_not_met_only_at_its_recorded_address() -
 
 
 def test_a_refuted_suspicion_never_kills_and_a_later_one_runs_its_full_timeout() -> None:
-    book = AddressBook()
-    book.addresses.update({"x": "b", "y": "c"})
-    node = Membership("me", "a", book)
-    base = {"t": "ack", "from": "x", "addr": "b", "inc": 0, "adv": 0, "seq": 9}
+    node, base = _hearing_x_about_y()
     node.receive({**base, "updates": [["y", 1, ALIVE, 0]]}, 0)
     timeout = node.config.suspicion_mult * node.config.period_ms  # log10(3) < 1
     node.receive({**base, "updates": [["y", 1, SUSPECT, 0]]}, 0)
