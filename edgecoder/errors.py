@@ -9,6 +9,9 @@ builtins are mixed in where callers would naturally catch them::
     ├── IdentityError                    node key unreadable, corrupt or wrongly sealed
     │   └── PassphraseError              wrong or missing passphrase for a sealed key
     ├── StorageError                     the embedded database failed or is inconsistent
+    │   ├── DiskFullError                the data dir's file system is full (or over quota)
+    │   ├── ReadOnlyStorageError         the data dir cannot be written (read-only, denied)
+    │   └── StorageIOError               the disk under the data dir reports I/O errors
     ├── ListenerError(OSError)           a listener could not bind (port in use, bad address)
     ├── NodeNotRunningError(ConnectionError)   no local agent answered
     ├── CanonicalError(ValueError)       an object has no canonical encoding
@@ -36,6 +39,7 @@ __all__ = (
     "ConfigError",
     "ContextOverflowError",
     "DataDirError",
+    "DiskFullError",
     "EdgeCoderError",
     "IdentityError",
     "InferenceError",
@@ -45,7 +49,9 @@ __all__ = (
     "OverloadedError",
     "PassphraseError",
     "RateLimitedError",
+    "ReadOnlyStorageError",
     "StorageError",
+    "StorageIOError",
     "UnsupportedError",
 )
 
@@ -72,6 +78,21 @@ class PassphraseError(IdentityError):
 
 class StorageError(EdgeCoderError):
     """The embedded database failed, or holds data of another node."""
+
+
+class DiskFullError(StorageError):
+    """A write failed because the data dir's file system is full or over quota.
+
+    Nothing was acknowledged; the same write succeeds once space is freed.
+    """
+
+
+class ReadOnlyStorageError(StorageError):
+    """A write failed because the data dir is read-only or not writable by the node."""
+
+
+class StorageIOError(StorageError):
+    """The disk under the data dir reported an I/O error."""
 
 
 class ListenerError(OSError, EdgeCoderError):
