@@ -5,6 +5,9 @@ checked by :class:`~edgecoder.security.mesh_guard.MeshGuard` before routing; a r
 answers 401 (429 for ``rate_limited``, 413 for ``too_large``) with
 ``{"error": {"code": ..., "message": ...}}``. An accepted request reaches the app with its
 body replayed and the verified sender in ``scope["state"]["peer"]``.
+
+A client that disconnects before its body is complete gets nothing: a partial body is not
+a forgery, so it is neither checked nor audited (only counted in ``disconnects``).
 """
 
 from __future__ import annotations
@@ -34,12 +37,18 @@ _MESSAGES = {
 _WANTED = {name.encode(): index for index, name in enumerate(HEADERS)}
 
 
+class _DisconnectedError(Exception):
+    """The client went away before its whole body arrived."""
+
+
 class MeshAuthMiddleware:
     """Refuses every request whose envelope does not verify, before any route runs."""
 
     def __init__(self, app: ASGIApp, guard: MeshGuard) -> None:
         self.app = app
         self.guard = guard
+        self.disconnects = 0
+        """Requests whose client went away mid-body (neither checked nor answered)."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or (scope["method"] == "GET" and scope["path"] == "/healthz"):
@@ -51,7 +60,11 @@ class MeshAuthMiddleware:
             if index is not None:
                 values[index] = value.decode("latin-1")
         headers = PeerHeaders(*values)
-        body = await _read_body(receive, self.guard.max_body)
+        try:
+            body = await _read_body(receive, self.guard.max_body)
+        except _DisconnectedError:
+            self.disconnects += 1
+            return  # nobody to answer, and nothing to audit: a lost sender is no forger
         query = scope.get("query_string", b"")
         target = scope["path"] + ("?" + query.decode("latin-1") if query else "")
         address = (scope.get("client") or ("unknown", 0))[0]
@@ -76,13 +89,16 @@ class MeshAuthMiddleware:
 
 
 async def _read_body(receive: Receive, limit: int) -> bytes | None:
-    """The whole body, or None once it exceeds ``limit`` bytes."""
+    """The whole body, or None once it exceeds ``limit`` bytes.
+
+    :raises _DisconnectedError: the client disconnected before the last chunk.
+    """
     chunks: list[bytes] = []
     size = 0
     while True:
         message = await receive()
-        if message["type"] != "http.request":
-            return b"".join(chunks)
+        if message["type"] != "http.request":  # http.disconnect: the body will never be whole
+            raise _DisconnectedError
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:

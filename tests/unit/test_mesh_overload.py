@@ -1,0 +1,123 @@
+"""The mesh listener under stress, in process: a sender that gives up mid-body is not a
+forger, and a node over capacity sheds load with 503 and ``Retry-After``."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from edgecoder.adapters.transports.mesh_auth import MeshAuthMiddleware
+from edgecoder.clock import SystemClock
+from edgecoder.config import MeshConfig
+from edgecoder.security.identity import NodeIdentity
+from edgecoder.security.mesh_guard import MeshGuard
+from edgecoder.speedups import envelope
+
+pytestmark = pytest.mark.anyio
+
+SENDER = NodeIdentity(bytes(range(32)))
+RECEIVER = NodeIdentity(bytes(range(1, 33)))
+PATH = "/mesh/gossip"
+
+
+def signed_scope(body: bytes, *, claimed_body: bytes | None = None) -> dict[str, Any]:
+    """An ASGI scope for a POST signed by SENDER for RECEIVER over ``claimed_body``."""
+    headers = envelope.sign_request(
+        SENDER.secret_key,
+        SENDER.public_key,
+        "POST",
+        PATH,
+        RECEIVER.node_id,
+        body if claimed_body is None else claimed_body,
+        SystemClock().now_ms(),
+    )
+    return {
+        "type": "http",
+        "method": "POST",
+        "path": PATH,
+        "query_string": b"",
+        "headers": [(k.encode(), v.encode()) for k, v in headers.items()],
+        "client": ("10.0.0.9", 40000),
+    }
+
+
+class Exchange:
+    """Feeds ``messages`` to the middleware and records what it sends and what it passes on."""
+
+    def __init__(self, messages: list[dict[str, Any]]) -> None:
+        self.messages = list(messages)
+        self.sent: list[dict[str, Any]] = []
+        self.reached_app: list[bytes] = []
+
+    async def receive(self) -> dict[str, Any]:
+        if self.messages:
+            return self.messages.pop(0)
+        return {"type": "http.disconnect"}
+
+    async def send(self, message: dict[str, Any]) -> None:
+        self.sent.append(message)
+
+    async def app(self, scope: Any, receive: Any, send: Any) -> None:
+        message = await receive()
+        self.reached_app.append(message.get("body", b""))
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"{}"})
+
+    def status(self) -> int | None:
+        starts = [m for m in self.sent if m["type"] == "http.response.start"]
+        return int(starts[0]["status"]) if starts else None
+
+    def error_code(self) -> str:
+        body = b"".join(m.get("body", b"") for m in self.sent if m["type"] == "http.response.body")
+        return str(json.loads(body)["error"]["code"])
+
+
+def guard() -> MeshGuard:
+    return MeshGuard(RECEIVER.node_id, MeshConfig(), SystemClock())
+
+
+async def test_a_sender_that_disconnects_mid_body_is_not_audited_or_answered() -> None:
+    body = b'{"network":"default","msg":{},"records":[]}'
+    gate = guard()
+    exchange = Exchange(
+        [
+            {"type": "http.request", "body": body[:10], "more_body": True},
+            {"type": "http.disconnect"},
+        ]
+    )
+    middleware = MeshAuthMiddleware(exchange.app, guard=gate)
+    await middleware(signed_scope(body), exchange.receive, exchange.send)
+    assert exchange.sent == []  # nobody left to answer
+    assert exchange.reached_app == []
+    assert gate.audit.counts() == {}  # not a forged body_hash
+    assert middleware.disconnects == 1
+
+
+async def test_a_whole_body_that_differs_from_its_hash_is_still_refused_as_forged() -> None:
+    body = b'{"network":"default","msg":{},"records":[]}'
+    gate = guard()
+    exchange = Exchange([{"type": "http.request", "body": body, "more_body": False}])
+    middleware = MeshAuthMiddleware(exchange.app, guard=gate)
+    await middleware(signed_scope(body, claimed_body=body[:10]), exchange.receive, exchange.send)
+    assert exchange.status() == 401
+    assert exchange.error_code() == "body_hash"
+    assert gate.audit.counts() == {"body_hash": 1}
+
+
+async def test_a_body_in_chunks_reaches_the_route_whole() -> None:
+    body = b'{"network":"default","msg":{},"records":[]}'
+    gate = guard()
+    exchange = Exchange(
+        [
+            {"type": "http.request", "body": body[:10], "more_body": True},
+            {"type": "http.request", "body": body[10:], "more_body": False},
+        ]
+    )
+    await MeshAuthMiddleware(exchange.app, guard=gate)(
+        signed_scope(body), exchange.receive, exchange.send
+    )
+    assert exchange.status() == 200
+    assert exchange.reached_app == [body]
+    assert gate.audit.counts() == {}
