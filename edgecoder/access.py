@@ -1,5 +1,9 @@
 """Who may use the client API: API keys, their accounts, and per-key rate limits.
 
+Failed authentications are limited per client address: :data:`AUTH_FAILURE_BURST` failures,
+then one more every ``60 / AUTH_FAILURES_PER_MIN`` seconds; an address over that is refused
+with 429 before its key is even looked at, so guessing keys costs time, not just requests.
+
 Lookups are cached for :data:`CACHE_TTL_S` so a request costs no database round trip;
 a key revoked from another process (``edgecoder keys revoke``) stops working within that
 time, one revoked through this node's own API at once.
@@ -17,9 +21,17 @@ from edgecoder.storage import api_keys as store
 from edgecoder.storage.api_keys import ApiKeyRecord
 from edgecoder.storage.database import Database
 
-__all__ = ("CACHE_TTL_S", "AccessControl", "Principal")
+__all__ = (
+    "AUTH_FAILURES_PER_MIN",
+    "AUTH_FAILURE_BURST",
+    "CACHE_TTL_S",
+    "AccessControl",
+    "Principal",
+)
 
 CACHE_TTL_S = 2.0
+AUTH_FAILURE_BURST = 20
+AUTH_FAILURES_PER_MIN = 10
 _TOUCH_EVERY_S = 60.0
 
 
@@ -40,6 +52,22 @@ class AccessControl:
         self._limits = TokenBuckets(rate=rate_per_min / 60.0, burst=float(burst))
         self._cache: dict[str, tuple[ApiKeyRecord | None, float]] = {}
         self._touched: dict[str, float] = {}
+        self._failures = TokenBuckets(rate=AUTH_FAILURES_PER_MIN / 60.0, burst=AUTH_FAILURE_BURST)
+
+    def check_address(self, address: str) -> None:
+        """Refuse an address that has failed to authenticate too often of late.
+
+        :raises RateLimitedError: ``retry_after_s`` says when it may try again.
+        """
+        wait = self._failures.wait(address, self._clock.monotonic())
+        if wait > 0:
+            raise RateLimitedError(
+                f"too many failed authentications from {address}; retry in {wait:.0f}s", wait
+            )
+
+    def record_failure(self, address: str) -> None:
+        """Count one failed authentication against ``address``."""
+        self._failures.take(address, self._clock.monotonic())
 
     async def authenticate(self, key: str | None) -> Principal:
         """The principal of an API key.

@@ -23,6 +23,12 @@ class TokenBuckets:
         self._max_keys = max_keys
         self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
 
+    def wait(self, key: str, now: float) -> float:
+        """Seconds until ``key`` has a token (0.0: it has one now); takes nothing."""
+        tokens, stamp = self._buckets.get(key, (self.burst, now))
+        tokens = min(self.burst, tokens + max(0.0, now - stamp) * self.rate)
+        return 0.0 if tokens >= 1.0 else (1.0 - tokens) / self.rate
+
     def take(self, key: str, now: float) -> float:
         """Take one token for ``key``.
 

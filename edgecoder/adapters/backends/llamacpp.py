@@ -26,6 +26,7 @@ from edgecoder.adapters.backends.gguf_import import (
     model_name_for,
 )
 from edgecoder.errors import (
+    BadRequestError,
     ContextOverflowError,
     ModelNotFoundError,
     UnsupportedError,
@@ -54,10 +55,15 @@ from edgecoder.storage import models as registry
 from edgecoder.storage.database import Database
 from edgecoder.storage.models import ModelEntry
 
-__all__ = ("LlamaCppBackend", "import_model")
+__all__ = ("EMBED_BATCH", "MAX_EMBEDDING_TOKENS", "LlamaCppBackend", "import_model")
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+
+MAX_EMBEDDING_TOKENS = 65_536
+"""Tokens one embeddings request may hold in all (a few minutes of a Pi's time at most)."""
+EMBED_BATCH = 16
+"""Texts embedded per turn on the model."""
 _DONE = object()
 
 
@@ -326,28 +332,52 @@ class LlamaCppBackend:
         )
 
     async def embed(self, request: EmbeddingRequest) -> EmbeddingResult:
-        """Mean-pooled, normalised embeddings from the model."""
+        """Mean-pooled, normalised embeddings from the model.
+
+        Every input is measured first: one over the context, or all of them over
+        :data:`MAX_EMBEDDING_TOKENS`, is refused before any work. The texts are then
+        embedded :data:`EMBED_BATCH` at a time, taking the model's turn per batch, so a
+        large request shares the embedder with others and stops at the next batch once
+        cancelled (its client gone).
+        """
         resident = await self._resident_model(request.model)
         async with resident.embed_lock:
-            if resident.embedder is None:
-                resident.embedder = await self._in_thread(
-                    runtime.load_model,
-                    self._models_dir / resident.entry.file,
-                    self._context_for(resident.entry),
-                    self._threads,
-                    embedding=True,
+            embedder = await self._embedder(resident)
+            counts = await self._in_thread(runtime.token_counts, embedder, request.inputs)
+        for count in counts:
+            if count > embedder.n_ctx:
+                raise ContextOverflowError(
+                    f"an input has {count} tokens; this model embeds at most {embedder.n_ctx}",
+                    prompt_tokens=count,
+                    context_length=embedder.n_ctx,
                 )
-            embedder = resident.embedder
-            for text in request.inputs:
-                count = len(await self._in_thread(embedder.llm.tokenize, text.encode(), True))
-                if count > embedder.n_ctx:
-                    raise ContextOverflowError(
-                        f"an input has {count} tokens; this model embeds at most {embedder.n_ctx}",
-                        prompt_tokens=count,
-                        context_length=embedder.n_ctx,
-                    )
-            vectors, tokens = await self._in_thread(runtime.embed, embedder, request.inputs)
-        return EmbeddingResult(tuple(tuple(v) for v in vectors), tokens)
+        if sum(counts) > MAX_EMBEDDING_TOKENS:
+            raise BadRequestError(
+                f"'input' has {sum(counts)} tokens in all; one request embeds at most "
+                f"{MAX_EMBEDDING_TOKENS}",
+                "input",
+            )
+        vectors: list[tuple[float, ...]] = []
+        tokens = 0
+        for start in range(0, len(request.inputs), EMBED_BATCH):
+            batch = request.inputs[start : start + EMBED_BATCH]
+            async with resident.embed_lock:
+                batch_vectors, batch_tokens = await self._in_thread(runtime.embed, embedder, batch)
+            vectors += (tuple(v) for v in batch_vectors)
+            tokens += batch_tokens
+        return EmbeddingResult(tuple(vectors), tokens)
+
+    async def _embedder(self, resident: _Resident) -> runtime.LoadedModel:
+        """The resident model's embedding instance, loaded on first use (hold embed_lock)."""
+        if resident.embedder is None:
+            resident.embedder = await self._in_thread(
+                runtime.load_model,
+                self._models_dir / resident.entry.file,
+                self._context_for(resident.entry),
+                self._threads,
+                embedding=True,
+            )
+        return resident.embedder
 
     async def _in_thread(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(

@@ -166,6 +166,13 @@ def _generate(
     return Generated(produced, finish, cancel.is_set())
 
 
+def token_counts(model: LoadedModel, texts: Sequence[str]) -> list[int]:
+    """How many tokens each of ``texts`` is, as :func:`embed` will read it."""
+    llm = model.llm
+    with model.lock:
+        return [len(llm.tokenize(t.encode(), add_bos=True)) for t in texts]
+
+
 def embed(model: LoadedModel, texts: Sequence[str]) -> tuple[list[list[float]], int]:
     """Mean-pooled, normalised vectors for ``texts``, and the tokens read."""
     llm = model.llm

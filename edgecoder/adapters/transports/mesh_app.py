@@ -9,6 +9,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from edgecoder.adapters.request_guard import RequestGuardMiddleware
 from edgecoder.adapters.transports.mesh_auth import MeshAuthMiddleware
 from edgecoder.adapters.transports.task_routes import task_routes
 from edgecoder.mesh.node import GossipError
@@ -20,6 +21,10 @@ from edgecoder.wire.records import RecordError, parse_record
 __all__ = ("MAX_RECORDS", "build_mesh_app")
 
 MAX_RECORDS = 256
+
+
+def _internal_error(path: str, message: str) -> object:
+    return {"error": {"code": "internal_error", "message": message}}
 
 
 def _bad_request(code: str, message: str) -> JSONResponse:
@@ -87,7 +92,10 @@ def build_mesh_app(services: Services) -> Starlette:
             Route("/mesh/gossip", gossip, methods=["POST"]),
             *task_routes(services),
         ],
-        middleware=[Middleware(MeshAuthMiddleware, guard=services.mesh_guard)],
+        middleware=[
+            Middleware(RequestGuardMiddleware, listener="mesh", error_body=_internal_error),
+            Middleware(MeshAuthMiddleware, guard=services.mesh_guard),
+        ],
         exception_handlers={HTTPException: http_error},
     )
     app.state.services = services

@@ -26,7 +26,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from edgecoder.adapters.web.errors import ApiError, guarded
-from edgecoder.adapters.web.requests import read_json
+from edgecoder.adapters.web.requests import read_json, whole_number
 from edgecoder.control import Control
 from edgecoder.errors import BadRequestError
 from edgecoder.services import Services
@@ -67,10 +67,8 @@ def admin_routes(services: Services, control: Control | None = None) -> list[Rou
 
     async def tasks(request: Request) -> Response:
         require_admin(request)
-        raw = request.query_params.get("limit", "50")
-        if not raw.isdigit() or not 1 <= int(raw) <= 1000:
-            raise BadRequestError("'limit' must be a whole number from 1 to 1000", "limit")
-        body = {"node_id": services.node_id, **await services.recent_tasks(int(raw))}
+        limit = whole_number(request.query_params.get("limit", "50"), "limit", 1, 1000)
+        body = {"node_id": services.node_id, **await services.recent_tasks(limit)}
         return JSONResponse(body, headers={"Cache-Control": "no-store"})
 
     def node_id() -> str:
@@ -108,10 +106,8 @@ def _control_routes(control: Control, node_id: Callable[[], str]) -> list[Route]
         return control.pull_model(fields.text("model", required=True) or "").as_dict()
 
     async def job(request: Request) -> Any:
-        raw = request.path_params["job"]
-        if not raw.isdigit():
-            raise BadRequestError("a job id is a whole number", "job")
-        return control.job(int(raw)).as_dict()
+        job_id = whole_number(request.path_params["job"], "job", 0, 2**63 - 1)
+        return control.job(job_id).as_dict()
 
     async def remove(request: Request) -> Any:
         name = request.path_params["name"]

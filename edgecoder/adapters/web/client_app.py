@@ -9,8 +9,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from edgecoder.adapters.request_guard import RequestGuardMiddleware
 from edgecoder.adapters.web.admin_api import admin_routes
-from edgecoder.adapters.web.auth import KeyAuthMiddleware
+from edgecoder.adapters.web.auth import KeyAuthMiddleware, shown_path
 from edgecoder.adapters.web.infill_api import infill_routes
 from edgecoder.adapters.web.ollama_api import ollama_routes
 from edgecoder.adapters.web.openai_api import openai_routes
@@ -18,7 +19,21 @@ from edgecoder.adapters.web.responses_api import responses_routes
 from edgecoder.control import Control
 from edgecoder.services import Services
 
-__all__ = ("build_client_app",)
+__all__ = ("build_client_app", "internal_error_body")
+
+
+def internal_error_body(path: str, message: str) -> object:
+    """A 500's body in the route's dialect: Ollama's under ``/api/``, else OpenAI's."""
+    if path.startswith(("/api/", "/k/***/api/")):
+        return {"error": message}
+    return {
+        "error": {
+            "message": message,
+            "type": "server_error",
+            "param": None,
+            "code": "internal_error",
+        }
+    }
 
 
 def build_client_app(services: Services, control: Control | None = None) -> Starlette:
@@ -54,7 +69,15 @@ def build_client_app(services: Services, control: Control | None = None) -> Star
             *ollama_routes(services),
             *admin_routes(services, control),
         ],
-        middleware=[Middleware(KeyAuthMiddleware, access=services.access)],
+        middleware=[
+            Middleware(
+                RequestGuardMiddleware,
+                listener="api",
+                error_body=internal_error_body,
+                shown_path=shown_path,
+            ),
+            Middleware(KeyAuthMiddleware, access=services.access),
+        ],
         exception_handlers={HTTPException: http_error},
     )
     app.state.services = services

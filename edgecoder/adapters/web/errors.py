@@ -8,12 +8,14 @@ OpenAI SDKs, Continue and Cursor parse; the Ollama routes reuse the message as
 from __future__ import annotations
 
 import json
+import logging
 import math
 from collections.abc import Awaitable, Callable
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from edgecoder.adapters.request_guard import request_id
 from edgecoder.errors import (
     AuthError,
     BackendUnavailableError,
@@ -37,6 +39,8 @@ __all__ = (
 )
 
 Handler = Callable[[Request], Awaitable[Response]]
+
+log = logging.getLogger(__name__)
 
 
 class ApiError(EdgeCoderError):
@@ -110,6 +114,12 @@ def guarded(handler: Handler, node_id: Callable[[], str], *, ollama: bool = Fals
         except EdgeCoderError as exc:
             response = error_response(exc, ollama=ollama)
             response.headers["X-EdgeCoder-Node"] = node_id()
+            log.log(
+                logging.INFO if response.status_code < 500 else logging.WARNING,
+                "api %s %s refused %d: %s [request %s]",
+                request.method, request.url.path, response.status_code, exc,
+                request_id(request.scope),
+            )  # fmt: skip
             return response
 
     return endpoint

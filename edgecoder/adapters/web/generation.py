@@ -10,14 +10,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from starlette.requests import Request
 
 from edgecoder.inference.types import Delta, FinishReason, ToolCall, Usage
 
-__all__ = ("Collected", "admit", "collect", "server_timing")
+__all__ = ("Collected", "admit", "collect", "server_timing", "unless_disconnected")
+
+T = TypeVar("T")
 
 
 async def admit(stream: AsyncIterator[Delta]) -> AsyncIterator[Delta]:
@@ -77,22 +80,28 @@ async def _disconnected(request: Request) -> None:
         pass
 
 
-async def collect(request: Request, stream: AsyncIterator[Delta]) -> Collected | None:
-    """Run an admitted stream to its end; None if the client disconnected first.
+async def unless_disconnected(request: Request, work: Awaitable[T]) -> T | None:
+    """Await ``work``, or cancel it and return None as soon as the client disconnects.
 
     The body must already have been read, so the only message left to receive is the
-    client's disconnect.
+    client's disconnect. Work that nobody will read (an embedding of ten thousand texts,
+    say) stops at its next await instead of holding the backend.
     """
-    work = asyncio.ensure_future(_gather(stream))
+    task = asyncio.ensure_future(work)
     watch = asyncio.ensure_future(_disconnected(request))
     try:
-        await asyncio.wait({work, watch}, return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait({task, watch}, return_when=asyncio.FIRST_COMPLETED)
     finally:
         watch.cancel()
-        if not work.done():
-            work.cancel()
+        if not task.done():
+            task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
-            await asyncio.gather(work, watch, return_exceptions=True)
-    if work.cancelled():
+            await asyncio.gather(task, watch, return_exceptions=True)
+    if task.cancelled():
         return None
-    return work.result()
+    return task.result()
+
+
+async def collect(request: Request, stream: AsyncIterator[Delta]) -> Collected | None:
+    """Run an admitted stream to its end; None if the client disconnected first."""
+    return await unless_disconnected(request, _gather(stream))

@@ -19,7 +19,7 @@ from starlette.routing import Route
 
 from edgecoder.adapters.web.errors import Handler
 from edgecoder.adapters.web.errors import guarded as guarded_route
-from edgecoder.adapters.web.generation import admit, collect
+from edgecoder.adapters.web.generation import admit, collect, unless_disconnected
 from edgecoder.adapters.web.ollama_parse import parse_chat, parse_embed, parse_generate
 from edgecoder.adapters.web.requests import read_json
 from edgecoder.adapters.web.streams import ndjson
@@ -184,7 +184,9 @@ def ollama_routes(services: Services) -> list[Route]:
         fields = await read_json(request, limit)
         legacy = request.url.path.endswith("/embeddings")
         started = time.monotonic_ns()
-        result = await services.embed(parse_embed(fields))
+        result = await unless_disconnected(request, services.embed(parse_embed(fields)))
+        if result is None:
+            return Response(status_code=499)
         if legacy:
             return JSONResponse({"embedding": list(result.vectors[0])}, headers=headers())
         body = {

@@ -10,7 +10,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from edgecoder.adapters.web.requests import Fields, parse_tool_calls
+from edgecoder.adapters.web.request_limits import (
+    MAX_EMBEDDING_INPUTS,
+    MAX_MESSAGES,
+    MAX_TOOLS,
+    at_most,
+)
+from edgecoder.adapters.web.requests import Fields, item_fields, parse_tool_calls
 from edgecoder.errors import BadRequestError
 from edgecoder.inference.types import (
     ChatMessage,
@@ -47,36 +53,35 @@ def parse_chat(fields: Fields) -> tuple[ChatRequest, bool]:
     :raises BadRequestError: a field is missing or malformed.
     """
     raw = fields.array("messages") or []
+    at_most(raw, MAX_MESSAGES, "messages", "messages")
     messages = []
     for i, item in enumerate(raw):
         at = f"messages[{i}]"
-        if not isinstance(item, dict) or item.get("role") not in {
-            "system",
-            "user",
-            "assistant",
-            "tool",
-        }:
+        message = item_fields(item, at)
+        role = message.text("role", "")
+        if role not in {"system", "user", "assistant", "tool"}:
             raise BadRequestError(f"'{at}.role' must be system, user, assistant or tool", at)
-        if item.get("images"):
+        if message.has("images"):
             raise BadRequestError(f"'{at}.images': this node's models read text only", at)
-        content = item.get("content") or ""
-        if not isinstance(content, str):
-            raise BadRequestError(f"'{at}.content' must be a string", at)
         messages.append(
             ChatMessage(
-                role=item["role"],
-                content=content,
+                role=role,  # type: ignore[arg-type]
+                content=message.text("content", "") or "",
                 tool_calls=parse_tool_calls(item.get("tool_calls"), f"{at}.tool_calls"),
-                tool_call_id=str(item.get("tool_name", "")),
+                tool_call_id=message.text("tool_name", "") or "",
             )
         )
+    raw_tools = fields.array("tools") or []
+    at_most(raw_tools, MAX_TOOLS, "tools", "tools")
     tools = []
-    for i, tool in enumerate(fields.array("tools") or []):
-        fn = tool.get("function") if isinstance(tool, dict) else None
-        if not isinstance(fn, dict) or not isinstance(fn.get("name"), str):
+    for i, tool in enumerate(raw_tools):
+        fn = item_fields(tool, f"tools[{i}]").mapping("function")
+        name = fn.text("name") if fn is not None else None
+        if fn is None or name is None:
             raise BadRequestError(f"'tools[{i}].function.name' is required", f"tools[{i}]")
+        params = fn.mapping("parameters")
         tools.append(
-            ToolSpec(fn["name"], str(fn.get("description", "")), fn.get("parameters") or {})
+            ToolSpec(name, fn.text("description", "") or "", params.data if params else {})
         )
     request = ChatRequest(
         model=_model(fields),
@@ -134,6 +139,7 @@ def parse_embed(fields: Fields) -> EmbeddingRequest:
     if isinstance(raw, str):
         inputs: tuple[str, ...] = (raw,)
     elif isinstance(raw, list) and raw and all(isinstance(x, str) for x in raw):
+        at_most(raw, MAX_EMBEDDING_INPUTS, "input", "texts")
         inputs = tuple(raw)
     else:
         raise BadRequestError("'input' must be a string or a non-empty array of strings", "input")

@@ -22,7 +22,7 @@ from starlette.routing import Route
 from edgecoder import __version__
 from edgecoder.adapters.web.errors import Handler, sse_error
 from edgecoder.adapters.web.errors import guarded as guarded_route
-from edgecoder.adapters.web.generation import admit, collect, server_timing
+from edgecoder.adapters.web.generation import admit, collect, server_timing, unless_disconnected
 from edgecoder.adapters.web.openai_parse import parse_chat, parse_completion, parse_embeddings
 from edgecoder.adapters.web.requests import read_json
 from edgecoder.adapters.web.streams import SSE_DONE, heartbeat, sse
@@ -161,7 +161,9 @@ def openai_routes(services: Services) -> list[Route]:
 
     async def embeddings(request: Request) -> Response:
         embed_request, encoding = parse_embeddings(await read_json(request, limit))
-        result = await services.embed(embed_request)
+        result = await unless_disconnected(request, services.embed(embed_request))
+        if result is None:
+            return Response(status_code=499)
         data = []
         for index, vector in enumerate(result.vectors):
             value: object = list(vector)

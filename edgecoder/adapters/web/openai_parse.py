@@ -14,7 +14,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from edgecoder.adapters.web.requests import Fields, parse_tool_calls
+from edgecoder.adapters.web.request_limits import (
+    MAX_EMBEDDING_INPUTS,
+    MAX_MESSAGES,
+    MAX_TOOLS,
+    at_most,
+)
+from edgecoder.adapters.web.requests import Fields, item_fields, parse_tool_calls
 from edgecoder.errors import BadRequestError
 from edgecoder.inference.types import (
     ChatMessage,
@@ -67,29 +73,27 @@ def _content_text(content: Any, where: str) -> str:
         if isinstance(part, str):
             texts.append(part)
             continue
-        if not isinstance(part, dict):
-            raise BadRequestError(f"'{where}[{i}]' must be an object", f"{where}[{i}]")
-        kind = part.get("type", "text")
-        if kind in {"text", "input_text", "output_text"} and isinstance(part.get("text"), str):
-            texts.append(part["text"])
+        at = f"{where}[{i}]"
+        fields = item_fields(part, at)
+        kind = fields.text("type", "text")
+        if kind in {"text", "input_text", "output_text"}:
+            texts.append(fields.text("text", required=True) or "")
         elif kind in {"image_url", "input_image", "image", "input_audio", "file", "input_file"}:
-            raise BadRequestError(
-                f"'{where}[{i}]' is {kind}: this node's models read text only", f"{where}[{i}]"
-            )
+            raise BadRequestError(f"'{at}' is {kind}: this node's models read text only", at)
         else:
-            raise BadRequestError(f"'{where}[{i}]' has unknown part type {kind!r}", f"{where}[{i}]")
+            raise BadRequestError(f"'{at}' has unknown part type {kind!r}", at)
     return "".join(texts)
 
 
 def _messages(raw: list[Any], where: str) -> tuple[ChatMessage, ...]:
+    at_most(raw, MAX_MESSAGES, where, "messages")
     messages = []
     for i, item in enumerate(raw):
         at = f"{where}[{i}]"
-        if not isinstance(item, dict):
-            raise BadRequestError(f"'{at}' must be an object", at)
-        if item.get("type") not in (None, "message"):
+        fields = item_fields(item, at)
+        if fields.text("type", "message") != "message":
             continue  # Responses input items such as reasoning summaries carry no prompt
-        role = _ROLES.get(item.get("role", ""))
+        role = _ROLES.get(fields.text("role", "") or "")
         if role is None:
             raise BadRequestError(
                 f"'{at}.role' must be system, developer, user, assistant or tool", f"{at}.role"
@@ -99,7 +103,7 @@ def _messages(raw: list[Any], where: str) -> tuple[ChatMessage, ...]:
                 role=role,  # type: ignore[arg-type]
                 content=_content_text(item.get("content"), f"{at}.content"),
                 tool_calls=parse_tool_calls(item.get("tool_calls"), f"{at}.tool_calls"),
-                tool_call_id=str(item.get("tool_call_id", "")),
+                tool_call_id=fields.text("tool_call_id", "") or "",
             )
         )
     return tuple(messages)
@@ -107,13 +111,23 @@ def _messages(raw: list[Any], where: str) -> tuple[ChatMessage, ...]:
 
 def _tools(fields: Fields) -> tuple[ToolSpec, ...]:
     raw = fields.array("tools") or []
+    at_most(raw, MAX_TOOLS, "tools", "tools")
     specs = []
     for i, tool in enumerate(raw):
-        fn = tool.get("function", tool) if isinstance(tool, dict) else None
-        if not isinstance(fn, dict) or not isinstance(fn.get("name"), str):
-            raise BadRequestError(f"'tools[{i}].function.name' is required", f"tools[{i}]")
-        params = fn.get("parameters") or {"type": "object", "properties": {}}
-        specs.append(ToolSpec(fn["name"], str(fn.get("description", "")), params))
+        at = f"tools[{i}]"
+        outer = item_fields(tool, at)
+        fn = outer.mapping("function") or outer
+        name = fn.text("name")
+        if name is None:
+            raise BadRequestError(f"'{at}.function.name' is required", at)
+        params = fn.mapping("parameters")
+        specs.append(
+            ToolSpec(
+                name,
+                fn.text("description", "") or "",
+                params.data if params and params.data else {"type": "object", "properties": {}},
+            )
+        )
     return tuple(specs)
 
 
@@ -128,8 +142,9 @@ def _tool_choice(fields: Fields) -> str:
         named = function if isinstance(function, dict) else choice
         if isinstance(named.get("name"), str):
             return str(named["name"])
-        if choice.get("type") in {"auto", "none", "required"}:
-            return str(choice["type"])
+        kind = choice.get("type")
+        if isinstance(kind, str) and kind in {"auto", "none", "required"}:
+            return kind
     raise BadRequestError("'tool_choice' must be auto, none, required or a function", "tool_choice")
 
 
@@ -233,6 +248,7 @@ def parse_embeddings(fields: Fields) -> tuple[EmbeddingRequest, str]:
     if isinstance(raw, str):
         inputs: tuple[str, ...] = (raw,)
     elif isinstance(raw, list) and raw and all(isinstance(x, str) for x in raw):
+        at_most(raw, MAX_EMBEDDING_INPUTS, "input", "texts")
         inputs = tuple(raw)
     else:
         raise BadRequestError("'input' must be a string or a non-empty array of strings", "input")

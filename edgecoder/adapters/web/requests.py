@@ -7,21 +7,24 @@ from typing import Any
 
 from starlette.requests import Request
 
+from edgecoder.adapters.web import strict_json
 from edgecoder.adapters.web.errors import payload_too_large
+from edgecoder.adapters.web.request_limits import MAX_STOP_CHARS, MAX_STOPS, MAX_TOOLS, at_most
 from edgecoder.errors import BadRequestError
 from edgecoder.inference.types import ToolCall
 
-__all__ = ("Fields", "parse_tool_calls", "read_json")
+__all__ = ("Fields", "item_fields", "parse_tool_calls", "read_json", "whole_number")
 
 
 async def read_json(request: Request, limit: int) -> Fields:
     """Read the body as a JSON object of at most ``limit`` bytes.
 
     :raises ApiError: over the limit (413).
-    :raises BadRequestError: not JSON, or not an object.
+    :raises BadRequestError: not strict JSON (:mod:`~edgecoder.adapters.web.strict_json`),
+        or not an object.
     """
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
+    declared = request.headers.get("content-length", "")
+    if declared.isascii() and declared.isdigit() and (len(declared) > 18 or int(declared) > limit):
         raise payload_too_large(limit)
     chunks, size = [], 0
     async for chunk in request.stream():
@@ -29,13 +32,23 @@ async def read_json(request: Request, limit: int) -> Fields:
         if size > limit:
             raise payload_too_large(limit)
         chunks.append(chunk)
-    try:
-        body = json.loads(b"".join(chunks) or b"null")
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise BadRequestError(f"request body is not valid JSON: {exc}") from None
+    body = strict_json.decode(b"".join(chunks))
     if not isinstance(body, dict):
         raise BadRequestError("request body must be a JSON object")
     return Fields(body)
+
+
+def whole_number(raw: str, name: str, low: int, high: int) -> int:
+    """A query or path parameter as a whole number from ``low`` to ``high``.
+
+    Only ASCII digits count (``str.isdigit`` also admits ``"²"`` and Arabic-Indic
+    digits), and the length is checked before conversion.
+
+    :raises BadRequestError: naming ``name`` and the range.
+    """
+    if raw.isascii() and raw.isdigit() and len(raw) <= len(str(high)) and low <= int(raw) <= high:
+        return int(raw)
+    raise BadRequestError(f"'{name}' must be a whole number from {low} to {high}", name)
 
 
 class Fields:
@@ -111,17 +124,30 @@ class Fields:
         return Fields(value, prefix=f"{self._name(key)}.")
 
     def stops(self, key: str = "stop") -> tuple[str, ...]:
+        """A stop string or an array of them, within the request limits."""
         value = self.data.get(key)
+        name = self._name(key)
         if value is None:
             return ()
-        if isinstance(value, str):
-            return (value,)
-        if isinstance(value, list) and all(isinstance(s, str) for s in value) and len(value) <= 16:
-            return tuple(value)
-        raise BadRequestError(
-            f"'{self._name(key)}' must be a string or an array of at most 16 strings",
-            self._name(key),
-        )
+        stops = (value,) if isinstance(value, str) else value
+        if not isinstance(stops, list | tuple) or not all(isinstance(s, str) for s in stops):
+            raise BadRequestError(f"'{name}' must be a string or an array of strings", name)
+        at_most(stops, MAX_STOPS, name, "stop strings")
+        if any(len(s) > MAX_STOP_CHARS for s in stops):
+            raise BadRequestError(
+                f"'{name}' has a stop string longer than {MAX_STOP_CHARS} characters", name
+            )
+        return tuple(stops)
+
+
+def item_fields(item: Any, where: str) -> Fields:
+    """An array element that must be an object, as :class:`Fields` named ``where``.
+
+    :raises BadRequestError: ``item`` is not an object.
+    """
+    if not isinstance(item, dict):
+        raise BadRequestError(f"'{where}' must be an object", where)
+    return Fields(item, prefix=f"{where}.")
 
 
 def parse_tool_calls(raw: Any, where: str) -> tuple[ToolCall, ...]:
@@ -136,14 +162,16 @@ def parse_tool_calls(raw: Any, where: str) -> tuple[ToolCall, ...]:
         return ()
     if not isinstance(raw, list):
         raise BadRequestError(f"'{where}' must be an array", where)
+    at_most(raw, MAX_TOOLS, where, "tool calls")
     calls = []
     for i, call in enumerate(raw):
-        fn = call.get("function") if isinstance(call, dict) else None
-        if not isinstance(fn, dict) or not isinstance(fn.get("name"), str):
+        fields = item_fields(call, f"{where}[{i}]")
+        fn = fields.mapping("function")
+        name = fn.text("name") if fn is not None else None
+        if fn is None or name is None:
             raise BadRequestError(f"'{where}[{i}].function.name' is required", f"{where}[{i}]")
-        args = fn.get("arguments", {})
+        args = fn.data.get("arguments", {})
         text = args if isinstance(args, str) else json.dumps(args)
-        calls.append(
-            ToolCall(id=str(call.get("id") or f"call_{i}"), name=fn["name"], arguments=text)
-        )
+        call_id = fields.text("id") or f"call_{i}"
+        calls.append(ToolCall(id=call_id, name=name, arguments=text))
     return tuple(calls)

@@ -1,0 +1,176 @@
+"""An in-process node for API tests: real Services, real apps, a scripted backend, no sockets.
+
+``InProcessNode`` builds :class:`~edgecoder.services.Services` over a real database in a
+temporary directory, with a :class:`ScriptedBackend` that answers every generation with a
+fixed reply (and checks what it receives the way a real backend would: the model must
+exist, the text must encode). Requests go through ``httpx.ASGITransport`` to the very
+Starlette apps the listeners serve, middleware included.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from edgecoder.access import AccessControl
+from edgecoder.adapters.transports.mesh_app import build_mesh_app
+from edgecoder.adapters.web.client_app import build_client_app
+from edgecoder.clock import SystemClock
+from edgecoder.config import Config
+from edgecoder.config.model import ApiConfig, NodeConfig
+from edgecoder.control import Control
+from edgecoder.errors import ModelNotFoundError, UnsupportedError
+from edgecoder.inference.types import (
+    ChatRequest,
+    CompletionRequest,
+    Delta,
+    EmbeddingRequest,
+    EmbeddingResult,
+    ModelInfo,
+    PullProgress,
+    Usage,
+)
+from edgecoder.security.identity import NodeIdentity
+from edgecoder.security.mesh_guard import MeshGuard
+from edgecoder.services import BackendState, Services
+from edgecoder.storage.database import Database
+
+__all__ = ("MODEL", "InProcessNode", "ScriptedBackend")
+
+MODEL = "scripted:1"
+
+
+@dataclass
+class ScriptedBackend:
+    """A backend that says ``reply`` word by word and records what it was asked."""
+
+    reply: str = "Hello from the script."
+    name: str = "scripted"
+    context_length: int = 4096
+    requests: list[object] = field(default_factory=list)
+    embed_started: asyncio.Event = field(default_factory=asyncio.Event)
+    embed_gate: asyncio.Event | None = None
+    """When set, embeddings wait on it (to hold a request in flight)."""
+
+    def _info(self) -> ModelInfo:
+        return ModelInfo(MODEL, self.name, self.context_length, supports_embeddings=True)
+
+    def _check(self, model: str, *texts: str) -> None:
+        if model != MODEL:
+            raise ModelNotFoundError(f"model {model!r} not found")
+        for text in texts:
+            text.encode("utf-8")  # what a tokenizer does first; a lone surrogate fails here
+
+    async def start(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+    async def list_models(self) -> list[ModelInfo]:
+        return [self._info()]
+
+    async def show(self, model: str) -> ModelInfo:
+        self._check(model)
+        return self._info()
+
+    async def loaded_models(self) -> list[ModelInfo]:
+        return [self._info()]
+
+    async def _say(self, prompt_tokens: int) -> AsyncIterator[Delta]:
+        yield Delta()
+        words = self.reply.split(" ")
+        for i, word in enumerate(words):
+            yield Delta(text=word if i == 0 else " " + word)
+        yield Delta(finish_reason="stop", usage=Usage(prompt_tokens, len(words)))
+
+    async def chat(self, request: ChatRequest) -> AsyncIterator[Delta]:
+        self._check(request.model, *(m.content for m in request.messages))
+        self.requests.append(request)
+        async for delta in self._say(sum(len(m.content.split()) for m in request.messages)):
+            yield delta
+
+    async def complete(self, request: CompletionRequest) -> AsyncIterator[Delta]:
+        self._check(request.model, request.prompt, request.suffix)
+        self.requests.append(request)
+        async for delta in self._say(len(request.prompt.split())):
+            yield delta
+
+    async def embed(self, request: EmbeddingRequest) -> EmbeddingResult:
+        self._check(request.model, *request.inputs)
+        self.requests.append(request)
+        self.embed_started.set()
+        if self.embed_gate is not None:
+            await self.embed_gate.wait()
+        vectors = tuple((float(len(t)), 1.0) for t in request.inputs)
+        return EmbeddingResult(vectors, sum(len(t.split()) for t in request.inputs))
+
+    async def pull(self, model: str) -> AsyncIterator[PullProgress]:
+        raise UnsupportedError("the scripted backend cannot pull models")
+        yield PullProgress("never")  # pragma: no cover - makes this an async generator
+
+    async def delete(self, model: str) -> None:
+        raise UnsupportedError("the scripted backend cannot delete models")
+
+
+class InProcessNode:
+    """A node's services and both its apps, in this process and this event loop."""
+
+    def __init__(self, services: Services, backend: ScriptedBackend, admin_key: str) -> None:
+        self.services = services
+        self.backend = backend
+        self.admin_key = admin_key
+        self.client_app = build_client_app(services, Control(services, lambda: services.config))
+        self.mesh_app = build_mesh_app(services)
+
+    @classmethod
+    async def open(cls, data_dir: Path, config: Config | None = None) -> InProcessNode:
+        """A node over a fresh database in ``data_dir``."""
+        config = config or Config(
+            node=NodeConfig(data_dir=data_dir),
+            api=ApiConfig(rate_limit_per_min=60_000, rate_limit_burst=10_000),
+        )
+        clock = SystemClock()
+        identity = NodeIdentity.generate()
+        database = await Database.open(data_dir)
+        backend = ScriptedBackend()
+        access = AccessControl(
+            database,
+            clock,
+            rate_per_min=config.api.rate_limit_per_min,
+            burst=config.api.rate_limit_burst,
+        )
+        services = Services(
+            config=config,
+            identity=identity,
+            database=database,
+            clock=clock,
+            access=access,
+            mesh_guard=MeshGuard(identity.node_id, config.mesh, clock),
+            extensions=False,
+            backend=backend,
+            backend_state=BackendState("scripted", "scripted", "ready", "scripted for tests"),
+            listeners={"mesh": "in-process", "api": "in-process"},
+            starts=1,
+        )
+        key = await access.create_key("tests", admin=True)
+        return cls(services, backend, key)
+
+    async def close(self) -> None:
+        await self.services.database.close()
+
+    def client(self, *, key: str | None = "", address: str = "127.0.0.1") -> httpx.AsyncClient:
+        """An HTTP client of the client API, from ``address``, with the admin key by default."""
+        token = self.admin_key if key == "" else key
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        transport = httpx.ASGITransport(app=self.client_app, client=(address, 50000))
+        return httpx.AsyncClient(transport=transport, base_url="http://node", headers=headers)
+
+    def mesh_client(self) -> httpx.AsyncClient:
+        """An HTTP client of the mesh app (unsigned: only what answers unsigned works)."""
+        transport = httpx.ASGITransport(app=self.mesh_app, client=("127.0.0.1", 50001))
+        return httpx.AsyncClient(transport=transport, base_url="http://node")

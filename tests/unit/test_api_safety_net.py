@@ -1,0 +1,132 @@
+"""The client API's last resorts: JSON 500s with request ids, auth-failure limits, disconnects."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from edgecoder.access import AUTH_FAILURE_BURST
+from edgecoder.inference.types import ModelInfo
+from tests.inprocess import MODEL, InProcessNode
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+async def node(tmp_path: Path) -> AsyncIterator[InProcessNode]:
+    node = await InProcessNode.open(tmp_path)
+    yield node
+    await node.close()
+
+
+def _break_listing(node: InProcessNode) -> None:
+    async def broken() -> list[ModelInfo]:
+        raise RuntimeError("the disk ate the registry")
+
+    node.backend.list_models = broken  # type: ignore[method-assign]
+
+
+async def test_an_unexpected_exception_is_a_json_500_with_a_request_id(
+    node: InProcessNode, caplog: pytest.LogCaptureFixture
+) -> None:
+    _break_listing(node)
+    caplog.set_level(logging.INFO)
+    async with node.client() as client:
+        openai = await client.get("/v1/models", headers={"X-Request-Id": "ide-42"})
+        ollama = await client.get("/api/tags")
+    assert openai.status_code == 500
+    assert openai.headers["x-request-id"] == "ide-42"
+    error = openai.json()["error"]
+    assert error["type"] == "server_error"
+    assert error["code"] == "internal_error"
+    assert "ide-42" in error["message"]
+    assert ollama.status_code == 500
+    rid = ollama.headers["x-request-id"]
+    assert rid in ollama.json()["error"]
+    lines = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(lines) == 2
+    assert "ide-42" in lines[0].getMessage()
+    assert "RuntimeError" in lines[0].getMessage()
+    assert rid in lines[1].getMessage()
+    assert all(r.exc_info is None for r in lines), "one line, not a traceback"
+
+
+async def test_a_key_in_the_path_never_reaches_the_log(
+    node: InProcessNode, caplog: pytest.LogCaptureFixture
+) -> None:
+    _break_listing(node)
+    async with node.client(key=None) as client:
+        response = await client.get(f"/k/{node.admin_key}/api/tags")
+    assert response.status_code == 500
+    assert isinstance(response.json()["error"], str)  # Ollama's dialect behind the prefix
+    assert node.admin_key not in caplog.text
+    assert "/k/***/api/tags" in caplog.text
+
+
+async def test_every_answer_carries_a_request_id(node: InProcessNode) -> None:
+    async with node.client() as client:
+        ok = await client.get("/healthz")
+        refused = await client.post("/v1/chat/completions", content=b"{")
+        unusable = await client.get("/healthz", headers={"X-Request-Id": "a b\u00e9".encode()})
+    assert len(ok.headers["x-request-id"]) == 16
+    assert len(refused.headers["x-request-id"]) == 16
+    assert unusable.headers["x-request-id"] != "a b\u00e9"
+
+
+async def test_failed_authentication_is_limited_per_address(node: InProcessNode) -> None:
+    async with node.client(key="ec_" + "x" * 43, address="10.0.0.9") as guesser:
+        answers = [(await guesser.get("/v1/models")).status_code for _ in range(30)]
+    assert answers[:AUTH_FAILURE_BURST] == [401] * AUTH_FAILURE_BURST
+    assert set(answers[AUTH_FAILURE_BURST:]) == {429}
+    async with node.client(address="10.0.0.9") as same_address:
+        blocked = await same_address.get("/v1/models")
+    assert blocked.status_code == 429, "a right key from a guessing address waits too"
+    assert int(blocked.headers["retry-after"]) >= 1
+    async with node.client(address="10.0.0.10") as other:
+        assert (await other.get("/v1/models")).status_code == 200
+        assert (await other.get("/healthz")).status_code == 200
+
+
+async def _call(app: Any, path: str, body: bytes, key: str, disconnect: asyncio.Event) -> list[Any]:
+    """Drive the ASGI app by hand: send ``body``, then disconnect when ``disconnect`` is set."""
+    sent: list[Any] = []
+    delivered = False
+
+    async def receive() -> dict[str, Any]:
+        nonlocal delivered
+        if not delivered:
+            delivered = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        await disconnect.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+        "scheme": "http", "path": path, "raw_path": path.encode(), "query_string": b"",
+        "root_path": "", "client": ("127.0.0.1", 5000), "server": ("node", 80),
+        "headers": [(b"content-type", b"application/json"),
+                    (b"authorization", b"Bearer " + key.encode())],
+    }  # fmt: skip
+    await app(scope, receive, send)
+    return sent
+
+
+@pytest.mark.parametrize("path", ["/v1/embeddings", "/api/embed"])
+async def test_an_embedding_stops_when_its_client_goes_away(node: InProcessNode, path: str) -> None:
+    node.backend.embed_gate = asyncio.Event()  # never set: the embedding would wait forever
+    gone = asyncio.Event()
+    body = json.dumps({"model": MODEL, "input": ["a"] * 100}).encode()
+    call = asyncio.create_task(_call(node.client_app, path, body, node.admin_key, gone))
+    await node.backend.embed_started.wait()
+    gone.set()
+    sent = await asyncio.wait_for(call, timeout=60)  # a bound on a hang, not a speed check
+    assert sent[0]["status"] == 499
