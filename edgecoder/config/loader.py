@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from edgecoder.config.model import Config, SystemdEnv
+from edgecoder.config.model import CROSS_CHECKS, Config, SystemdEnv
 from edgecoder.errors import ConfigError
 
 __all__ = (
@@ -112,7 +112,9 @@ def load_config(
         layers[section][key] = (value, source)
 
     built = {name: _build(cls, name, layers[name]) for name, cls in sections.items()}
-    return Config(**built, sources=tuple(str(p) for p in files))
+    config = Config(**built, sources=tuple(str(p) for p in files))
+    _cross_check(config, layers)
+    return config
 
 
 def _read_toml(path: Path, sections: Mapping[str, type[Any]]) -> dict[str, dict[str, object]]:
@@ -162,6 +164,21 @@ def _build(cls: type[Any], section: str, values: Mapping[str, tuple[object, str]
             raise ConfigError(f"{where} {problem}, got {raw!r}")
         kwargs[f.name] = value
     return cls(**kwargs)
+
+
+def _cross_check(config: Config, layers: Mapping[str, Mapping[str, tuple[object, str]]]) -> None:
+    """Apply the rules that involve several keys, naming each key and its source."""
+
+    def where(dotted: str) -> str:
+        section, _, key = dotted.partition(".")
+        source = layers[section][key][1] if key in layers[section] else "built-in default"
+        return f"{dotted} (from {source})"
+
+    for check in CROSS_CHECKS:
+        problem = check(config)
+        if problem is not None:
+            keys, template = problem
+            raise ConfigError(template.format(*(where(key) for key in keys)))
 
 
 def _coerce(raw: object, kind: object, where: str) -> object:

@@ -7,12 +7,14 @@ any other. A field's ``metadata["check"]`` validates its value after type coerci
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
 __all__ = (
     "BACKENDS",
+    "CROSS_CHECKS",
     "DBUS_BUSES",
     "EVENT_LOOPS",
     "EXCLUDED_INTERFACES",
@@ -20,6 +22,7 @@ __all__ = (
     "TASK_MODES",
     "ApiConfig",
     "Config",
+    "CrossCheck",
     "DaemonConfig",
     "IdentityConfig",
     "InferenceConfig",
@@ -96,12 +99,22 @@ def _host_or_empty(value: str) -> str | None:
     return None
 
 
-def _positive(value: int) -> str | None:
-    return None if value > 0 else "must be a positive number"
+KIB = 1024
+MIB = 1024 * KIB
+HOUR_S = 3600
+DAY_S = 24 * HOUR_S
+DAY_MS = DAY_S * 1000
 
 
-def _non_negative(value: int) -> str | None:
-    return None if value >= 0 else "must be zero or more"
+def _between(low: int, high: int) -> object:
+    """A check for a whole number from ``low`` to ``high``: every number has an upper
+    bound, so a typo (an extra zero, milliseconds for seconds) is refused at start rather
+    than exhausting memory or waiting for ever."""
+
+    def check(value: int) -> str | None:
+        return None if low <= value <= high else f"must be from {low} to {high}"
+
+    return check
 
 
 def _absolute_or_empty(value: str) -> str | None:
@@ -133,31 +146,38 @@ class MeshConfig:
     bootstrap: tuple[str, ...] = field(default=(), metadata={"check": _http_urls})
     mdns: bool = True
     deny: tuple[str, ...] = field(default=(), metadata={"check": _node_ids})
-    skew_ms: int = field(default=30_000, metadata={"check": _positive})
-    max_body_bytes: int = field(default=4 * 1024 * 1024, metadata={"check": _positive})
-    peer_rate_per_s: int = field(default=50, metadata={"check": _positive})
-    peer_burst: int = field(default=100, metadata={"check": _positive})
-    address_rate_per_s: int = field(default=200, metadata={"check": _positive})
-    address_burst: int = field(default=400, metadata={"check": _positive})
-    replay_capacity: int = field(default=200_000, metadata={"check": _positive})
+    skew_ms: int = field(default=30_000, metadata={"check": _between(1, HOUR_S * 1000)})
+    max_body_bytes: int = field(default=4 * MIB, metadata={"check": _between(1, 64 * MIB)})
+    header_timeout_s: int = field(default=10, metadata={"check": _between(1, HOUR_S)})
+    max_header_bytes: int = field(default=16 * KIB, metadata={"check": _between(KIB, MIB)})
+    idle_timeout_s: int = field(default=30, metadata={"check": _between(1, HOUR_S)})
+    # Peers on one host (or behind one NAT) share an address, and an origin holds one
+    # connection per offer and per streamed task: twice the client listener's share.
+    max_connections: int = field(default=512, metadata={"check": _between(1, 65_536)})
+    max_connections_per_address: int = field(default=128, metadata={"check": _between(1, 65_536)})
+    peer_rate_per_s: int = field(default=50, metadata={"check": _between(1, 100_000)})
+    peer_burst: int = field(default=100, metadata={"check": _between(1, 1_000_000)})
+    address_rate_per_s: int = field(default=200, metadata={"check": _between(1, 100_000)})
+    address_burst: int = field(default=400, metadata={"check": _between(1, 1_000_000)})
+    replay_capacity: int = field(default=200_000, metadata={"check": _between(1, 10_000_000)})
     advertise: str = field(default="", metadata={"check": _host_or_empty})
     interfaces: tuple[str, ...] = ()
     exclude_interfaces: tuple[str, ...] = EXCLUDED_INTERFACES
     ipv6: bool = True
-    period_ms: int = field(default=1000, metadata={"check": _positive})
-    ack_timeout_ms: int = field(default=400, metadata={"check": _positive})
-    indirect_k: int = field(default=3, metadata={"check": _non_negative})
-    suspicion_mult: int = field(default=5, metadata={"check": _positive})
-    dead_retention_ms: int = field(default=60_000, metadata={"check": _non_negative})
-    retransmit_mult: int = field(default=4, metadata={"check": _positive})
-    max_piggyback: int = field(default=8, metadata={"check": _positive})
-    push_pull_periods: int = field(default=1, metadata={"check": _positive})
-    sync_max_entries: int = field(default=1024, metadata={"check": _positive})
-    max_news: int = field(default=1024, metadata={"check": _positive})
-    record_ttl_s: int = field(default=3600, metadata={"check": _positive})
-    advert_interval_s: int = field(default=10, metadata={"check": _positive})
+    period_ms: int = field(default=1000, metadata={"check": _between(1, 600_000)})
+    ack_timeout_ms: int = field(default=400, metadata={"check": _between(1, 600_000)})
+    indirect_k: int = field(default=3, metadata={"check": _between(0, 64)})
+    suspicion_mult: int = field(default=5, metadata={"check": _between(1, 100)})
+    dead_retention_ms: int = field(default=60_000, metadata={"check": _between(0, DAY_MS)})
+    retransmit_mult: int = field(default=4, metadata={"check": _between(1, 100)})
+    max_piggyback: int = field(default=8, metadata={"check": _between(1, 1024)})
+    push_pull_periods: int = field(default=1, metadata={"check": _between(1, 10_000)})
+    sync_max_entries: int = field(default=1024, metadata={"check": _between(1, 65_536)})
+    max_news: int = field(default=1024, metadata={"check": _between(1, 65_536)})
+    record_ttl_s: int = field(default=HOUR_S, metadata={"check": _between(1, DAY_S)})
+    advert_interval_s: int = field(default=10, metadata={"check": _between(1, DAY_S)})
     calibrate: bool = True
-    price_pct: int = field(default=100, metadata={"check": _positive})
+    price_pct: int = field(default=100, metadata={"check": _between(1, 10_000)})
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,10 +186,15 @@ class ApiConfig:
 
     bind: str = field(default="0.0.0.0", metadata={"check": _ip})  # noqa: S104
     port: int = field(default=4304, metadata={"check": _port})
-    rate_limit_per_min: int = field(default=600, metadata={"check": _positive})
-    rate_limit_burst: int = field(default=60, metadata={"check": _positive})
-    keepalive_s: int = field(default=10, metadata={"check": _positive})
-    max_body_bytes: int = field(default=16 * 1024 * 1024, metadata={"check": _positive})
+    rate_limit_per_min: int = field(default=600, metadata={"check": _between(1, 1_000_000)})
+    rate_limit_burst: int = field(default=60, metadata={"check": _between(1, 1_000_000)})
+    keepalive_s: int = field(default=10, metadata={"check": _between(1, HOUR_S)})
+    max_body_bytes: int = field(default=16 * MIB, metadata={"check": _between(1, 64 * MIB)})
+    header_timeout_s: int = field(default=10, metadata={"check": _between(1, HOUR_S)})
+    max_header_bytes: int = field(default=16 * KIB, metadata={"check": _between(KIB, MIB)})
+    idle_timeout_s: int = field(default=30, metadata={"check": _between(1, HOUR_S)})
+    max_connections: int = field(default=256, metadata={"check": _between(1, 65_536)})
+    max_connections_per_address: int = field(default=64, metadata={"check": _between(1, 65_536)})
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,10 +204,10 @@ class InferenceConfig:
     backend: str = field(default="auto", metadata={"check": _one_of(BACKENDS)})
     model: str = ""
     ollama_url: str = field(default="http://127.0.0.1:11434", metadata={"check": _http_url})
-    context_length: int = field(default=8192, metadata={"check": _non_negative})
-    slots: int = field(default=1, metadata={"check": _positive})
-    max_queue: int = field(default=16, metadata={"check": _non_negative})
-    threads: int = field(default=0, metadata={"check": _non_negative})
+    context_length: int = field(default=8192, metadata={"check": _between(0, 1024 * KIB)})
+    slots: int = field(default=1, metadata={"check": _between(1, 256)})
+    max_queue: int = field(default=16, metadata={"check": _between(0, 10_000)})
+    threads: int = field(default=0, metadata={"check": _between(0, 1024)})
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,17 +215,17 @@ class TasksConfig:
     """``[tasks]``: when work leaves this node, and how this node works for its peers."""
 
     mode: str = field(default="mesh", metadata={"check": _one_of(TASK_MODES)})
-    worker_slots: int = field(default=1, metadata={"check": _non_negative})
-    ttft_budget_ms: int = field(default=2000, metadata={"check": _positive})
-    max_candidates: int = field(default=4, metadata={"check": _positive})
-    claim_delay_max_ms: int = field(default=200, metadata={"check": _non_negative})
-    claim_jitter_ms: int = field(default=10, metadata={"check": _non_negative})
-    claim_stagger_ms: int = field(default=50, metadata={"check": _non_negative})
-    grant_window_ms: int = field(default=0, metadata={"check": _non_negative})
-    offer_timeout_ms: int = field(default=1500, metadata={"check": _positive})
-    lease_ms: int = field(default=10_000, metadata={"check": _positive})
-    max_attempts: int = field(default=3, metadata={"check": _positive})
-    deadline_s: int = field(default=600, metadata={"check": _positive})
+    worker_slots: int = field(default=1, metadata={"check": _between(0, 256)})
+    ttft_budget_ms: int = field(default=2000, metadata={"check": _between(1, 600_000)})
+    max_candidates: int = field(default=4, metadata={"check": _between(1, 64)})
+    claim_delay_max_ms: int = field(default=200, metadata={"check": _between(0, 60_000)})
+    claim_jitter_ms: int = field(default=10, metadata={"check": _between(0, 60_000)})
+    claim_stagger_ms: int = field(default=50, metadata={"check": _between(0, 60_000)})
+    grant_window_ms: int = field(default=0, metadata={"check": _between(0, 60_000)})
+    offer_timeout_ms: int = field(default=1500, metadata={"check": _between(1, 600_000)})
+    lease_ms: int = field(default=10_000, metadata={"check": _between(1, HOUR_S * 1000)})
+    max_attempts: int = field(default=3, metadata={"check": _between(1, 100)})
+    deadline_s: int = field(default=600, metadata={"check": _between(1, DAY_S)})
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,7 +233,7 @@ class DaemonConfig:
     """``[daemon]``: process-level behaviour of the agent."""
 
     event_loop: str = field(default="uvloop", metadata={"check": _one_of(EVENT_LOOPS)})
-    shutdown_timeout_s: int = field(default=10, metadata={"check": _positive})
+    shutdown_timeout_s: int = field(default=10, metadata={"check": _between(1, HOUR_S)})
     dbus: str = field(default="system", metadata={"check": _one_of(DBUS_BUSES)})
 
 
@@ -225,6 +250,32 @@ class Config:
     daemon: DaemonConfig = field(default_factory=DaemonConfig)
     sources: tuple[str, ...] = ()
     """The files that contributed to this configuration, in the order applied."""
+
+
+CrossCheck = Callable[[Config], tuple[tuple[str, ...], str] | None]
+"""A rule over several keys: ``None``, or the keys (``"section.key"``) and the problem as a
+template whose ``{0}``, ``{1}``... the loader fills with each key and where it came from."""
+
+
+def _distinct_ports(config: Config) -> tuple[tuple[str, ...], str] | None:
+    port = config.api.port
+    if port and port == config.mesh.port:
+        # Both sockets would bind (neither listens yet), and clients would reach either one.
+        return ("api.port", "mesh.port"), f"{{0}} and {{1}} must differ, both are {port}"
+    return None
+
+
+def _ack_within_period(config: Config) -> tuple[tuple[str, ...], str] | None:
+    mesh = config.mesh
+    if mesh.ack_timeout_ms >= mesh.period_ms:
+        return ("mesh.ack_timeout_ms", "mesh.period_ms"), (
+            f"{{0}} must be shorter than {{1}}, got {mesh.ack_timeout_ms} and {mesh.period_ms}"
+        )
+    return None
+
+
+CROSS_CHECKS: tuple[CrossCheck, ...] = (_distinct_ports, _ack_within_period)
+"""Rules the loader applies to the whole configuration once every key is valid."""
 
 
 @dataclass(frozen=True, slots=True)

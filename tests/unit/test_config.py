@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
+import typing
 from pathlib import Path
 
 import pytest
 
-from edgecoder.config import load_config, systemd_env
+from edgecoder.config import Config, load_config, systemd_env
 from edgecoder.errors import ConfigError
 
 
@@ -75,6 +77,15 @@ def test_config_file_from_environment(tmp_path: Path) -> None:
         ("[mesh]\nmdns = 'sometimes'\n", r"mesh\.mdns .* must be true or false"),
         ("[inference]\nbackend = 'gpu'\n", r"inference\.backend .* must be one of auto"),
         ("[node]\nnetwork = 'a b'\n", r"node\.network .* must be 1-63"),
+        ("[mesh]\nmax_body_bytes = 67108865\n", r"mesh\.max_body_bytes .* from 1 to 67108864"),
+        ("[api]\nrate_limit_per_min = 1e9\n", r"api\.rate_limit_per_min .* whole number"),
+        ("[api]\nrate_limit_per_min = 1000000000\n", r"api\.rate_limit_per_min .* to 1000000"),
+        ("[api]\nmax_connections = 0\n", r"api\.max_connections .* from 1 to 65536"),
+        ("[api]\nmax_header_bytes = 100\n", r"api\.max_header_bytes .* from 1024 to 1048576"),
+        ("[mesh]\nheader_timeout_s = 86400\n", r"mesh\.header_timeout_s .* from 1 to 3600"),
+        ("[tasks]\ndeadline_s = 86401\n", r"tasks\.deadline_s .* from 1 to 86400"),
+        ("[inference]\ncontext_length = -1\n", r"inference\.context_length .* from 0 to"),
+        ("[daemon]\nshutdown_timeout_s = 0\n", r"daemon\.shutdown_timeout_s .* from 1 to 3600"),
         ("mesh = 3\n", r"mesh in .* must be a table"),
         ("[mesh\n", r"is not valid TOML"),
     ],
@@ -82,6 +93,62 @@ def test_config_file_from_environment(tmp_path: Path) -> None:
 def test_bad_files_are_refused_by_name(etc: Path, content: str, message: str) -> None:
     (etc / "edgecoder.toml").write_text(content)
     with pytest.raises(ConfigError, match=message):
+        _load(etc)
+
+
+def test_every_number_has_an_upper_bound() -> None:
+    for section in dataclasses.fields(Config):
+        if section.name == "sources":
+            continue
+        cls = typing.get_type_hints(Config)[section.name]
+        hints = typing.get_type_hints(cls)
+        for key in dataclasses.fields(cls):
+            if hints[key.name] is int:
+                check = key.metadata["check"]
+                assert check(getattr(cls(), key.name)) is None, f"{section.name}.{key.name}"
+                assert check(10**12) is not None, f"{section.name}.{key.name} has no bound"
+
+
+def test_bounds_are_inclusive(etc: Path) -> None:
+    (etc / "edgecoder.toml").write_text(
+        "[api]\nmax_body_bytes = 67108864\nmax_connections_per_address = 1\n"
+        "[tasks]\ndeadline_s = 86400\nworker_slots = 0\n"
+    )
+    config = _load(etc)
+    assert config.api.max_body_bytes == 64 * 1024 * 1024  # type: ignore[attr-defined]
+    assert config.tasks.deadline_s == 86400  # type: ignore[attr-defined]
+
+
+def test_connection_limits_from_environment(etc: Path) -> None:
+    config = _load(etc, {"EDGECODER_MESH_MAX_CONNECTIONS_PER_ADDRESS": "7",
+                         "EDGECODER_API_IDLE_TIMEOUT_S": "2"})  # fmt: skip
+    assert config.mesh.max_connections_per_address == 7  # type: ignore[attr-defined]
+    assert config.api.idle_timeout_s == 2  # type: ignore[attr-defined]
+    assert config.api.max_connections_per_address == 64  # type: ignore[attr-defined]
+
+
+def test_same_port_for_both_listeners_is_refused(etc: Path) -> None:
+    (etc / "edgecoder.toml").write_text("[mesh]\nport = 4304\n")
+    with pytest.raises(ConfigError) as raised:
+        _load(etc)
+    assert str(raised.value) == (
+        "api.port (from built-in default) and mesh.port (from "
+        f"{etc / 'edgecoder.toml'}) must differ, both are 4304"
+    )
+    with pytest.raises(ConfigError, match=r"api\.port \(from --api-port\) and mesh\.port \(from "
+                       r"environment variable EDGECODER_MESH_PORT\) must differ"):  # fmt: skip
+        _load(etc, {"EDGECODER_MESH_PORT": "5000"}, overrides=[("api.port", "5000", "--api-port")])
+    # Port 0 asks the kernel for a free port, a different one for each listener.
+    both_free = _load(etc, overrides=[("api.port", "0", "--api-port"),
+                                      ("mesh.port", "0", "--mesh-port")])  # fmt: skip
+    assert both_free.api.port == both_free.mesh.port == 0  # type: ignore[attr-defined]
+
+
+def test_ack_timeout_must_be_shorter_than_period(etc: Path) -> None:
+    (etc / "edgecoder.toml").write_text("[mesh]\nack_timeout_ms = 1000\n")
+    expected = (r"mesh\.ack_timeout_ms \(from .*edgecoder\.toml\) must be shorter than "
+                r"mesh\.period_ms \(from built-in default\), got 1000 and 1000")  # fmt: skip
+    with pytest.raises(ConfigError, match=expected):
         _load(etc)
 
 
