@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from edgecoder.access import AUTH_FAILURE_BURST
+from edgecoder.errors import DiskFullError, ReadOnlyStorageError, StorageIOError
 from edgecoder.inference.types import ModelInfo
 from tests.inprocess import MODEL, InProcessNode
 
@@ -25,9 +26,9 @@ async def node(tmp_path: Path) -> AsyncIterator[InProcessNode]:
     await node.close()
 
 
-def _break_listing(node: InProcessNode) -> None:
+def _break_listing(node: InProcessNode, error: Exception | None = None) -> None:
     async def broken() -> list[ModelInfo]:
-        raise RuntimeError("the disk ate the registry")
+        raise error or RuntimeError("the disk ate the registry")
 
     node.backend.list_models = broken  # type: ignore[method-assign]
 
@@ -130,3 +131,27 @@ async def test_an_embedding_stops_when_its_client_goes_away(node: InProcessNode,
     gone.set()
     sent = await asyncio.wait_for(call, timeout=60)  # a bound on a hang, not a speed check
     assert sent[0]["status"] == 499
+
+
+@pytest.mark.parametrize(
+    ("error", "status", "code"),
+    [
+        (DiskFullError("data dir /x is full (No space left on device)"), 507,
+         "insufficient_storage"),
+        (ReadOnlyStorageError("data dir /x is read-only"), 503, "storage_unavailable"),
+        (StorageIOError("data dir /x: I/O error"), 503, "storage_unavailable"),
+    ],
+)  # fmt: skip
+async def test_storage_faults_answer_507_or_503_in_the_dialect(
+    node: InProcessNode, error: Exception, status: int, code: str
+) -> None:
+    _break_listing(node, error)
+    async with node.client() as client:
+        openai = await client.get("/v1/models")
+        ollama = await client.get("/api/tags")
+    assert openai.status_code == status
+    assert openai.json()["error"]["code"] == code
+    assert openai.json()["error"]["message"] == str(error)
+    assert openai.headers["retry-after"] == "5"
+    assert ollama.status_code == status
+    assert ollama.json() == {"error": str(error)}

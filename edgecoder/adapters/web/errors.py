@@ -21,10 +21,12 @@ from edgecoder.errors import (
     BackendUnavailableError,
     BadRequestError,
     ContextOverflowError,
+    DiskFullError,
     EdgeCoderError,
     ModelNotFoundError,
     OverloadedError,
     RateLimitedError,
+    StorageError,
     UnsupportedError,
 )
 
@@ -79,6 +81,10 @@ def _classify(exc: EdgeCoderError) -> tuple[int, str, str | None, str | None]:
         return 503, "server_error", "overloaded", None
     if isinstance(exc, BackendUnavailableError):
         return 503, "server_error", "backend_unavailable", None
+    if isinstance(exc, DiskFullError):
+        return 507, "server_error", "insufficient_storage", None
+    if isinstance(exc, StorageError):
+        return 503, "server_error", "storage_unavailable", None
     return 500, "server_error", "internal_error", None
 
 
@@ -94,6 +100,10 @@ def error_response(exc: EdgeCoderError, *, ollama: bool = False) -> JSONResponse
     headers = {}
     if isinstance(exc, RateLimitedError):
         headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after_s)))
+    elif isinstance(exc, OverloadedError):
+        headers["Retry-After"] = "1"
+    elif isinstance(exc, StorageError):
+        headers["Retry-After"] = "5"
     if status == 401:
         headers["WWW-Authenticate"] = 'Bearer realm="edgecoder"'
     content: object = {"error": str(exc)} if ollama else body
