@@ -2,10 +2,11 @@
 
 A key arrives as ``Authorization: Bearer <key>``, or — for clients that take only a URL,
 such as VS Code Copilot's Ollama provider — as a path prefix ``/k/<key>/...``, which is
-stripped before routing. Open paths (``/healthz``) need no key. Failed attempts are
-limited per client address (:meth:`~edgecoder.access.AccessControl.check_address`).
-The principal is left in ``scope["state"]["principal"]``, and the arrival time
-(``perf_counter``) in ``scope["state"]["arrived"]`` for the ``Server-Timing`` header.
+stripped before routing. Open paths (``/healthz``, ``/openapi.json``) need no key.
+Failed attempts are limited per client address
+(:meth:`~edgecoder.access.AccessControl.check_address`). The principal is left in
+``scope["state"]["principal"]``, and the arrival time (``perf_counter``) in
+``scope["state"]["arrived"]`` for the ``Server-Timing`` header.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from edgecoder.errors import AuthError, RateLimitedError
 
 __all__ = ("OPEN_PATHS", "KeyAuthMiddleware", "shown_path")
 
-OPEN_PATHS = frozenset({"/healthz"})
+OPEN_PATHS = frozenset({"/healthz", "/openapi.json"})
 _PREFIX = "/k/"
 
 log = logging.getLogger(__name__)

@@ -1,4 +1,5 @@
-"""The Starlette app on the client listener: health, the OpenAI and Ollama APIs."""
+"""The Starlette app on the client listener: health, its OpenAPI document, the OpenAI and
+Ollama APIs, the admin routes."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from edgecoder.adapters.web.auth import KeyAuthMiddleware, shown_path
 from edgecoder.adapters.web.infill_api import infill_routes
 from edgecoder.adapters.web.ollama_api import ollama_routes
 from edgecoder.adapters.web.openai_api import openai_routes
+from edgecoder.adapters.web.openapi import openapi_document
 from edgecoder.adapters.web.responses_api import responses_routes
 from edgecoder.control import Control
 from edgecoder.services import Services
@@ -45,6 +47,11 @@ def build_client_app(services: Services, control: Control | None = None) -> Star
     async def healthz(request: Request) -> Response:
         return JSONResponse(services.health(), headers={"Cache-Control": "no-store"})
 
+    document = openapi_document()
+
+    async def openapi(request: Request) -> Response:
+        return JSONResponse(document)
+
     async def http_error(request: Request, exc: Exception) -> Response:
         # OpenAI-shaped, so IDE clients show the message instead of a parse error.
         if not isinstance(exc, HTTPException):
@@ -63,6 +70,7 @@ def build_client_app(services: Services, control: Control | None = None) -> Star
     app = Starlette(
         routes=[
             Route("/healthz", healthz, methods=["GET"]),
+            Route("/openapi.json", openapi, methods=["GET"]),
             *openai_routes(services),
             *responses_routes(services),
             *infill_routes(services),

@@ -1,0 +1,45 @@
+"""The OpenAPI document matches the client app's routes exactly, and is served unauthenticated."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from starlette.routing import Route
+
+from edgecoder.adapters.web.openapi import openapi_document
+from tests.inprocess import InProcessNode
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+async def node(tmp_path: Path) -> AsyncIterator[InProcessNode]:
+    node = await InProcessNode.open(tmp_path)
+    yield node
+    await node.close()
+
+
+def _routes(node: InProcessNode) -> set[tuple[str, str]]:
+    found = set()
+    for route in node.client_app.routes:
+        assert isinstance(route, Route)
+        path = re.sub(r"\{(\w+):\w+\}", r"{\1}", route.path)
+        found |= {(method.lower(), path) for method in route.methods or () if method != "HEAD"}
+    return found
+
+
+async def test_the_document_lists_every_route_and_nothing_else(node: InProcessNode) -> None:
+    paths = openapi_document()["paths"]
+    documented = {(method, path) for path, item in paths.items() for method in item}
+    assert documented == _routes(node)
+
+
+async def test_the_document_is_served_without_a_key(node: InProcessNode) -> None:
+    async with node.client(key=None) as client:
+        response = await client.get("/openapi.json")
+    assert response.status_code == 200
+    assert response.json() == openapi_document()
+    assert response.json()["openapi"].startswith("3.1")
