@@ -2,7 +2,8 @@
 
 Binding happens before anything is written to disk, so a port in use fails fast and
 leaves nothing behind. The embedded uvicorn servers never install signal handlers:
-the daemon owns signals and tells them when to stop.
+the daemon owns signals and tells them when to stop. Each bounds its own connections
+(header time and size, idle keep-alive, per-address and total counts).
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from collections.abc import Generator
 import uvicorn
 from starlette.types import ASGIApp
 
+from edgecoder.config.model import ApiConfig, MeshConfig
+from edgecoder.daemon.connections import ConnectionLimits, ListenerConfig
 from edgecoder.errors import ListenerError
 
 __all__ = ("EmbeddedServer", "bind_listener", "describe")
@@ -60,20 +63,35 @@ def describe(sock: socket.socket) -> str:
 
 
 class EmbeddedServer(uvicorn.Server):
-    """A uvicorn server that runs inside the daemon's loop and leaves signals alone."""
+    """A uvicorn server that runs inside the daemon's loop and leaves signals alone.
 
-    def __init__(self, app: ASGIApp, name: str, graceful_timeout_s: int) -> None:
-        config = uvicorn.Config(
+    Its connections are bounded by the listener's limits (see
+    :mod:`edgecoder.daemon.connections`); ``tracker`` counts them.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        name: str,
+        graceful_timeout_s: int,
+        section: ApiConfig | MeshConfig | None = None,
+    ) -> None:
+        """``section`` is the listener's ``[api]`` or ``[mesh]`` configuration, whose
+        connection limits apply; None applies :class:`ConnectionLimits`' defaults."""
+        limits = ConnectionLimits() if section is None else ConnectionLimits.of(section)
+        config = ListenerConfig(
             app,
+            name,
+            limits,
             lifespan="off",
             log_config=None,
             access_log=False,
             server_header=False,
             timeout_graceful_shutdown=graceful_timeout_s,
-            timeout_keep_alive=30,
         )
         super().__init__(config)
         self.name = name
+        self.tracker = config.tracker
         self.serving = asyncio.Event()
 
     @contextlib.contextmanager
