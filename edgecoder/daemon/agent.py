@@ -204,8 +204,8 @@ class Agent:
         grace = cfg.daemon.shutdown_timeout_s
         control = Control(services, self._reload)
         await control.restore()
-        mesh = EmbeddedServer(build_mesh_app(services), "mesh", grace)
-        api = EmbeddedServer(build_client_app(services, control), "api", grace)
+        mesh = EmbeddedServer(build_mesh_app(services), "mesh", grace, cfg.mesh)
+        api = EmbeddedServer(build_client_app(services, control), "api", grace, cfg.api)
         self._servers = [mesh, api]
         tasks = [
             asyncio.create_task(mesh.serve(sockets=[mesh_sock]), name="edgecoder-mesh-listener"),
