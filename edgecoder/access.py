@@ -1,8 +1,9 @@
 """Who may use the client API: API keys, their accounts, and per-key rate limits.
 
-Failed authentications are limited per client address: :data:`AUTH_FAILURE_BURST` failures,
-then one more every ``60 / AUTH_FAILURES_PER_MIN`` seconds; an address over that is refused
-with 429 before its key is even looked at, so guessing keys costs time, not just requests.
+Failed authentications are limited per client address: ``api.auth_failure_burst`` failures
+(default :data:`AUTH_FAILURE_BURST`), then ``api.auth_failures_per_min`` more a minute; an
+address over that is refused with 429 before its key is even looked at, so guessing keys
+costs time, not just requests.
 
 Lookups are cached for :data:`CACHE_TTL_S` so a request costs no database round trip;
 a key revoked from another process (``edgecoder keys revoke``) stops working within that
@@ -46,13 +47,24 @@ class Principal:
 class AccessControl:
     """API keys and rate limits over the node database."""
 
-    def __init__(self, database: Database, clock: Clock, *, rate_per_min: int, burst: int) -> None:
+    def __init__(
+        self,
+        database: Database,
+        clock: Clock,
+        *,
+        rate_per_min: int,
+        burst: int,
+        auth_failure_burst: int = AUTH_FAILURE_BURST,
+        auth_failures_per_min: int = AUTH_FAILURES_PER_MIN,
+    ) -> None:
         self._database = database
         self._clock = clock
         self._limits = TokenBuckets(rate=rate_per_min / 60.0, burst=float(burst))
         self._cache: dict[str, tuple[ApiKeyRecord | None, float]] = {}
         self._touched: dict[str, float] = {}
-        self._failures = TokenBuckets(rate=AUTH_FAILURES_PER_MIN / 60.0, burst=AUTH_FAILURE_BURST)
+        self._failures = TokenBuckets(
+            rate=auth_failures_per_min / 60.0, burst=float(auth_failure_burst)
+        )
 
     def check_address(self, address: str) -> None:
         """Refuse an address that has failed to authenticate too often of late.

@@ -143,6 +143,8 @@ class InProcessNode:
             clock,
             rate_per_min=config.api.rate_limit_per_min,
             burst=config.api.rate_limit_burst,
+            auth_failure_burst=config.api.auth_failure_burst,
+            auth_failures_per_min=config.api.auth_failures_per_min,
         )
         services = Services(
             config=config,

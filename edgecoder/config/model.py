@@ -188,6 +188,8 @@ class ApiConfig:
     port: int = field(default=4304, metadata={"check": _port})
     rate_limit_per_min: int = field(default=600, metadata={"check": _between(1, 1_000_000)})
     rate_limit_burst: int = field(default=60, metadata={"check": _between(1, 1_000_000)})
+    auth_failure_burst: int = field(default=20, metadata={"check": _between(1, 1_000_000)})
+    auth_failures_per_min: int = field(default=10, metadata={"check": _between(1, 1_000_000)})
     keepalive_s: int = field(default=10, metadata={"check": _between(1, HOUR_S)})
     max_body_bytes: int = field(default=16 * MIB, metadata={"check": _between(1, 64 * MIB)})
     header_timeout_s: int = field(default=10, metadata={"check": _between(1, HOUR_S)})
