@@ -81,6 +81,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except EdgeCoderError as exc:
         _fail(str(exc))
         return EXIT_FAILURE
+    except OSError as exc:
+        # A safety net: storage and listener failures are typed where they happen, but a
+        # file the OS refuses anywhere else still gets one line, not a traceback.
+        _fail(f"{exc.filename}: {exc.strerror}" if exc.filename and exc.strerror else str(exc))
+        return EXIT_FAILURE
     except KeyboardInterrupt:
         return 130
 

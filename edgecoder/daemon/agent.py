@@ -1,9 +1,13 @@
 """The unified agent's lifecycle: build the node from its config, serve, stop cleanly.
 
-Order of start: bind both listeners (fail fast, nothing written) → data dir → node key
-→ database → serve both listeners → ``READY=1``. Order of stop (SIGTERM or SIGINT):
+Order of start: bind both listeners and read the passphrase (fail fast, nothing written)
+→ data dir → node key → database → serve both listeners → ``READY=1``. A start that fails
+before the listeners accept anything removes what it wrote to the data dir (the whole
+dir if it made it; never what was there before). Order of stop (SIGTERM or SIGINT):
 ``STOPPING=1`` → stop accepting → let in-flight requests finish, bounded by
-``daemon.shutdown_timeout_s`` → close the database. A second signal skips the wait.
+``daemon.shutdown_timeout_s`` → close the backend → save the replay state → close the
+database. Every stop step runs even when an earlier one fails (a full disk); each failure
+is logged on one line and the first is raised once the stop is complete.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import contextlib
 import logging
 import signal
 import socket
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,11 +34,12 @@ from edgecoder.daemon.listeners import EmbeddedServer, bind_listener, describe
 from edgecoder.daemon.mesh_runtime import MeshRuntime
 from edgecoder.daemon.sdnotify import Notifier
 from edgecoder.errors import ConfigError, EdgeCoderError
+from edgecoder.inference.backend import Backend
 from edgecoder.security.mesh_guard import MeshGuard
 from edgecoder.services import Services
 from edgecoder.speedups import FALLBACK_REASON, USING_EXTENSIONS
 from edgecoder.storage.database import Database
-from edgecoder.storage.datadir import prepare_data_dir
+from edgecoder.storage.datadir import DataDirSnapshot, prepare_data_dir, snapshot_data_dir
 from edgecoder.storage.keystore import load_or_create_identity
 from edgecoder.storage.node_meta import register_start
 from edgecoder.storage.replay_state import load_replay_state, save_replay_state
@@ -78,6 +83,9 @@ class Agent:
         self._stop = asyncio.Event()
         self._servers: list[EmbeddedServer] = []
         self._signals = 0
+        # Once a listener may have answered, what the data dir holds may have been
+        # acknowledged to someone: a failed start no longer removes it.
+        self._accepting = False
 
     def request_stop(self) -> None:
         """Begin a graceful shutdown; a second request skips waiting for requests."""
@@ -117,26 +125,65 @@ class Agent:
             mesh_sock.close()
             raise
         try:
-            services = await self._open(mesh_sock, api_sock)
+            # Config that can be refused is read before the data dir is touched.
+            passphrase = await asyncio.to_thread(read_passphrase, cfg.identity.passphrase_file)
+            before = await asyncio.to_thread(snapshot_data_dir, cfg.node.data_dir)
         except BaseException:
             mesh_sock.close()
             api_sock.close()
             raise
         try:
+            services = await self._open(mesh_sock, api_sock, passphrase)
+        except BaseException:
+            mesh_sock.close()
+            api_sock.close()
+            await self._undo_start(before)
+            raise
+        failed = True
+        try:
             await self._serve(services, mesh_sock, api_sock)
+            failed = False
         finally:
-            if services.backend is not None:
-                await services.backend.close()
-            now = self.clock.now_ms()
-            entries = services.mesh_guard.verifier.replay.snapshot(now)
-            await asyncio.to_thread(save_replay_state, self.config.node.data_dir, entries, now)
-            await services.database.close()
+            mesh_sock.close()
+            api_sock.close()
+            stop_error = await self._close(services)
+            if failed and not self._accepting:
+                await self._undo_start(before)
+        if stop_error is not None:
+            raise stop_error
 
-    async def _open(self, mesh_sock: socket.socket, api_sock: socket.socket) -> Services:
+    async def _undo_start(self, before: DataDirSnapshot) -> None:
+        """Remove what a start that failed before serving wrote to the data dir."""
+        removed = await asyncio.to_thread(before.undo)
+        if removed:
+            log.info("start failed: removed %s", ", ".join(str(p) for p in removed))
+
+    async def _close(self, services: Services) -> EdgeCoderError | None:
+        """Close the backend, save the replay state, close the database: all three, always.
+
+        :returns: the first failure (each is logged), or None.
+        """
+        data_dir = self.config.node.data_dir
+        backend = services.backend
+        guard = services.mesh_guard
+
+        def save() -> None:
+            now = self.clock.now_ms()
+            save_replay_state(data_dir, guard.verifier.replay.snapshot(now), now)
+
+        steps: list[tuple[str, Callable[[], Awaitable[object]]]] = []
+        if backend is not None:
+            steps.append(("closing the inference backend", backend.close))
+        steps.append(("saving the replay state", lambda: asyncio.to_thread(save)))
+        steps.append(("closing the database", services.database.close))
+        return await _every_step(steps)
+
+    async def _open(
+        self, mesh_sock: socket.socket, api_sock: socket.socket, passphrase: bytes | None
+    ) -> Services:
         cfg = self.config
         self.notifier.status("Loading node key")
         await asyncio.to_thread(prepare_data_dir, cfg.node.data_dir)
-        passphrase = await asyncio.to_thread(read_passphrase, cfg.identity.passphrase_file)
         identity, created = await asyncio.to_thread(
             load_or_create_identity, cfg.node.data_dir, passphrase
         )
@@ -144,39 +191,36 @@ class Agent:
             log.info("loaded node key %s", identity.node_id)
         self.notifier.status("Opening database")
         database = await Database.open(cfg.node.data_dir)
+        backend: Backend | None = None
         try:
             starts = await database.run(
                 lambda conn: register_start(
                     conn, identity.node_id, self.clock.now_ms(), __version__, USING_EXTENSIONS
                 )
             )
-        except BaseException:
-            await database.close()
-            raise
-        if USING_EXTENSIONS:
-            log.info("compiled core in use")
-        else:
-            log.info("pure-Python core in use: %s", FALLBACK_REASON)
-        self.notifier.status("Starting inference backend")
-        try:
+            if USING_EXTENSIONS:
+                log.info("compiled core in use")
+            else:
+                log.info("pure-Python core in use: %s", FALLBACK_REASON)
+            self.notifier.status("Starting inference backend")
             backend, backend_state = await start_backend(cfg, database, cfg.node.data_dir)
-        except BaseException:
-            await database.close()
-            raise
-        log.info("inference: %s", backend_state.reason)
-        access = AccessControl(
-            database,
-            self.clock,
-            rate_per_min=cfg.api.rate_limit_per_min,
-            burst=cfg.api.rate_limit_burst,
-        )
-        guard = MeshGuard(identity.node_id, cfg.mesh, self.clock)
-        try:
+            log.info("inference: %s", backend_state.reason)
+            access = AccessControl(
+                database,
+                self.clock,
+                rate_per_min=cfg.api.rate_limit_per_min,
+                burst=cfg.api.rate_limit_burst,
+                auth_failure_burst=cfg.api.auth_failure_burst,
+                auth_failures_per_min=cfg.api.auth_failures_per_min,
+            )
+            guard = MeshGuard(identity.node_id, cfg.mesh, self.clock)
             saved = await asyncio.to_thread(load_replay_state, cfg.node.data_dir)
         except BaseException:
+            steps: list[tuple[str, Callable[[], Awaitable[object]]]] = []
             if backend is not None:
-                await backend.close()
-            await database.close()
+                steps.append(("closing the inference backend", backend.close))
+            steps.append(("closing the database", database.close))
+            await _every_step(steps)  # failures are logged; the start's own error is raised
             raise
         if saved is None:
             guard.verifier.not_before_ms = self.clock.now_ms()
@@ -207,6 +251,7 @@ class Agent:
         mesh = EmbeddedServer(build_mesh_app(services), "mesh", grace, cfg.mesh)
         api = EmbeddedServer(build_client_app(services, control), "api", grace, cfg.api)
         self._servers = [mesh, api]
+        self._accepting = True
         tasks = [
             asyncio.create_task(mesh.serve(sockets=[mesh_sock]), name="edgecoder-mesh-listener"),
             asyncio.create_task(api.serve(sockets=[api_sock]), name="edgecoder-api-listener"),
@@ -234,10 +279,12 @@ class Agent:
             crashed = [t for t in tasks if t in done]
         finally:
             self.notifier.stopping("Stopping: finishing in-flight requests")
+            steps: list[tuple[str, Callable[[], Awaitable[object]]]] = []
             if bus is not None:
-                await bus.close()
-            await control.aclose()
-            await mesh_runtime.stop()
+                steps.append(("closing the D-Bus service", bus.close))
+            steps.append(("closing the control service", control.aclose))
+            steps.append(("stopping the mesh runtime", mesh_runtime.stop))
+            stop_error = await _every_step(steps)
             for server in self._servers:
                 server.should_exit = True
             await asyncio.gather(*tasks, return_exceptions=True)
@@ -248,6 +295,8 @@ class Agent:
         for task in crashed:
             exc = task.exception() if not task.cancelled() else None
             raise EdgeCoderError(f"{task.get_name()} stopped unexpectedly: {exc!r}")
+        if stop_error is not None:
+            raise stop_error
 
     async def _until_serving(self, tasks: list[asyncio.Task[None]]) -> None:
         for server, task in zip(self._servers, tasks, strict=True):
@@ -261,3 +310,38 @@ class Agent:
         while True:
             self.notifier.watchdog()
             await asyncio.sleep(interval)
+
+
+async def _every_step(
+    steps: list[tuple[str, Callable[[], Awaitable[object]]]],
+) -> EdgeCoderError | None:
+    """Run every clean-up step in order, whatever fails; log each failure on one line.
+
+    :returns: the first failure, as an :class:`EdgeCoderError` the CLI prints on one line
+        (a foreign exception is wrapped, with the original as ``__cause__``), or None.
+    :raises BaseException: a cancellation or interrupt, once every step has run.
+    """
+    first: EdgeCoderError | None = None
+    interrupted: BaseException | None = None
+    for what, step in steps:
+        try:
+            await step()
+        except Exception as exc:
+            log.error("stop: %s failed: %s%s", what, exc, _CONSEQUENCES.get(what, ""))
+            if first is None:
+                if isinstance(exc, EdgeCoderError):
+                    first = exc
+                else:
+                    first = EdgeCoderError(f"stop: {what} failed: {exc!r}")
+                    first.__cause__ = exc
+        except BaseException as exc:  # cancelled: finish the clean-up, then give up
+            interrupted = interrupted or exc
+    if interrupted is not None:
+        raise interrupted
+    return first
+
+
+_CONSEQUENCES = {
+    "saving the replay state": "; the next start treats this stop as a crash"
+    " (it refuses requests signed before it)",
+}

@@ -11,6 +11,7 @@ import sqlite3
 from dataclasses import dataclass
 
 from edgecoder.errors import StorageError
+from edgecoder.storage.transaction import transaction
 
 __all__ = ("MIGRATIONS", "Migration", "apply_migrations", "schema_version")
 
@@ -145,15 +146,10 @@ def apply_migrations(conn: sqlite3.Connection) -> list[int]:
         if migration.version <= current:
             continue
         # executescript would commit on its own; run each statement inside one transaction.
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with transaction(conn):
             for statement in _statements(migration.sql):
                 conn.execute(statement)
             conn.execute(f"PRAGMA user_version = {migration.version:d}")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
         applied.append(migration.version)
     return applied
 

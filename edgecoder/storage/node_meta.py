@@ -6,6 +6,7 @@ from __future__ import annotations
 import sqlite3
 
 from edgecoder.errors import StorageError
+from edgecoder.storage.transaction import transaction
 
 __all__ = ("read_all", "register_start", "write")
 
@@ -37,8 +38,7 @@ def register_start(
         was replaced, or the database copied from another node).
     :returns: how many starts the database has seen, this one included.
     """
-    conn.execute("BEGIN IMMEDIATE")
-    try:
+    with transaction(conn):
         row = conn.execute("SELECT value FROM node_meta WHERE key = 'node_id'").fetchone()
         if row is None:
             conn.execute("INSERT INTO node_meta (key, value) VALUES ('node_id', ?)", (node_id,))
@@ -52,8 +52,4 @@ def register_start(
             (started_ms, version, int(extensions)),
         )
         count = int(conn.execute("SELECT COUNT(*) FROM node_starts").fetchone()[0])
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
     return count
