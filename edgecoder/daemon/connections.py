@@ -49,6 +49,14 @@ _LAST_CHANCE_S = 0.05
 """When the header timer fires, headers that arrived while the loop was busy may still sit
 unread (uvloop runs timers before it polls sockets): one more poll before closing."""
 
+LINGER_S = 2.0
+"""How long a refused connection is kept half-closed while what its client sends is
+discarded. Closing a socket with unread data sends a reset, which can destroy the ``503``
+before the client reads it; a client that sent its request at once would see a reset."""
+
+MAX_LINGERING = 64
+"""Refused connections lingering at once per listener; beyond, they are closed at once."""
+
 
 @dataclass(frozen=True, slots=True)
 class ConnectionLimits:
@@ -106,6 +114,8 @@ class ConnectionTracker:
         """Connections admitted and not yet closed."""
         self.refused = 0
         """Connections refused since start."""
+        self.lingering = 0
+        """Refused connections still half-open (at most :data:`MAX_LINGERING`)."""
         self._per_address: dict[str, int] = {}
         self._clock = clock
         self._reported_at = -math.inf
@@ -200,7 +210,12 @@ class ListenerConfig(uvicorn.Config):
 
 
 class GuardedHttpToolsProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol with a header timeout, a header cap and admission."""
+    """uvicorn's httptools protocol with a header timeout, a header cap and admission.
+
+    A refused connection is answered, half-closed, and its input discarded until its client
+    closes (the transport then closes on EOF) or :data:`LINGER_S` passes: it is never
+    parsed and never counted.
+    """
 
     def __init__(
         self,
@@ -222,6 +237,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         """Between requests or inside a request line and headers: what the caps cover."""
         self._head_bytes = 0
         self._head_tail = b""
+        self._linger: TimerHandle | None = None
 
     # Admission
 
@@ -231,16 +247,28 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         key = address_key(client[0] if client else None)
         cap = self._tracker.admit(key)
         if cap is not None:
-            self.transport = transport
-            transport.write(_REFUSALS[cap])
-            transport.close()
+            self._refuse(transport, cap)
             return
         self._key = key
         super().connection_made(transport)
         self._arm_head_timer()
 
+    def _refuse(self, transport: asyncio.Transport, cap: str) -> None:
+        self.transport = transport
+        transport.write(_REFUSALS[cap])
+        if self._tracker.lingering >= MAX_LINGERING or not transport.can_write_eof():
+            transport.close()
+            return
+        self._tracker.lingering += 1
+        transport.write_eof()
+        self._linger = self.loop.call_later(LINGER_S, transport.close)
+
     def connection_lost(self, exc: Exception | None) -> None:
         """Release the connection's count (refused ones were never counted)."""
+        if self._linger is not None:
+            self._linger.cancel()
+            self._linger = None
+            self._tracker.lingering -= 1
         if self._key is None:
             return
         self._tracker.release(self._key)
@@ -253,7 +281,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def data_received(self, data: bytes) -> None:
         """Feed the parser, unless the headers would outgrow ``max_header_bytes``."""
         if self._key is None or self.transport.is_closing():
-            return
+            return  # refused, or being closed: discarded unread
         if self._in_head and not self._head_fits(data):
             self._refuse_head()
             return

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import socket
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -101,6 +102,16 @@ async def closed_by_server(reader: asyncio.StreamReader) -> bool:
         return True
 
 
+def send_at_once(port: int) -> bytes:
+    """A blocking client: connect, send a request, read until the server closes."""
+    with socket.create_connection(("127.0.0.1", port), timeout=HANG_S) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nhost: test\r\n\r\n")
+        received = b""
+        while chunk := sock.recv(65536):
+            received += chunk
+        return received
+
+
 def close(*streams: Stream) -> None:
     for _, writer in streams:
         writer.close()
@@ -178,13 +189,18 @@ async def test_one_address_over_its_cap_gets_503_while_its_first_connections_wor
         assert body["error"]["code"] == "too_many_connections"
         assert "from this address" in body["error"]["message"]
         assert await closed_by_server(extra[0])
+        # A client that sends its request at once (from another thread, so it really races
+        # the refusal) still reads the answer rather than a reset.
+        answer = await asyncio.to_thread(send_at_once, api.port)
+        assert answer.startswith(b"HTTP/1.1 503 "), answer
         assert (await request(first))[0] == 200
-        assert api.server.tracker.refused == 1
+        assert api.server.tracker.refused == 2
 
         close(second)
         await api.until(lambda: api.server.tracker.open == 1)
         again = await api.connect()
         assert (await request(again))[0] == 200
+        await api.until(lambda: api.server.tracker.lingering == 0)
         close(first, extra, again)
 
 
