@@ -120,6 +120,7 @@ class ConnectionTracker:
         self._clock = clock
         self._reported_at = -math.inf
         self._unreported = 0
+        self._latest = ("", "")
 
     def count(self, key: str) -> int:
         """Open connections from the address ``key`` (see :func:`address_key`)."""
@@ -140,6 +141,8 @@ class ConnectionTracker:
             return "listener"
         self._per_address[key] = held + 1
         self.open += 1
+        if self._unreported:
+            self._report()
         return None
 
     def release(self, key: str) -> None:
@@ -150,13 +153,22 @@ class ConnectionTracker:
         else:
             self._per_address[key] = held - 1
         self.open = max(0, self.open - 1)
+        if self._unreported:
+            self._report()
 
     def _refuse(self, key: str, cap: str) -> None:
         self.refused += 1
         self._unreported += 1
+        self._latest = (key, cap)
+        self._report()
+
+    def _report(self) -> None:
+        """Log the refusals not yet logged, unless the last report is too recent (then
+        the next refusal, admission or release after the interval logs them)."""
         now = self._clock()
         if now - self._reported_at < REPORT_INTERVAL_S:
             return
+        key, cap = self._latest
         which = (
             f"{self.limits.max_connections_per_address} per address"
             if cap == "address"

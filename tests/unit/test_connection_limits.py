@@ -260,11 +260,16 @@ def test_refusals_are_logged_once_per_interval(caplog: pytest.LogCaptureFixture)
             tracker.admit("10.0.0.9")
         now[0] = REPORT_INTERVAL_S
         tracker.admit("10.0.0.9")
+        for _ in range(9):
+            tracker.admit("10.0.0.9")
+        now[0] = 2 * REPORT_INTERVAL_S
+        tracker.release("10.0.0.9")  # the flood is over: what is left is reported
     lines = [r.getMessage() for r in caplog.records]
-    assert len(lines) == 2
+    assert len(lines) == 3
     assert lines[0].startswith("mesh listener: refused 1 connection(s)")
     assert lines[1].startswith("mesh listener: refused 50 connection(s)")
     assert "latest from 10.0.0.9 (over 1 per address; 1 open)" in lines[1]
+    assert lines[2].startswith("mesh listener: refused 9 connection(s)")
 
 
 @pytest.mark.parametrize(
