@@ -1,7 +1,8 @@
 """Argument parsing, dispatch, and the one place errors become exit codes.
 
-Exit codes: 0 success, 1 the operation failed, 2 bad usage or configuration,
-3 no local node answered, 130 interrupted. Every failure is one line on stderr.
+Exit codes (docs/cli.md): 0 success, 1 the operation failed (storage faults included),
+2 bad usage or configuration, 3 no local node answered, 130 interrupted. Every failure
+is one line on stderr, never a traceback.
 """
 
 from __future__ import annotations
