@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from edgecoder.access import AUTH_FAILURE_BURST
+from edgecoder.adapters.web import requests
 from edgecoder.errors import DiskFullError, ReadOnlyStorageError, StorageIOError
 from edgecoder.inference.types import ModelInfo
 from tests.inprocess import MODEL, InProcessNode
@@ -94,6 +95,17 @@ async def test_failed_authentication_is_limited_per_address(node: InProcessNode)
         assert (await other.get("/healthz")).status_code == 200
 
 
+def _scope(path: str, key: str) -> dict[str, Any]:
+    """An HTTP scope for ``POST path`` with ``key``, as a server hands it to the app."""
+    return {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+        "scheme": "http", "path": path, "raw_path": path.encode(), "query_string": b"",
+        "root_path": "", "client": ("127.0.0.1", 5000), "server": ("node", 80),
+        "headers": [(b"content-type", b"application/json"),
+                    (b"authorization", b"Bearer " + key.encode())],
+    }  # fmt: skip
+
+
 async def _call(app: Any, path: str, body: bytes, key: str, disconnect: asyncio.Event) -> list[Any]:
     """Drive the ASGI app by hand: send ``body``, then disconnect when ``disconnect`` is set."""
     sent: list[Any] = []
@@ -110,14 +122,7 @@ async def _call(app: Any, path: str, body: bytes, key: str, disconnect: asyncio.
     async def send(message: dict[str, Any]) -> None:
         sent.append(message)
 
-    scope = {
-        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
-        "scheme": "http", "path": path, "raw_path": path.encode(), "query_string": b"",
-        "root_path": "", "client": ("127.0.0.1", 5000), "server": ("node", 80),
-        "headers": [(b"content-type", b"application/json"),
-                    (b"authorization", b"Bearer " + key.encode())],
-    }  # fmt: skip
-    await app(scope, receive, send)
+    await app(_scope(path, key), receive, send)
     return sent
 
 
@@ -155,3 +160,27 @@ async def test_storage_faults_answer_507_or_503_in_the_dialect(
     assert openai.headers["retry-after"] == "5"
     assert ollama.status_code == status
     assert ollama.json() == {"error": str(error)}
+
+
+async def test_a_body_that_never_finishes_gets_a_408(
+    node: InProcessNode, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(requests, "BODY_TIMEOUT_S", 0.2)
+    sent: list[Any] = []
+    first = True
+
+    async def receive() -> dict[str, Any]:
+        nonlocal first
+        if first:
+            first = False
+            return {"type": "http.request", "body": b'{"model": "', "more_body": True}
+        await asyncio.Event().wait()  # the rest never comes
+        raise AssertionError("unreachable")
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = _scope("/api/chat", node.admin_key)
+    await asyncio.wait_for(node.client_app(scope, receive, send), timeout=60)
+    assert sent[0]["status"] == 408
+    assert "not sent within" in json.loads(sent[1]["body"])["error"]

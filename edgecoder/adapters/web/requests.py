@@ -2,40 +2,63 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
 from starlette.requests import Request
 
 from edgecoder.adapters.web import strict_json
-from edgecoder.adapters.web.errors import payload_too_large
+from edgecoder.adapters.web.errors import ApiError, payload_too_large
 from edgecoder.adapters.web.request_limits import MAX_STOP_CHARS, MAX_STOPS, MAX_TOOLS, at_most
 from edgecoder.errors import BadRequestError
 from edgecoder.inference.types import ToolCall
 
-__all__ = ("Fields", "item_fields", "parse_tool_calls", "read_json", "whole_number")
+__all__ = (
+    "BODY_TIMEOUT_S",
+    "Fields",
+    "item_fields",
+    "parse_tool_calls",
+    "read_json",
+    "whole_number",
+)
+
+
+BODY_TIMEOUT_S = 120.0
+"""Longest a client may take to send a body (16 MiB at 140 KB/s); then ``408``."""
 
 
 async def read_json(request: Request, limit: int) -> Fields:
     """Read the body as a JSON object of at most ``limit`` bytes.
 
-    :raises ApiError: over the limit (413).
+    :raises ApiError: over the limit (413), or not sent within :data:`BODY_TIMEOUT_S` (408).
     :raises BadRequestError: not strict JSON (:mod:`~edgecoder.adapters.web.strict_json`),
         or not an object.
     """
     declared = request.headers.get("content-length", "")
     if declared.isascii() and declared.isdigit() and (len(declared) > 18 or int(declared) > limit):
         raise payload_too_large(limit)
+    try:
+        async with asyncio.timeout(BODY_TIMEOUT_S):
+            raw = await _read_body(request, limit)
+    except TimeoutError:
+        raise ApiError(
+            408, f"the request body was not sent within {BODY_TIMEOUT_S:.0f} s", "request_timeout"
+        ) from None
+    body = strict_json.decode(raw)
+    if not isinstance(body, dict):
+        raise BadRequestError("request body must be a JSON object")
+    return Fields(body)
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
             raise payload_too_large(limit)
         chunks.append(chunk)
-    body = strict_json.decode(b"".join(chunks))
-    if not isinstance(body, dict):
-        raise BadRequestError("request body must be a JSON object")
-    return Fields(body)
+    return b"".join(chunks)
 
 
 def whole_number(raw: str, name: str, low: int, high: int) -> int:
