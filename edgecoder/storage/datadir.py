@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import os
 import shutil
 import stat
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from edgecoder.errors import DataDirError
-from edgecoder.storage.faults import os_fault
+from edgecoder.storage.faults import is_fault, os_fault
 
 __all__ = (
     "DataDirSnapshot",
+    "atomic_file",
     "atomic_write",
     "check_writable",
     "prepare_data_dir",
@@ -108,6 +111,41 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o600) -> None:
         _fsync_dir(path.parent)
     except OSError as exc:
         raise os_fault(exc, path, "writing") from exc
+
+
+@contextlib.contextmanager
+def atomic_file(path: Path) -> Iterator[Path]:
+    """A temporary name beside ``path`` for writers that need a file name (a copy, a link).
+
+    The block writes the file at the yielded path. When it ends normally, the file is
+    flushed to disk, renamed to ``path`` and the directory flushed; when it fails, the
+    temporary file is removed and ``path`` is untouched. A full, read-only or failing
+    file system raises the typed error naming ``path``; any other error is re-raised as is.
+
+    :raises DiskFullError, ReadOnlyStorageError, StorageIOError: as :func:`atomic_write`.
+    """
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        tmp.unlink(missing_ok=True)
+    except OSError as exc:
+        raise os_fault(exc, path, "writing") from exc
+    try:
+        yield tmp
+        fd = os.open(tmp, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+        _fsync_dir(path.parent)
+    except BaseException as exc:
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError as cleanup:
+            log.warning("could not remove the temporary file %s: %s", tmp, cleanup.strerror)
+        if isinstance(exc, OSError) and is_fault(exc):
+            raise os_fault(exc, path, "writing") from exc
+        raise
 
 
 def remove_file(path: Path) -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from edgecoder.errors import DiskFullError, ReadOnlyStorageError, StorageError, StorageIOError
 
-__all__ = ("os_fault", "sqlite_fault")
+__all__ = ("is_fault", "os_fault", "sqlite_fault")
 
 _FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
 _READ_ONLY_ERRNOS = frozenset({errno.EROFS, errno.EACCES, errno.EPERM})
@@ -58,6 +58,11 @@ def _describe(kind: type[StorageError], directory: Path, reason: str) -> str:
     if kind is StorageIOError:
         return f"I/O error in data dir {directory} ({reason})"
     return f"data dir {directory}: {reason}"
+
+
+def is_fault(exc: OSError) -> bool:
+    """Whether ``exc`` says the storage itself failed: full, read-only, or an I/O error."""
+    return exc.errno in _FULL_ERRNOS or exc.errno in _IO_ERRNOS or exc.errno == errno.EROFS
 
 
 def os_fault(exc: OSError, path: Path, doing: str) -> StorageError:

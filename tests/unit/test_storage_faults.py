@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import os
+import shutil
 import sqlite3
 import subprocess
 from collections.abc import Callable, Iterator
@@ -25,7 +26,7 @@ from edgecoder.errors import (
     StorageIOError,
 )
 from edgecoder.storage.database import DB_FILE, Database, transaction
-from edgecoder.storage.datadir import atomic_write, prepare_data_dir, snapshot_data_dir
+from edgecoder.storage.datadir import atomic_file, atomic_write, prepare_data_dir, snapshot_data_dir
 from edgecoder.storage.faults import os_fault, sqlite_fault
 from edgecoder.storage.keystore import KEY_FILE, load_or_create_identity
 from edgecoder.storage.node_meta import register_start
@@ -106,6 +107,24 @@ def test_atomic_write_on_a_full_disk_keeps_the_old_file_and_no_temp_file(tiny: P
     atomic_write(target, b"new" * 100_000)
     assert target.read_bytes() == b"new" * 100_000
     assert leftovers(tiny) == []
+
+
+def test_a_copy_into_a_full_disk_leaves_no_partial_file(tiny: Path, tmp_path: Path) -> None:
+    source = tmp_path / "model.gguf"
+    source.write_bytes(b"GGUF" + b"w" * 2_000_000)  # larger than the whole tmpfs
+    target = tiny / "models" / "model.gguf"
+    target.parent.mkdir()
+    with pytest.raises(DiskFullError, match=f"writing {target} failed"), atomic_file(target) as tmp:
+        shutil.copyfile(source, tmp)
+    assert os.listdir(target.parent) == []
+    source.write_bytes(b"GGUF small")
+    with atomic_file(target) as tmp:
+        shutil.copyfile(source, tmp)
+    assert target.read_bytes() == b"GGUF small"
+    assert os.listdir(target.parent) == ["model.gguf"]
+    with pytest.raises(FileNotFoundError), atomic_file(target) as tmp:  # not a storage fault
+        shutil.copyfile(tmp_path / "missing", tmp)
+    assert target.read_bytes() == b"GGUF small"
 
 
 def test_node_key_is_not_created_half_on_a_full_disk(tiny: Path) -> None:
