@@ -9,8 +9,7 @@ answer must be a success or a documented 4xx whose body is in the route's dialec
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -128,13 +127,6 @@ def _mutations(body: dict[str, Any]) -> Iterator[bytes]:
         for value in HOSTILE_VALUES:
             yield _encode(_replaced(body, path, value))
     yield from HOSTILE_BODIES
-
-
-@pytest.fixture
-async def node(tmp_path: Path) -> AsyncIterator[InProcessNode]:
-    node = await InProcessNode.open(tmp_path)
-    yield node
-    await node.close()
 
 
 def _check_answer(path: str, response: httpx.Response, sent: bytes) -> None:

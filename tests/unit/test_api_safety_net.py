@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,13 +16,6 @@ from edgecoder.inference.types import ModelInfo
 from tests.inprocess import MODEL, InProcessNode
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-async def node(tmp_path: Path) -> AsyncIterator[InProcessNode]:
-    node = await InProcessNode.open(tmp_path)
-    yield node
-    await node.close()
 
 
 def _break_listing(node: InProcessNode, error: Exception | None = None) -> None:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 from starlette.routing import Route
@@ -13,13 +11,6 @@ from edgecoder.adapters.web.openapi import openapi_document
 from tests.inprocess import InProcessNode
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-async def node(tmp_path: Path) -> AsyncIterator[InProcessNode]:
-    node = await InProcessNode.open(tmp_path)
-    yield node
-    await node.close()
 
 
 def _routes(node: InProcessNode) -> set[tuple[str, str]]:
