@@ -116,6 +116,10 @@ class ConnectionTracker:
         """Connections refused since start."""
         self.lingering = 0
         """Refused connections still half-open (at most :data:`MAX_LINGERING`)."""
+        self.timed_out = 0
+        """Connections closed because their request head did not arrive in time."""
+        self.oversized = 0
+        """Connections answered ``431`` and closed."""
         self._per_address: dict[str, int] = {}
         self._clock = clock
         self._reported_at = -math.inf
@@ -312,8 +316,10 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def _refuse_head(self) -> None:
         limit = self._limits.max_header_bytes
-        log.info("%s listener: request headers over %d bytes from %s refused",
-                 self._tracker.name, limit, self._key)  # fmt: skip
+        self._tracker.oversized += 1
+        # Per connection, so at debug level: a header flood must not become a log flood.
+        log.debug("%s listener: request headers over %d bytes from %s refused",
+                  self._tracker.name, limit, self._key)  # fmt: skip
         if self.cycle is None or self.cycle.response_complete:
             message = f"request line and headers exceed {limit} bytes"
             status = b"431 Request Header Fields Too Large"
@@ -360,6 +366,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             return
         self._head_timer = None
         if not self.transport.is_closing() and not self._busy():
+            self._tracker.timed_out += 1
             log.debug("%s listener: no complete request head from %s within %ss: closed",
                       self._tracker.name, self._key, self._limits.header_timeout_s)  # fmt: skip
             self.transport.close()

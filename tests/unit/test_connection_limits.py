@@ -125,6 +125,7 @@ async def test_a_connection_that_never_finishes_its_headers_is_closed() -> None:
         assert await closed_by_server(silent[0])
         assert await closed_by_server(slow[0])
         await api.until(lambda: api.server.tracker.open == 0)
+        assert api.server.tracker.timed_out == 2
         close(silent, slow)
 
 
@@ -166,6 +167,7 @@ async def test_headers_over_the_cap_get_431_then_close() -> None:
             trickle[1].write(b"b" * 100)
             await trickle[1].drain()
         assert (await response(trickle[0]))[0] == 431
+        assert api.server.tracker.oversized == 2
 
         # Small headers followed by a large body in the same write are fine.
         ok = await api.connect()
