@@ -8,19 +8,25 @@ succeeds once space is back.
 
 from __future__ import annotations
 
+import dataclasses
 import errno
+import logging
 import os
 import shutil
 import sqlite3
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
+from edgecoder.config import Config, SystemdEnv
+from edgecoder.daemon.agent import Agent
 from edgecoder.errors import (
     DataDirError,
     DiskFullError,
+    EdgeCoderError,
     ReadOnlyStorageError,
     StorageError,
     StorageIOError,
@@ -348,3 +354,47 @@ def test_undo_in_an_existing_data_dir_removes_only_what_is_new(tmp_path: Path) -
     assert sorted(removed) == [tmp_path / "models", tmp_path / KEY_FILE]
     assert sorted(os.listdir(tmp_path)) == [DB_FILE, f"{DB_FILE}-wal", "notes"]
     assert (tmp_path / DB_FILE).read_bytes() == b"old database"
+
+
+class _HungUpBackend:
+    closed = False
+
+    async def close(self) -> None:
+        self.closed = True
+        raise RuntimeError("backend hung up")
+
+
+@pytest.mark.anyio
+async def test_stop_runs_every_step_when_some_fail_and_closes_the_database(
+    tiny: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = Config()
+    config = dataclasses.replace(config, node=dataclasses.replace(config.node, data_dir=tiny))
+    agent = Agent(config, SystemdEnv())
+    db = await Database.open(tiny)
+    backend = _HungUpBackend()
+    replay = SimpleNamespace(snapshot=lambda now: [("c" * 64, now + 60_000)] * 5000)
+    services = SimpleNamespace(
+        backend=backend,
+        database=db,
+        mesh_guard=SimpleNamespace(verifier=SimpleNamespace(replay=replay)),
+    )
+    fill(tiny)
+    with caplog.at_level(logging.INFO):
+        error = await agent._close(services)  # type: ignore[arg-type]
+    # The backend failed first, the replay state could not be written: the database was
+    # still closed, and the first failure is what the CLI prints.
+    assert backend.closed
+    assert isinstance(error, EdgeCoderError)
+    assert (
+        str(error) == "stop: closing the inference backend failed: RuntimeError('backend hung up')"
+    )
+    failures = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(failures) == 2
+    assert failures[0].startswith("stop: closing the inference backend failed: backend hung up")
+    assert failures[1].startswith(f"stop: saving the replay state failed: data dir {tiny} {FULL}")
+    assert f"database {tiny / DB_FILE} closed" in caplog.text
+    with pytest.raises(StorageError, match="closed"):
+        await db.run(lambda c: None)
+    assert leftovers(tiny) == []
+    assert not (tiny / REPLAY_FILE).exists()
