@@ -30,6 +30,10 @@ __all__ = ("MeshRuntime",)
 
 log = logging.getLogger(__name__)
 
+_LAG_PROBE_S = 0.1
+_LAG_WARN_MS = 1000
+_LAG_WARN_EVERY_S = 10.0
+
 
 class MeshRuntime:
     """Owns the gossip loop, the mDNS announcer and the calibration of one node."""
@@ -69,6 +73,7 @@ class MeshRuntime:
         services.mesh = node
         await self._start_tasks(node)
         self._tasks.append(asyncio.create_task(node.run(self._stop), name="edgecoder-gossip"))
+        self._tasks.append(asyncio.create_task(self._watch_loop(), name="edgecoder-loop-lag"))
         log.info("mesh: gossiping as %s in network %r", url, services.config.node.network)
         if cfg.mdns:
             await self._start_mdns(node, addresses)
@@ -107,6 +112,21 @@ class MeshRuntime:
             in_flight=lambda: services.in_flight,
             execute=services.execute,
         )
+
+    async def _watch_loop(self) -> None:
+        """Measure how late the loop wakes up; the load gauge sheds by it."""
+        clock, gauge = self.services.clock, self.services.mesh_guard.load
+        warned = -_LAG_WARN_EVERY_S
+        while not self._stop.is_set():
+            started = clock.monotonic()
+            await asyncio.sleep(_LAG_PROBE_S)
+            now = clock.monotonic()
+            lag_ms = max(0.0, (now - started - _LAG_PROBE_S) * 1000)
+            gauge.observe_lag(lag_ms, now)
+            if lag_ms >= _LAG_WARN_MS and now - warned >= _LAG_WARN_EVERY_S:
+                warned = now
+                log.warning("the event loop is %d ms behind (%d mesh requests in progress, shed "
+                            "so far: %s)", lag_ms, gauge.in_flight, dict(gauge.shed))  # fmt: skip
 
     async def _start_mdns(self, node: MeshNode, addresses: list[LanAddress]) -> None:
         from edgecoder.adapters.discovery.mdns import MdnsDiscovery

@@ -363,6 +363,7 @@ class MeshNode:
             "identity_conflict": self.conflict,
             "advert": self._advert_body,
             "refused_records": dict(self.refused),
+            "load": self.guard.load.snapshot(self.clock.monotonic()),
         }
 
     @property

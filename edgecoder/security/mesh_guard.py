@@ -6,6 +6,8 @@ refusal in :class:`SecurityAudit`, and says which HTTP status each refusal gets.
 records that change who may speak are applied here: a blacklist entry whose evidence
 verifies denies the accused; a key rotation retires the old key after its grace window
 (refused as ``retired_key``). Other records go to the :class:`RecordStore` for gossip.
+Its :class:`~edgecoder.mesh.load.LoadGauge` says which requests to shed while the node is
+too far behind to answer them in time.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from dataclasses import dataclass
 
 from edgecoder.clock import Clock
 from edgecoder.config import MeshConfig
+from edgecoder.mesh.load import LoadGauge
 from edgecoder.security.audit import SecurityAudit
 from edgecoder.security.blacklist import Blacklist
 from edgecoder.security.rotation import KeyRotations
@@ -71,6 +74,7 @@ class MeshGuard:
         self.blacklist = Blacklist()
         self.rotations = KeyRotations()
         self.records = RecordStore()
+        self.load = LoadGauge()
 
     def apply(self, record: SignedRecord) -> str:
         """Verify and apply one record from a peer; returns what became of it.

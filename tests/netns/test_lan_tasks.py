@@ -294,6 +294,30 @@ def crowd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Node]]:
         lan.close()
 
 
+def diagnostics(nodes: list[Node]) -> dict[str, Any]:
+    """What the mesh did under the load: refusals, shed requests, protocol counters."""
+    refused: Counter[str] = Counter()
+    shed: Counter[str] = Counter()
+    lags: list[int] = []
+    counters: dict[str, Counter[str]] = {"origin": Counter(), "worker": Counter()}
+    for node in nodes:
+        health = node.agent.get(f"{node.agent.api_url}/healthz")[1]
+        refused.update(health.get("security", {}).get("refused", {}))
+        load = health.get("mesh", {}).get("load", {})
+        shed.update(load.get("shed", {}))
+        lags.append(int(load.get("worst_loop_lag_ms", 0)))
+        document = node.admin("/admin/tasks?limit=1")
+        for side, counter in counters.items():
+            counter.update({k: v for k, v in document[side].items() if isinstance(v, int)})
+    lags.sort()
+    return {
+        "refused": dict(refused),
+        "shed": dict(shed),
+        "worst_loop_lag_ms": {"median": lags[len(lags) // 2], "max": lags[-1]},
+        **{k: dict(v) for k, v in counters.items()},
+    }
+
+
 def test_twenty_workers_race_for_500_tasks_and_each_runs_exactly_once(crowd: list[Node]) -> None:
     workers, origins = crowd[:WORKERS], crowd[WORKERS:]
 
@@ -308,6 +332,7 @@ def test_twenty_workers_race_for_500_tasks_and_each_runs_exactly_once(crowd: lis
     with ThreadPoolExecutor(max_workers=16) as pool:
         statuses = Counter(pool.map(one, range(TASKS)))
     elapsed = time.monotonic() - started
+    print(json.dumps({"statuses": statuses, "seconds": round(elapsed, 1), **diagnostics(crowd)}))
     assert statuses == {200: TASKS}, statuses
     offered: dict[str, dict[str, Any]] = {}
     claims_received = 0

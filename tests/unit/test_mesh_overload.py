@@ -11,6 +11,7 @@ import pytest
 from edgecoder.adapters.transports.mesh_auth import MeshAuthMiddleware
 from edgecoder.clock import SystemClock
 from edgecoder.config import MeshConfig
+from edgecoder.mesh.load import COMMITTED, GOSSIP, OFFERS, LoadGauge
 from edgecoder.security.identity import NodeIdentity
 from edgecoder.security.mesh_guard import MeshGuard
 from edgecoder.speedups import envelope
@@ -22,13 +23,15 @@ RECEIVER = NodeIdentity(bytes(range(1, 33)))
 PATH = "/mesh/gossip"
 
 
-def signed_scope(body: bytes, *, claimed_body: bytes | None = None) -> dict[str, Any]:
+def signed_scope(
+    body: bytes, *, claimed_body: bytes | None = None, path: str = PATH
+) -> dict[str, Any]:
     """An ASGI scope for a POST signed by SENDER for RECEIVER over ``claimed_body``."""
     headers = envelope.sign_request(
         SENDER.secret_key,
         SENDER.public_key,
         "POST",
-        PATH,
+        path,
         RECEIVER.node_id,
         body if claimed_body is None else claimed_body,
         SystemClock().now_ms(),
@@ -36,7 +39,7 @@ def signed_scope(body: bytes, *, claimed_body: bytes | None = None) -> dict[str,
     return {
         "type": "http",
         "method": "POST",
-        "path": PATH,
+        "path": path,
         "query_string": b"",
         "headers": [(k.encode(), v.encode()) for k, v in headers.items()],
         "client": ("10.0.0.9", 40000),
@@ -121,3 +124,57 @@ async def test_a_body_in_chunks_reaches_the_route_whole() -> None:
     assert exchange.status() == 200
     assert exchange.reached_app == [body]
     assert gate.audit.counts() == {}
+
+
+def test_the_gauge_sheds_offers_then_gossip_as_the_loop_falls_behind_never_committed_work() -> None:
+    gauge = LoadGauge(offer_lag_ms=1000, gossip_lag_ms=3000)
+    gauge.observe_lag(50, now=100.0)
+    assert [gauge.admit(kind, 100.0) for kind in (OFFERS, GOSSIP, COMMITTED)] == [0, 0, 0]
+    gauge.observe_lag(2000, now=100.0)
+    assert gauge.admit(OFFERS, 100.0) == 2  # seconds to wait: about the lag
+    assert gauge.admit(GOSSIP, 100.0) == 0
+    gauge.observe_lag(8000, now=100.0)
+    assert gauge.admit(GOSSIP, 100.0) == 8
+    assert gauge.admit(COMMITTED, 100.0) == 0
+    assert gauge.shed == {OFFERS: 1, GOSSIP: 1}
+    # The reading halves every second once the loop keeps up again.
+    assert gauge.lag_ms(103.0) == pytest.approx(1000)
+    assert gauge.admit(OFFERS, 104.0) == 0
+    assert gauge.snapshot(104.0)["worst_loop_lag_ms"] == 8000
+
+
+def test_beyond_the_bound_on_requests_in_progress_even_committed_work_waits() -> None:
+    gauge = LoadGauge(max_in_flight=2)
+    assert gauge.admit(COMMITTED, 0.0) == 0
+    assert gauge.admit(GOSSIP, 0.0) == 0
+    assert gauge.admit(COMMITTED, 0.0) == 1
+    gauge.done()
+    assert gauge.admit(COMMITTED, 0.0) == 0
+    assert gauge.in_flight == 2
+
+
+async def test_an_overloaded_node_answers_an_offer_503_with_retry_after_before_reading_it() -> None:
+    gate = guard()
+    gate.load.observe_lag(5000, gate.clock.monotonic())
+    reads = Exchange([{"type": "http.request", "body": b"{}", "more_body": False}])
+    scope = dict(signed_scope(b"{}"), path="/mesh/tasks/offer")
+    await MeshAuthMiddleware(reads.app, guard=gate)(scope, reads.receive, reads.send)
+    assert reads.status() == 503
+    assert reads.error_code() == "overloaded"
+    headers = dict(reads.sent[0]["headers"])
+    assert headers[b"retry-after"] == b"5"
+    assert len(reads.messages) == 1  # the body was never read, nor its signature checked
+    assert gate.audit.counts() == {}
+    assert gate.load.in_flight == 0
+
+
+async def test_an_overloaded_node_still_takes_a_claim() -> None:
+    gate = guard()
+    gate.load.observe_lag(60_000, gate.clock.monotonic())
+    body = b'{"attempt":1}'
+    exchange = Exchange([{"type": "http.request", "body": body, "more_body": False}])
+    scope = signed_scope(body, path="/mesh/tasks/claim")
+    await MeshAuthMiddleware(exchange.app, guard=gate)(scope, exchange.receive, exchange.send)
+    assert exchange.status() == 200
+    assert exchange.reached_app == [body]
+    assert gate.load.in_flight == 0

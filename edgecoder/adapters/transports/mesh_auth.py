@@ -8,14 +8,21 @@ body replayed and the verified sender in ``scope["state"]["peer"]``.
 
 A client that disconnects before its body is complete gets nothing: a partial body is not
 a forgery, so it is neither checked nor audited (only counted in ``disconnects``).
+
+Before anything else, a node too far behind sheds load (:mod:`edgecoder.mesh.load`): new
+offers first, then gossip, answered ``503 overloaded`` with ``Retry-After``, before their
+bodies are read or their signatures checked; work already under way (claims, grants,
+closes, cancels, receipts) is always taken.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from edgecoder.mesh.load import COMMITTED, GOSSIP, OFFERS
 from edgecoder.security.mesh_guard import HEADERS, STATUS, MeshGuard, PeerHeaders
 
 __all__ = ("MeshAuthMiddleware",)
@@ -35,6 +42,15 @@ _MESSAGES = {
     "retired_key": "the sender's key was rotated away and its grace window has passed",
 }
 _WANTED = {name.encode(): index for index, name in enumerate(HEADERS)}
+_CLASSES = {
+    "/mesh/tasks/offer": OFFERS,
+    **dict.fromkeys(
+        ("/mesh/tasks/claim", "/mesh/tasks/run", "/mesh/tasks/close", "/mesh/tasks/cancel",
+         "/mesh/tasks/receipt"),
+        COMMITTED,
+    ),
+}  # fmt: skip
+_OVERLOADED = "this node is too busy to take this request now; retry after the given delay"
 
 
 class _DisconnectedError(Exception):
@@ -54,6 +70,17 @@ class MeshAuthMiddleware:
         if scope["type"] != "http" or (scope["method"] == "GET" and scope["path"] == "/healthz"):
             await self.app(scope, receive, send)
             return
+        load = self.guard.load
+        wait_s = load.admit(_CLASSES.get(scope["path"], GOSSIP), self.guard.clock.monotonic())
+        if wait_s:
+            await _shed(send, wait_s)
+            return
+        try:
+            await self._checked(scope, receive, send)
+        finally:
+            load.done()
+
+    async def _checked(self, scope: Scope, receive: Receive, send: Send) -> None:
         values: list[str | None] = [None] * len(HEADERS)
         for name, value in scope["headers"]:
             index = _WANTED.get(name)
@@ -109,15 +136,18 @@ async def _read_body(receive: Receive, limit: int) -> bytes | None:
 
 
 async def _refuse(send: Send, code: str) -> None:
-    body = json.dumps({"error": {"code": code, "message": _MESSAGES[code]}}).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": STATUS.get(code, 401),
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-            ],
-        }
-    )
+    await _answer(send, STATUS.get(code, 401), code, _MESSAGES[code])
+
+
+async def _shed(send: Send, wait_s: int) -> None:
+    await _answer(send, 503, "overloaded", _OVERLOADED, [(b"retry-after", str(wait_s).encode())])
+
+
+async def _answer(
+    send: Send, status: int, code: str, message: str, extra: Sequence[tuple[bytes, bytes]] = ()
+) -> None:
+    body = json.dumps({"error": {"code": code, "message": message}}).encode()
+    headers = [(b"content-type", b"application/json"),
+               (b"content-length", str(len(body)).encode()), *extra]  # fmt: skip
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
