@@ -202,6 +202,8 @@ class DataDirSnapshot:
                     shutil.rmtree(self.created_root)
                     removed.append(self.created_root)
                 return removed
+            if not self.path.is_dir():  # not a directory: the start wrote nothing in it
+                return removed
             added = set(os.listdir(self.path)) - self.entries
         except OSError as exc:
             log.warning("could not undo the failed start in %s: %s", self.path, exc)

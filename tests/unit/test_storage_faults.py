@@ -398,3 +398,13 @@ async def test_stop_runs_every_step_when_some_fail_and_closes_the_database(
         await db.run(lambda c: None)
     assert leftovers(tiny) == []
     assert not (tiny / REPLAY_FILE).exists()
+
+
+def test_undo_leaves_a_data_dir_path_that_is_a_file_alone(tmp_path: Path) -> None:
+    path = tmp_path / "data"
+    path.write_text("not a directory")
+    before = snapshot_data_dir(path)
+    with pytest.raises(DataDirError, match="is not a directory"):
+        prepare_data_dir(path)
+    assert before.undo() == []
+    assert path.read_text() == "not a directory"
