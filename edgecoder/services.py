@@ -8,7 +8,7 @@ mesh runs: local first, else the fittest peer.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -96,6 +96,8 @@ class Services:
         self.worker: Worker | None = None
         self.in_flight = 0
         self.owner_busy = False
+        self.connection_counts: dict[str, Callable[[], dict[str, int]]] = {}
+        """Per listener, its connection counters (set once the listeners exist)."""
         self._started = clock.monotonic()
 
     @property
@@ -120,6 +122,7 @@ class Services:
             "extensions": self.extensions,
             "backend": self.backend_state.as_dict(),
             "listeners": dict(self.listeners),
+            "connections": {name: counts() for name, counts in self.connection_counts.items()},
             "security": {"refused": self.mesh_guard.audit.counts()},
             "mesh": self.mesh.health() if self.mesh is not None else {"peer_count": 0},
         }

@@ -251,6 +251,7 @@ class Agent:
         mesh = EmbeddedServer(build_mesh_app(services), "mesh", grace, cfg.mesh)
         api = EmbeddedServer(build_client_app(services, control), "api", grace, cfg.api)
         self._servers = [mesh, api]
+        services.connection_counts = {"mesh": mesh.tracker.counts, "api": api.tracker.counts}
         self._accepting = True
         tasks = [
             asyncio.create_task(mesh.serve(sockets=[mesh_sock]), name="edgecoder-mesh-listener"),

@@ -126,6 +126,15 @@ class ConnectionTracker:
         self._unreported = 0
         self._latest = ("", "")
 
+    def counts(self) -> dict[str, int]:
+        """The counters, as ``/healthz`` reports them under ``connections``."""
+        return {
+            "open": self.open,
+            "refused": self.refused,
+            "timed_out": self.timed_out,
+            "oversized": self.oversized,
+        }
+
     def count(self, key: str) -> int:
         """Open connections from the address ``key`` (see :func:`address_key`)."""
         return self._per_address.get(key, 0)

@@ -87,7 +87,10 @@ def test_idle_connections_from_one_address_leave_mesh_and_healthz_answering(
             assert b"\r\nretry-after: 1\r\n" in head
             assert json.loads(payload)["error"]["code"] == "too_many_connections"
         # The mesh listener counts its own connections: untouched by the flood.
-        assert agent.get(f"{agent.mesh_url}/healthz")[0] == 200
+        status, health = agent.get(f"{agent.mesh_url}/healthz")
+        assert status == 200
+        assert health["connections"]["api"]["refused"] >= 32
+        assert health["connections"]["mesh"]["refused"] == 0
         assert signed_ping(agent) == 200
         # This address can open no more on the client port while it holds eight...
         status, body = agent.get(f"{agent.api_url}/healthz")
@@ -120,5 +123,8 @@ def test_slowloris_and_endless_headers_on_the_mesh_port_are_cut_off(agent: Agent
     finally:
         slow.close()
         endless.close()
-    assert agent.get(f"{agent.mesh_url}/healthz")[0] == 200
+    status, health = agent.get(f"{agent.mesh_url}/healthz")
+    assert status == 200
+    assert health["connections"]["mesh"]["timed_out"] >= 1
+    assert health["connections"]["mesh"]["oversized"] >= 1
     assert signed_ping(agent) == 200
