@@ -6,7 +6,7 @@ fresh one — kept in ``scope["state"]["request_id"]`` and echoed in the respons
 
 Expected refusals are answered by the routes themselves. If anything else escapes a
 route, this layer logs one line naming the request id and answers ``500`` as JSON in the
-listener's dialect (the body comes from ``error_body``) — never Starlette's plain-text
+request's dialect (the body comes from ``error_body``) — never Starlette's plain-text
 page, never a dropped connection; the traceback follows at debug level. A client that
 goes away mid-request is a disconnect, not an error: nothing is logged above debug and
 nothing is sent.
@@ -27,8 +27,8 @@ __all__ = ("ErrorBody", "RequestGuardMiddleware", "request_id")
 
 log = logging.getLogger(__name__)
 
-ErrorBody = Callable[[str, str], object]
-"""``(path, message) -> JSON body`` of an internal error in the listener's dialect."""
+ErrorBody = Callable[[Scope, str], object]
+"""``(scope, message) -> JSON body`` of an internal error in the request's dialect."""
 ShownPath = Callable[[str], str]
 """The request path as it may appear in a log line (secrets in it masked)."""
 
@@ -85,7 +85,7 @@ class RequestGuardMiddleware:
             if started:
                 return  # the status line is gone: closing the stream is all that is left
             message = f"internal error while handling this request (request id {rid})"
-            body = json.dumps(self.error_body(path, message)).encode()
+            body = json.dumps(self.error_body(scope, message)).encode()
             await send(
                 {
                     "type": "http.response.start",

@@ -42,9 +42,12 @@ def test_serves_health_on_both_listeners_and_stops_cleanly(tmp_path: Path, loop:
         }
         ready = next(m for m in agent.messages if "READY=1" in m)
         assert f"STATUS=Serving node {api['node_id']}" in ready
-        # Without a key the client listener refuses everything but /healthz, before routing.
-        status, body = agent.get(f"{agent.api_url}/mesh/ping")
+        # Without a key the client listener refuses every route but /healthz and its
+        # OpenAPI document; a mesh route does not exist there at all.
+        status, body = agent.get(f"{agent.api_url}/v1/models")
         assert (status, body["error"]["code"]) == (401, "invalid_api_key")
+        status, body = agent.get(f"{agent.api_url}/mesh/ping")
+        assert (status, body["error"]["code"]) == (404, "not_found")
         # The mesh listener refuses anything unsigned before routing, client routes included.
         status, body = agent.get(f"{agent.mesh_url}/v1/models")
         assert (status, body["error"]["code"]) == (401, "missing_header")

@@ -40,7 +40,7 @@ documents = st.recursive(
 )  # fmt: skip
 bodies = documents.map(canonical.encode) | st.binary(max_size=300)
 _PATH_CHARS = st.characters(
-    min_codepoint=33, max_codepoint=0x2FF, exclude_characters="?#%", exclude_categories=("Cc",)
+    min_codepoint=33, max_codepoint=0x2FF, exclude_characters="?#%/\\", exclude_categories=("Cc",)
 )
 odd_paths = st.text(_PATH_CHARS, min_size=1, max_size=20).map(lambda t: "/" + t)
 tamper = st.sampled_from(["none"] * 5 + ["body", "drop", "garbage", "recipient", "unsigned"])

@@ -34,3 +34,21 @@ async def test_the_document_is_served_without_a_key(node: InProcessNode) -> None
     assert response.status_code == 200
     assert response.json() == openapi_document()
     assert response.json()["openapi"].startswith("3.1")
+
+
+async def test_every_route_but_the_public_ones_needs_a_key(node: InProcessNode) -> None:
+    public = {"/healthz", "/openapi.json"}
+    for i, (method, path) in enumerate(sorted(_routes(node))):
+        url = re.sub(r"\{\w+\}", "x", path)
+        # Each from its own address: failed authentications are limited per address.
+        async with node.client(key=None, address=f"10.0.{i}.1") as client:
+            response = await client.request(method, url)
+            if path in public:
+                assert response.status_code == 200, (method, path)
+                continue
+            assert response.status_code == 401, (method, path)
+            error = response.json()["error"]
+            if path.startswith("/api/"):
+                assert isinstance(error, str), (method, path)  # Ollama's dialect
+            else:
+                assert error["code"] == "invalid_api_key", (method, path)

@@ -23,7 +23,7 @@ __all__ = ("MAX_RECORDS", "build_mesh_app")
 MAX_RECORDS = 256
 
 
-def _internal_error(path: str, message: str) -> object:
+def _internal_error(scope: object, message: str) -> object:
     return {"error": {"code": "internal_error", "message": message}}
 
 

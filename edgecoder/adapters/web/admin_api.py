@@ -25,8 +25,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from edgecoder.adapters.web.errors import ApiError, guarded
+from edgecoder.adapters.web.dialects import OPENAI
+from edgecoder.adapters.web.errors import ApiError
 from edgecoder.adapters.web.requests import read_json, whole_number
+from edgecoder.adapters.web.routing import RouteMaker
 from edgecoder.control import Control
 from edgecoder.errors import BadRequestError
 from edgecoder.services import Services
@@ -52,7 +54,9 @@ def require_admin(request: Request) -> None:
 _BODY_LIMIT = 64 * 1024
 
 
-def admin_routes(services: Services, control: Control | None = None) -> list[Route]:
+def admin_routes(
+    services: Services, route: RouteMaker, control: Control | None = None
+) -> list[Route]:
     """The admin routes over ``services`` (and ``control``, when given)."""
 
     async def peers(request: Request) -> Response:
@@ -71,26 +75,25 @@ def admin_routes(services: Services, control: Control | None = None) -> list[Rou
         body = {"node_id": services.node_id, **await services.recent_tasks(limit)}
         return JSONResponse(body, headers={"Cache-Control": "no-store"})
 
-    def node_id() -> str:
-        return services.node_id
-
     routes = [
-        Route("/admin/peers", guarded(peers, node_id), methods=["GET"]),
-        Route("/admin/tasks", guarded(tasks, node_id), methods=["GET"]),
+        route("/admin/peers", peers, OPENAI, ["GET"]),
+        route("/admin/tasks", tasks, OPENAI, ["GET"]),
     ]
     if control is not None:
-        routes += _control_routes(control, node_id)
+        routes += _control_routes(control, route)
     return routes
 
 
-def _control_routes(control: Control, node_id: Callable[[], str]) -> list[Route]:
-    def admin(handler: Callable[[Request], Awaitable[Any]], status: int = 200) -> Any:
+def _control_routes(control: Control, route: RouteMaker) -> list[Route]:
+    def admin(
+        path: str, handler: Callable[[Request], Awaitable[Any]], method: str, status: int = 200
+    ) -> Route:
         async def endpoint(request: Request) -> Response:
             require_admin(request)
             body = await handler(request)
             return JSONResponse(body, status_code=status, headers={"Cache-Control": "no-store"})
 
-        return guarded(endpoint, node_id)
+        return route(path, endpoint, OPENAI, [method])
 
     async def body_of(request: Request) -> Any:
         return await read_json(request, _BODY_LIMIT)
@@ -151,16 +154,16 @@ def _control_routes(control: Control, node_id: Callable[[], str]) -> list[Route]
         return await control.reload()
 
     return [
-        Route("/admin/status", admin(status), methods=["GET"]),
-        Route("/admin/models", admin(models), methods=["GET"]),
-        Route("/admin/models/pull", admin(pull, 202), methods=["POST"]),
-        Route("/admin/models/jobs/{job}", admin(job), methods=["GET"]),
-        Route("/admin/models/default", admin(default), methods=["PUT"]),
-        Route("/admin/models/{name:path}", admin(remove), methods=["DELETE"]),
-        Route("/admin/mode", admin(mode), methods=["PUT"]),
-        Route("/admin/owner-busy", admin(owner_busy), methods=["PUT"]),
-        Route("/admin/keys", admin(keys), methods=["GET"]),
-        Route("/admin/keys", admin(create_key, 201), methods=["POST"]),
-        Route("/admin/keys/{name}", admin(revoke_key), methods=["DELETE"]),
-        Route("/admin/reload", admin(reload), methods=["POST"]),
+        admin("/admin/status", status, "GET"),
+        admin("/admin/models", models, "GET"),
+        admin("/admin/models/pull", pull, "POST", 202),
+        admin("/admin/models/jobs/{job}", job, "GET"),
+        admin("/admin/models/default", default, "PUT"),
+        admin("/admin/models/{name:path}", remove, "DELETE"),
+        admin("/admin/mode", mode, "PUT"),
+        admin("/admin/owner-busy", owner_busy, "PUT"),
+        admin("/admin/keys", keys, "GET"),
+        admin("/admin/keys", create_key, "POST", 201),
+        admin("/admin/keys/{name}", revoke_key, "DELETE"),
+        admin("/admin/reload", reload, "POST"),
     ]

@@ -1,78 +1,66 @@
-"""API-key authentication and per-key rate limits for the client listener (pure ASGI).
+"""API keys on the client listener: where a key comes from, and who it belongs to.
 
-A key arrives as ``Authorization: Bearer <key>``, or — for clients that take only a URL,
-such as VS Code Copilot's Ollama provider — as a path prefix ``/k/<key>/...``, which is
-stripped before routing. Open paths (``/healthz``, ``/openapi.json``) need no key.
-Failed attempts are limited per client address
-(:meth:`~edgecoder.access.AccessControl.check_address`). The principal is left in
-``scope["state"]["principal"]``, and the arrival time (``perf_counter``) in
-``scope["state"]["arrived"]`` for the ``Server-Timing`` header.
+A key arrives as ``Authorization: Bearer <key>`` (each dialect says how its clients send
+it), or — for clients that take only a URL, such as VS Code Copilot's Ollama provider —
+as a path prefix ``/k/<key>/...``. :class:`PathKeyMiddleware` strips that prefix before
+routing and keeps the key in ``scope["state"]["path_key"]``, with the arrival time
+(``perf_counter``) in ``scope["state"]["arrived"]`` for the ``Server-Timing`` header.
+Each route then runs :func:`authenticate` (see :mod:`edgecoder.adapters.web.routing`):
+failed attempts are limited per client address, requests per key.
 """
 
 from __future__ import annotations
 
-import logging
 import time
 
+from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from edgecoder.access import AccessControl
-from edgecoder.adapters.request_guard import request_id
-from edgecoder.adapters.web.errors import error_response
-from edgecoder.errors import AuthError, RateLimitedError
+from edgecoder.access import AccessControl, Principal
+from edgecoder.adapters.web.dialects import Dialect
+from edgecoder.errors import AuthError
 
-__all__ = ("OPEN_PATHS", "KeyAuthMiddleware", "shown_path")
+__all__ = ("PathKeyMiddleware", "authenticate", "shown_path")
 
-OPEN_PATHS = frozenset({"/healthz", "/openapi.json"})
 _PREFIX = "/k/"
 
-log = logging.getLogger(__name__)
 
+class PathKeyMiddleware:
+    """Strips a ``/k/<key>/`` prefix, keeping the key for :func:`authenticate`."""
 
-class KeyAuthMiddleware:
-    """Refuses requests without a valid key (401) or over their rate (429)."""
-
-    def __init__(self, app: ASGIApp, access: AccessControl) -> None:
+    def __init__(self, app: ASGIApp) -> None:
         self.app = app
-        self.access = access
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        arrived = time.perf_counter()
+        state = scope.setdefault("state", {})
+        state["arrived"] = time.perf_counter()
         path: str = scope["path"]
-        key = None
         if path.startswith(_PREFIX):
             key, _, rest = path[len(_PREFIX) :].partition("/")
+            state["path_key"] = key
             scope = dict(scope, path="/" + rest, raw_path=("/" + rest).encode())
-            path = scope["path"]
-        if path in OPEN_PATHS:
-            await self.app(scope, receive, send)
-            return
-        if key is None:
-            key = _bearer(scope)
-        ollama = path.startswith("/api/")
-        address = (scope.get("client") or ("unknown", 0))[0]
-        try:
-            self.access.check_address(address)
-            try:
-                principal = await self.access.authenticate(key)
-            except AuthError:
-                self.access.record_failure(address)
-                raise
-            self.access.check_rate(principal)
-        except (AuthError, RateLimitedError) as exc:
-            # Failures are few (limited per address); rate refusals can be a flood.
-            level = logging.INFO if isinstance(exc, AuthError) else logging.DEBUG
-            log.log(level, "api %s %s refused: %s [request %s]", scope["method"],
-                    shown_path(path), exc, request_id(scope))  # fmt: skip
-            await error_response(exc, ollama=ollama)(scope, receive, send)
-            return
-        state = scope.setdefault("state", {})
-        state["principal"] = principal
-        state["arrived"] = arrived
         await self.app(scope, receive, send)
+
+
+async def authenticate(request: Request, access: AccessControl, dialect: Dialect) -> Principal:
+    """The principal behind the request's key, charged one request of its rate.
+
+    :raises RateLimitedError: over the key's rate, or the address failed too often.
+    :raises AuthError: no key, or not a valid one (counted against the address).
+    """
+    address = request.client.host if request.client else "unknown"
+    key = request.scope.get("state", {}).get("path_key") or dialect.key(request.headers)
+    access.check_address(address)
+    try:
+        principal = await access.authenticate(key)
+    except AuthError:
+        access.record_failure(address)
+        raise
+    access.check_rate(principal)
+    return principal
 
 
 def shown_path(path: str) -> str:
@@ -80,14 +68,3 @@ def shown_path(path: str) -> str:
     if not path.startswith(_PREFIX):
         return path
     return _PREFIX + "***/" + path[len(_PREFIX) :].partition("/")[2]
-
-
-def _bearer(scope: Scope) -> str | None:
-    for name, value in scope["headers"]:
-        if name == b"authorization":
-            text: str = value.decode("latin-1")
-            scheme, _, token = text.partition(" ")
-            if scheme.lower() == "bearer":
-                return token.strip()
-            return None
-    return None

@@ -8,34 +8,21 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
 from edgecoder.adapters.request_guard import RequestGuardMiddleware
 from edgecoder.adapters.web.admin_api import admin_routes
-from edgecoder.adapters.web.auth import KeyAuthMiddleware, shown_path
+from edgecoder.adapters.web.auth import PathKeyMiddleware, shown_path
+from edgecoder.adapters.web.dialects import OPENAI
 from edgecoder.adapters.web.infill_api import infill_routes
 from edgecoder.adapters.web.ollama_api import ollama_routes
 from edgecoder.adapters.web.openai_api import openai_routes
 from edgecoder.adapters.web.openapi import openapi_document
 from edgecoder.adapters.web.responses_api import responses_routes
+from edgecoder.adapters.web.routing import RouteMaker, internal_error_body
 from edgecoder.control import Control
 from edgecoder.services import Services
 
-__all__ = ("build_client_app", "internal_error_body")
-
-
-def internal_error_body(path: str, message: str) -> object:
-    """A 500's body in the route's dialect: Ollama's under ``/api/``, else OpenAI's."""
-    if path.startswith(("/api/", "/k/***/api/")):
-        return {"error": message}
-    return {
-        "error": {
-            "message": message,
-            "type": "server_error",
-            "param": None,
-            "code": "internal_error",
-        }
-    }
+__all__ = ("build_client_app",)
 
 
 def build_client_app(services: Services, control: Control | None = None) -> Starlette:
@@ -43,11 +30,11 @@ def build_client_app(services: Services, control: Control | None = None) -> Star
 
     ``control`` adds the operator's admin routes (status, models, mode, keys, reload).
     """
+    route = RouteMaker(services.access, services.served_by)
+    document = openapi_document()
 
     async def healthz(request: Request) -> Response:
         return JSONResponse(services.health(), headers={"Cache-Control": "no-store"})
-
-    document = openapi_document()
 
     async def openapi(request: Request) -> Response:
         return JSONResponse(document)
@@ -69,13 +56,13 @@ def build_client_app(services: Services, control: Control | None = None) -> Star
 
     app = Starlette(
         routes=[
-            Route("/healthz", healthz, methods=["GET"]),
-            Route("/openapi.json", openapi, methods=["GET"]),
-            *openai_routes(services),
-            *responses_routes(services),
-            *infill_routes(services),
-            *ollama_routes(services),
-            *admin_routes(services, control),
+            route("/healthz", healthz, OPENAI, ["GET"], public=True),
+            route("/openapi.json", openapi, OPENAI, ["GET"], public=True),
+            *openai_routes(services, route),
+            *responses_routes(services, route),
+            *infill_routes(services, route),
+            *ollama_routes(services, route),
+            *admin_routes(services, route, control),
         ],
         middleware=[
             Middleware(
@@ -84,7 +71,7 @@ def build_client_app(services: Services, control: Control | None = None) -> Star
                 error_body=internal_error_body,
                 shown_path=shown_path,
             ),
-            Middleware(KeyAuthMiddleware, access=services.access),
+            Middleware(PathKeyMiddleware),
         ],
         exception_handlers={HTTPException: http_error},
     )

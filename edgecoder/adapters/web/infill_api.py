@@ -16,9 +16,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from edgecoder.adapters.web.errors import guarded
+from edgecoder.adapters.web.dialects import OPENAI
 from edgecoder.adapters.web.generation import admit, collect
 from edgecoder.adapters.web.requests import Fields, read_json
+from edgecoder.adapters.web.routing import RouteMaker
 from edgecoder.adapters.web.streams import heartbeat, sse
 from edgecoder.errors import EdgeCoderError
 from edgecoder.inference.types import CompletionRequest, Delta, SamplingParams
@@ -50,7 +51,7 @@ def _final(model: str, finish: str, prompt_tokens: int, output_tokens: int) -> d
     }  # fmt: skip
 
 
-def infill_routes(services: Services) -> list[Route]:
+def infill_routes(services: Services, route: RouteMaker) -> list[Route]:
     """The ``/infill`` route over ``services``."""
     limit = services.config.api.max_body_bytes
     keepalive = float(services.config.api.keepalive_s)
@@ -74,7 +75,7 @@ def infill_routes(services: Services) -> list[Route]:
         body["content"] = done.text
         return JSONResponse(body, headers=headers)
 
-    return [Route("/infill", guarded(infill, services.served_by), methods=["POST"])]
+    return [route("/infill", infill, OPENAI, ["POST"])]
 
 
 async def _frames(stream: AsyncIterator[Delta], model: str) -> AsyncIterator[bytes]:

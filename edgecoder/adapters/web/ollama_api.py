@@ -17,11 +17,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from edgecoder.adapters.web.errors import Handler
-from edgecoder.adapters.web.errors import guarded as guarded_route
+from edgecoder.adapters.web.dialects import OLLAMA
 from edgecoder.adapters.web.generation import admit, collect, unless_disconnected
 from edgecoder.adapters.web.ollama_parse import parse_chat, parse_embed, parse_generate
 from edgecoder.adapters.web.requests import read_json
+from edgecoder.adapters.web.routing import RouteMaker
 from edgecoder.adapters.web.streams import ndjson
 from edgecoder.errors import EdgeCoderError
 from edgecoder.inference.types import Delta, ModelInfo, ToolCall
@@ -85,15 +85,12 @@ def _tool_calls(calls: tuple[ToolCall, ...]) -> list[dict[str, object]]:
     return out
 
 
-def ollama_routes(services: Services) -> list[Route]:
+def ollama_routes(services: Services, route: RouteMaker) -> list[Route]:
     """The ``/api`` routes over ``services``."""
     limit = services.config.api.max_body_bytes
 
     def headers(stream: object = None) -> dict[str, str]:
         return {"X-EdgeCoder-Node": services.served_by(stream)}
-
-    def guarded(handler: Handler) -> Handler:
-        return guarded_route(handler, services.served_by, ollama=True)
 
     async def version(request: Request) -> Response:
         return JSONResponse({"version": OLLAMA_COMPAT_VERSION}, headers=headers())
@@ -199,14 +196,14 @@ def ollama_routes(services: Services) -> list[Route]:
         return JSONResponse(body, headers=headers())
 
     return [
-        Route("/api/version", guarded(version), methods=["GET"]),
-        Route("/api/tags", guarded(tags), methods=["GET"]),
-        Route("/api/show", guarded(show), methods=["POST"]),
-        Route("/api/ps", guarded(ps), methods=["GET"]),
-        Route("/api/chat", guarded(chat), methods=["POST"]),
-        Route("/api/generate", guarded(generate), methods=["POST"]),
-        Route("/api/embed", guarded(embed), methods=["POST"]),
-        Route("/api/embeddings", guarded(embed), methods=["POST"]),
+        route("/api/version", version, OLLAMA, ["GET"]),
+        route("/api/tags", tags, OLLAMA, ["GET"]),
+        route("/api/show", show, OLLAMA, ["POST"]),
+        route("/api/ps", ps, OLLAMA, ["GET"]),
+        route("/api/chat", chat, OLLAMA, ["POST"]),
+        route("/api/generate", generate, OLLAMA, ["POST"]),
+        route("/api/embed", embed, OLLAMA, ["POST"]),
+        route("/api/embeddings", embed, OLLAMA, ["POST"]),
     ]
 
 
@@ -254,4 +251,4 @@ async def _ndjson(
                                            usage.completion_tokens if usage else 0,
                                            started_ns)})  # fmt: skip
         except EdgeCoderError as exc:
-            yield ndjson({"error": str(exc)})
+            yield OLLAMA.stream_error(exc)

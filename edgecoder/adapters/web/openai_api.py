@@ -20,11 +20,11 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from edgecoder import __version__
-from edgecoder.adapters.web.errors import Handler, sse_error
-from edgecoder.adapters.web.errors import guarded as guarded_route
+from edgecoder.adapters.web.dialects import OPENAI
 from edgecoder.adapters.web.generation import admit, collect, server_timing, unless_disconnected
 from edgecoder.adapters.web.openai_parse import parse_chat, parse_completion, parse_embeddings
 from edgecoder.adapters.web.requests import read_json
+from edgecoder.adapters.web.routing import RouteMaker
 from edgecoder.adapters.web.streams import SSE_DONE, heartbeat, sse
 from edgecoder.errors import EdgeCoderError
 from edgecoder.inference.types import Delta, ModelInfo, Usage
@@ -53,16 +53,13 @@ def _model(info: ModelInfo) -> dict[str, object]:
     }
 
 
-def openai_routes(services: Services) -> list[Route]:
+def openai_routes(services: Services, route: RouteMaker) -> list[Route]:
     """The ``/v1`` routes over ``services``."""
     limit = services.config.api.max_body_bytes
     keepalive = float(services.config.api.keepalive_s)
 
     def headers(stream: object = None) -> dict[str, str]:
         return {"X-EdgeCoder-Node": services.served_by(stream)}
-
-    def guarded(handler: Handler) -> Handler:
-        return guarded_route(handler, services.served_by)
 
     async def list_models(request: Request) -> Response:
         models = await services.list_models()
@@ -179,12 +176,12 @@ def openai_routes(services: Services) -> list[Route]:
         return JSONResponse(body, headers=headers())
 
     return [
-        Route("/v1/models", guarded(list_models), methods=["GET"]),
-        Route("/v1/models/{model:path}", guarded(get_model), methods=["GET"]),
-        Route("/v1/chat/completions", guarded(chat_completions), methods=["POST"]),
-        Route("/v1/completions", guarded(completions), methods=["POST"]),
-        Route("/v1/fim/completions", guarded(fim_completions), methods=["POST"]),
-        Route("/v1/embeddings", guarded(embeddings), methods=["POST"]),
+        route("/v1/models", list_models, OPENAI, ["GET"]),
+        route("/v1/models/{model:path}", get_model, OPENAI, ["GET"]),
+        route("/v1/chat/completions", chat_completions, OPENAI, ["POST"]),
+        route("/v1/completions", completions, OPENAI, ["POST"]),
+        route("/v1/fim/completions", fim_completions, OPENAI, ["POST"]),
+        route("/v1/embeddings", embeddings, OPENAI, ["POST"]),
     ]
 
 
@@ -198,7 +195,7 @@ async def _relay(
                 for chunk in make(delta):
                     yield chunk
         except EdgeCoderError as exc:
-            yield sse_error(exc)
+            yield OPENAI.stream_error(exc)
     yield SSE_DONE
 
 

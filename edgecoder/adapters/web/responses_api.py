@@ -22,10 +22,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from edgecoder.adapters.web.errors import guarded
+from edgecoder.adapters.web.dialects import OPENAI
 from edgecoder.adapters.web.generation import admit, collect
 from edgecoder.adapters.web.openai_parse import parse_chat
 from edgecoder.adapters.web.requests import read_json
+from edgecoder.adapters.web.routing import RouteMaker
 from edgecoder.adapters.web.streams import heartbeat
 from edgecoder.errors import BadRequestError
 from edgecoder.inference.types import Delta, Usage
@@ -81,7 +82,7 @@ class _Shape:
         }  # fmt: skip
 
 
-def responses_routes(services: Services) -> list[Route]:
+def responses_routes(services: Services, route: RouteMaker) -> list[Route]:
     """The ``/v1/responses`` route over ``services``."""
     limit = services.config.api.max_body_bytes
     keepalive = float(services.config.api.keepalive_s)
@@ -114,7 +115,7 @@ def responses_routes(services: Services) -> list[Route]:
         body["output_text"] = done.text
         return JSONResponse(body, headers=headers)
 
-    return [Route("/v1/responses", guarded(create, services.served_by), methods=["POST"])]
+    return [route("/v1/responses", create, OPENAI, ["POST"])]
 
 
 async def _events(stream: AsyncIterator[Delta], shape: _Shape) -> AsyncIterator[bytes]:
