@@ -23,7 +23,7 @@ from edgecoder.clock import SystemClock
 from edgecoder.config import Config
 from edgecoder.config.model import ApiConfig, NodeConfig
 from edgecoder.control import Control
-from edgecoder.errors import ModelNotFoundError, UnsupportedError
+from edgecoder.errors import BackendUnavailableError, ModelNotFoundError, UnsupportedError
 from edgecoder.inference.types import (
     ChatRequest,
     CompletionRequest,
@@ -32,6 +32,8 @@ from edgecoder.inference.types import (
     EmbeddingResult,
     ModelInfo,
     PullProgress,
+    SamplingParams,
+    ToolCall,
     Usage,
 )
 from edgecoder.security.identity import NodeIdentity
@@ -46,11 +48,21 @@ MODEL = "scripted:1"
 
 @dataclass
 class ScriptedBackend:
-    """A backend that says ``reply`` word by word and records what it was asked."""
+    """A backend that says ``reply`` word by word and records what it was asked.
+
+    Each word is one token; ``max_tokens`` cuts the reply (finish ``length``). With
+    ``tool_calls`` the reply ends in them (finish ``tool_calls``); ``refuse`` is raised
+    before admission, as a real backend refuses; ``fail_after`` words in, the stream
+    fails as a backend that dies mid-generation; ``delay_s`` paces the words.
+    """
 
     reply: str = "Hello from the script."
     name: str = "scripted"
     context_length: int = 4096
+    tool_calls: tuple[ToolCall, ...] = ()
+    refuse: Exception | None = None
+    fail_after: int | None = None
+    delay_s: float = 0.0
     requests: list[object] = field(default_factory=list)
     embed_started: asyncio.Event = field(default_factory=asyncio.Event)
     embed_gate: asyncio.Event | None = None
@@ -81,23 +93,36 @@ class ScriptedBackend:
     async def loaded_models(self) -> list[ModelInfo]:
         return [self._info()]
 
-    async def _say(self, prompt_tokens: int) -> AsyncIterator[Delta]:
+    async def _say(self, prompt_tokens: int, sampling: SamplingParams) -> AsyncIterator[Delta]:
+        if self.refuse is not None:
+            raise self.refuse
         yield Delta()
         words = self.reply.split(" ")
-        for i, word in enumerate(words):
+        limit = sampling.max_tokens or len(words)
+        for i, word in enumerate(words[:limit]):
+            if self.fail_after is not None and i == self.fail_after:
+                raise BackendUnavailableError("the scripted backend died mid-stream")
+            if self.delay_s:
+                await asyncio.sleep(self.delay_s)
             yield Delta(text=word if i == 0 else " " + word)
-        yield Delta(finish_reason="stop", usage=Usage(prompt_tokens, len(words)))
+        said = min(limit, len(words))
+        usage = Usage(prompt_tokens, said)
+        if self.tool_calls:
+            yield Delta(finish_reason="tool_calls", usage=usage, tool_calls=self.tool_calls)
+        else:
+            yield Delta(finish_reason="length" if said < len(words) else "stop", usage=usage)
 
     async def chat(self, request: ChatRequest) -> AsyncIterator[Delta]:
         self._check(request.model, *(m.content for m in request.messages))
         self.requests.append(request)
-        async for delta in self._say(sum(len(m.content.split()) for m in request.messages)):
+        prompt = sum(len(m.content.split()) for m in request.messages)
+        async for delta in self._say(prompt, request.sampling):
             yield delta
 
     async def complete(self, request: CompletionRequest) -> AsyncIterator[Delta]:
         self._check(request.model, request.prompt, request.suffix)
         self.requests.append(request)
-        async for delta in self._say(len(request.prompt.split())):
+        async for delta in self._say(len(request.prompt.split()), request.sampling):
             yield delta
 
     async def embed(self, request: EmbeddingRequest) -> EmbeddingResult:
