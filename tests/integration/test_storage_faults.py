@@ -8,12 +8,16 @@ soon as space is back, with everything it had acknowledged.
 from __future__ import annotations
 
 import errno
+import json
 import os
 import signal
 import socket
 import subprocess
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -69,27 +73,51 @@ def error_lines(log: str) -> list[str]:
     return [line for line in log.splitlines() if line.startswith("edgecoder: error: ")]
 
 
+def post(url: str, key: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    request = urllib.request.Request(  # noqa: S310 - a loopback URL the test built
+        url,
+        data=json.dumps(body).encode(),
+        headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
+        method="POST",
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
 def test_full_disk_then_stop_then_restart_once_space_is_back(tmp_path: Path, tiny: Path) -> None:
     agent = AgentProcess(tmp_path / "node")
     agent.data_dir = tiny / "data"
+    database = agent.data_dir / "edgecoder.db"
     agent.start()
     try:
-        made = edgecoder(
-            "keys", "create", "before", "--data-dir", str(agent.data_dir), env=agent.env
-        )
+        keys = ("keys", "create", "--data-dir", str(agent.data_dir))
+        admin = edgecoder(*keys, "--admin", "admin", env=agent.env)
+        assert admin.returncode == 0, admin.stderr
+        key = admin.stdout.strip()
+        made = edgecoder(*keys, "before", env=agent.env)
         assert made.returncode == 0, made.stderr
         filler = fill(tiny)
 
-        refused = edgecoder(
-            "keys", "create", "during", "--data-dir", str(agent.data_dir), env=agent.env
-        )
+        refused = edgecoder(*keys, "during", env=agent.env)
         assert refused.returncode == 1
         assert refused.stderr.splitlines() == [
             f"edgecoder: error: data dir {agent.data_dir} is full (database or disk is full): "
-            f"a write to {agent.data_dir / 'edgecoder.db'} failed"
+            f"a write to {database} failed"
         ]
-        status, health = agent.get(f"{agent.api_url}/healthz")
-        assert status == 200, health
+        # The running node answers the same fault in its API, and keeps serving.
+        status, body = post(f"{agent.api_url}/admin/keys", key, {"name": "during-api"})
+        assert (status, body["error"]["code"]) == (507, "insufficient_storage"), body
+        assert f"data dir {agent.data_dir} is full" in body["error"]["message"]
+        status, _ = agent.get(f"{agent.api_url}/healthz")
+        assert status == 200
+        # Space is back: the same node writes again, with no restart.
+        filler.unlink()
+        status, body = post(f"{agent.api_url}/admin/keys", key, {"name": "after-api"})
+        assert status == 201, body
+        filler = fill(tiny)
     finally:
         code, log = agent.stop(signal.SIGTERM)
 
@@ -101,7 +129,7 @@ def test_full_disk_then_stop_then_restart_once_space_is_back(tmp_path: Path, tin
         assert code == 1, log
         (line,) = error_lines(log)
         assert f"data dir {agent.data_dir} is full" in line
-    assert f"database {agent.data_dir / 'edgecoder.db'} closed" in log
+    assert f"database {database} closed" in log
     assert [n for n in os.listdir(agent.data_dir) if n.endswith(".tmp")] == []
 
     filler.unlink()
@@ -109,12 +137,8 @@ def test_full_disk_then_stop_then_restart_once_space_is_back(tmp_path: Path, tin
     try:
         listed = edgecoder("keys", "list", "--data-dir", str(agent.data_dir), env=agent.env)
         assert listed.returncode == 0, listed.stderr
-        assert "before" in listed.stdout
-        assert "during" not in listed.stdout
-        again = edgecoder(
-            "keys", "create", "after", "--data-dir", str(agent.data_dir), env=agent.env
-        )
-        assert again.returncode == 0, again.stderr
+        names = {line.split()[0] for line in listed.stdout.splitlines()[1:]}
+        assert names == {"admin", "before", "after-api"}
     finally:
         code, log = agent.stop(signal.SIGTERM)
     assert code == 0, log
