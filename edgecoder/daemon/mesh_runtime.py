@@ -58,7 +58,8 @@ class MeshRuntime:
         )
         url = url_for(advertise_host(cfg.advertise, cfg.bind, addresses), self.mesh_port)
         timeout_s = max(1.0, 2 * cfg.period_ms / 1000)
-        self._client = MeshClient(services.identity, services.clock, timeout_s=timeout_s)
+        self._client = MeshClient(services.identity, services.clock, timeout_s=timeout_s,
+                                  total_s=min(2 * timeout_s, self._exchange_bound_s()))  # fmt: skip
         node = MeshNode(
             identity=services.identity,
             config=services.config,
@@ -90,7 +91,8 @@ class MeshRuntime:
                         interrupted)  # fmt: skip
         # Streams are watched by the lease, not by a read timeout.
         self._task_client = MeshClient(services.identity, services.clock, timeout_s=5.0,
-                                       read_timeout_s=3600.0, max_connections=1024)  # fmt: skip
+                                       read_timeout_s=3600.0, max_connections=1024,
+                                       total_s=self._exchange_bound_s())  # fmt: skip
         transport = HttpTaskTransport(self._task_client, node.directory.address)
         common = {"identity": services.identity, "config": services.config,
                   "clock": services.clock, "database": services.database,
@@ -112,6 +114,11 @@ class MeshRuntime:
             in_flight=lambda: services.in_flight,
             execute=services.execute,
         )
+
+    def _exchange_bound_s(self) -> float:
+        """How long an outgoing mesh request may take: a third of the skew window (10 s by
+        default), so a request a busy peer reads late is still inside the window."""
+        return min(10.0, self.services.config.mesh.skew_ms / 3000)
 
     async def _watch_loop(self) -> None:
         """Measure how late the loop wakes up; the load gauge sheds by it."""

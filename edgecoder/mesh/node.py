@@ -317,6 +317,14 @@ class MeshNode:
             if record.author == self.node_id and record.kind in (PEER, ADVERT):
                 return "own"  # ours, relayed back: we hold the newest already
             now = self.clock.now_ms()
+            held = self.store.get(record.author, record.kind)
+            if held is not None and held.expires_ms > now:
+                # Most gossiped records are ones this node holds already: no signature
+                # check for what would change nothing (the same record, or an older one).
+                if record == held:
+                    return "duplicate"
+                if record.seq < held.seq:
+                    return "stale"
             verify_record(record, now, skew_ms=self.config.mesh.skew_ms)
             self._check_record(record)
             return self.store.offer(record, now, verified=True)

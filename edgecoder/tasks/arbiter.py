@@ -6,6 +6,9 @@ attempt is open. With ``window_ms = 0`` the first valid claim is granted at once
 window, the claims that arrive within it after the first are ranked by predicted time to
 first token, ties broken by node id, and the best is granted when the window closes.
 Every other claim — earlier losers, later arrivals — is told the attempt is closed.
+An attempt whose first candidates stay silent may be offered to more
+(:meth:`AttemptArbiter.widen`): the earlier ones' late claims stay valid, and there is
+still one grant.
 """
 
 from __future__ import annotations
@@ -56,6 +59,11 @@ class AttemptArbiter:
             self._first_ms = now_ms
         self._pending.append(claim)
         return PENDING
+
+    def widen(self, node_ids: frozenset[str]) -> None:
+        """Offer the open attempt to more nodes: their claims become valid too."""
+        if not self.closed and self.granted is None:
+            self.candidates = self.candidates | node_ids
 
     def window_closes_ms(self) -> int | None:
         """When the grant must be decided (None until a claim is pending)."""

@@ -43,6 +43,12 @@ __all__ = ("Origin", "RemoteTask")
 
 log = logging.getLogger(__name__)
 
+CLAIM_PATIENCE_S = 30.0
+"""How long a task waits for any peer to claim it (busy or silent peers) before it is refused."""
+_MAX_BACKGROUND = 512
+"""Notices in flight beyond which ``close`` notices (advisory) are not sent."""
+_BACKOFF_S = (0.25, 0.5, 1.0, 2.0)
+
 
 class _AttemptFailedError(EdgeCoderError):
     """This attempt cannot finish; another worker may."""
@@ -53,6 +59,32 @@ class _Live:
     arbiter: AttemptArbiter | None = None
     granted: asyncio.Future[Claim] | None = None
     claims: int = 0
+    claimers: set[str] = field(default_factory=set)
+    """Nodes that claimed the open attempt (their answer told them how it went)."""
+
+
+class _ClaimWait:
+    """How long a round of offers waits for a claim: ``offer_timeout_ms`` while claims
+    come quickly, longer when this node or its peers run behind (TCP's retransmission
+    timer: smoothed first-claim time plus four deviations, at most 8 times the floor)."""
+
+    def __init__(self, floor_ms: int) -> None:
+        self.floor_ms = floor_ms
+        self._mean: float | None = None
+        self._dev = 0.0
+
+    def observe(self, ms: float) -> None:
+        if self._mean is None:
+            self._mean, self._dev = ms, ms / 2
+            return
+        self._dev += (abs(ms - self._mean) - self._dev) / 4
+        self._mean += (ms - self._mean) / 8
+
+    def seconds(self) -> float:
+        if self._mean is None:
+            return self.floor_ms / 1000
+        wait = min(max(self.floor_ms, self._mean + 4 * self._dev), 8 * self.floor_ms)
+        return wait / 1000
 
 
 @dataclass(slots=True)
@@ -123,8 +155,10 @@ class Origin:
         self.assigned: Counter[str] = Counter()
         """How many of this node's attempts run on each worker now."""
         self._background: set[asyncio.Task[Any]] = set()
-        self.stats = {"tasks": 0, "offers": 0, "claims": 0, "late_claims": 0, "grants": 0,
-                      "failovers": 0, "done": 0, "failed": 0, "cancelled": 0}  # fmt: skip
+        self._claim_wait = _ClaimWait(config.tasks.offer_timeout_ms)
+        self.stats = {"tasks": 0, "offers": 0, "declined": 0, "rounds": 0, "claims": 0,
+                      "late_claims": 0, "grants": 0, "failovers": 0, "done": 0, "failed": 0,
+                      "cancelled": 0}  # fmt: skip
 
     # -- claims (called by the mesh route) ------------------------------------------------
 
@@ -138,6 +172,7 @@ class Origin:
                       claim.task_id, claim.attempt, claim.worker)  # fmt: skip
             return CLOSED
         live.claims += 1
+        live.claimers.add(claim.worker)
         arbiter, future = live.arbiter, live.granted
         if arbiter is None or future is None:
             return CLOSED
@@ -174,16 +209,15 @@ class Origin:
         ))  # fmt: skip
         deadline_ms = now + self.config.tasks.deadline_s * 1000
         admitted = False
+        failures = 0
         try:
             while True:
-                task.attempt += 1
-                if task.attempt > self.config.tasks.max_attempts:
+                if failures >= self.config.tasks.max_attempts:
                     raise BackendUnavailableError(
                         f"no peer finished the task in {self.config.tasks.max_attempts} attempts"
                     )
+                task.attempt += 1
                 claim = await self._offer(task, deadline_ms)
-                if claim is None:
-                    continue
                 task.worker = claim.worker
                 self.assigned[claim.worker] += 1
                 try:
@@ -199,6 +233,7 @@ class Origin:
                             return
                     raise _AttemptFailedError("the worker's stream ended before the output did")
                 except _AttemptFailedError as exc:
+                    failures += 1
                     self.stats["failovers"] += 1
                     log.warning("task %s attempt %d on %s failed: %s; offering it again",
                                 task.task_id, task.attempt, claim.worker, exc)  # fmt: skip
@@ -243,18 +278,22 @@ class Origin:
         self._background.add(job)
         job.add_done_callback(self._background.discard)
 
-    async def _offer(self, task: RemoteTask, deadline_ms: int) -> Claim | None:
-        """One offer round: the granted claim, or None when nobody claimed in time.
+    async def _offer(self, task: RemoteTask, deadline_ms: int) -> Claim:
+        """Offer the attempt until one claim is granted.
 
-        :raises InferenceError: no peer can run the task at all.
+        Rounds of offers widen the attempt down the ranking (the earlier candidates' late
+        claims stay valid: one arbiter, one grant). A round ends when its wait passes or
+        every candidate offered so far declined (busy, overloaded, unreachable); after a
+        pass over every candidate, the next starts after a backoff.
+
+        :raises InferenceError: no peer can run the task, or none claimed it within
+            :data:`CLAIM_PATIENCE_S`.
         """
         cfg = self.config.tasks
-        fits = task.candidates(frozenset(task.excluded))[: cfg.max_candidates]
-        if not fits:
-            raise BackendUnavailableError(
-                f"no peer can run model '{task.request.model}' for this request now"
-                + (f" ({len(task.excluded)} failed already)" if task.excluded else "")
-            )
+        loop = asyncio.get_running_loop()
+        live = self._live[task.task_id]
+        arbiter = AttemptArbiter(task.task_id, task.attempt, frozenset(), cfg.grant_window_ms)
+        live.arbiter, live.granted, live.claimers = arbiter, loop.create_future(), set()
         offer = Offer(
             task_id=task.task_id,
             attempt=task.attempt,
@@ -267,33 +306,113 @@ class Origin:
             deadline_ms=deadline_ms,
             price_pct=self.config.mesh.price_pct,
         )
-        loop = asyncio.get_running_loop()
-        candidates = frozenset(f.node_id for f in fits)
-        live = self._live[task.task_id]
-        live.arbiter = AttemptArbiter(task.task_id, task.attempt, candidates, cfg.grant_window_ms)
-        live.granted = loop.create_future()
-        task.prices.update((fit.node_id, fit.price_pct) for fit in fits)
-        for rank, fit in enumerate(fits):
-            body = replace(offer, rank=rank).as_dict()
-            self._spawn(self._post_quietly(fit.node_id, "/mesh/tasks/offer", body))
-        self.stats["offers"] += len(fits)
+        answers: dict[str, asyncio.Task[str]] = {}
+        started = loop.time()
+        give_up = started + min(CLAIM_PATIENCE_S, cfg.deadline_s)
+        asked: set[str] = set()  # in this pass over the candidates
+        sent: dict[str, float] = {}  # when each candidate was last offered the attempt
+        passes = 0
+        claim: Claim | None = None
         try:
-            claim: Claim | None = await asyncio.wait_for(
-                asyncio.shield(live.granted), cfg.offer_timeout_ms / 1000
-            )
-        except TimeoutError:
-            claim = None
-            log.info("task %s attempt %d: no claim within %d ms",
-                     task.task_id, task.attempt, cfg.offer_timeout_ms)  # fmt: skip
+            while claim is None and loop.time() < give_up:
+                fits = task.candidates(frozenset(task.excluded))
+                if not fits:
+                    raise BackendUnavailableError(
+                        f"no peer can run model '{task.request.model}' for this request now"
+                        + (f" ({len(task.excluded)} failed already)" if task.excluded else "")
+                    )
+                batch = [fit for fit in fits if fit.node_id not in asked][: cfg.max_candidates]
+                if not batch:  # everyone was asked: give them a moment, then ask again
+                    asked.clear()
+                    passes += 1
+                    pause = _BACKOFF_S[min(passes, len(_BACKOFF_S)) - 1]
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(
+                            asyncio.shield(live.granted), min(pause, give_up - loop.time())
+                        )
+                    if live.granted.done():
+                        claim = live.granted.result()
+                    continue
+                asked.update(fit.node_id for fit in batch)
+                self.stats["rounds"] += 1
+                arbiter.widen(frozenset(fit.node_id for fit in batch))
+                task.prices.update((fit.node_id, fit.price_pct) for fit in batch)
+                for rank, fit in enumerate(batch):
+                    body = replace(offer, rank=rank).as_dict()
+                    earlier = answers.get(fit.node_id)
+                    if earlier is not None:
+                        self._adopt(earlier)
+                    answers[fit.node_id] = asyncio.ensure_future(self._ask(fit.node_id, body))
+                    sent[fit.node_id] = loop.time()
+                self.stats["offers"] += len(batch)
+                until = min(give_up, loop.time() + self._claim_wait.seconds())
+                claim = await self._await_claim(live, answers, until)
+            if claim is not None and claim.worker in sent:
+                self._claim_wait.observe((loop.time() - sent[claim.worker]) * 1000)
         finally:
-            live.arbiter.close()
-        closing = Notice(task.task_id, task.attempt).as_dict()
-        for node_id in candidates:
-            if claim is None or node_id != claim.worker:
-                self._spawn(self._post_quietly(node_id, "/mesh/tasks/close", closing))
-        if claim is not None:
-            self.stats["grants"] += 1
+            arbiter.close()
+            for job in answers.values():
+                self._adopt(job)
+            self._close_others(task, live, answers, claim.worker if claim else "")
+        if claim is None:
+            log.info("task %s attempt %d: no claim within %.1f s from %d peers",
+                     task.task_id, task.attempt, loop.time() - started, len(answers))  # fmt: skip
+            raise BackendUnavailableError(
+                f"no peer took the task within {CLAIM_PATIENCE_S:.0f} s: the mesh is busy"
+            )
+        self.stats["grants"] += 1
         return claim
+
+    async def _await_claim(
+        self, live: _Live, answers: dict[str, asyncio.Task[str]], until: float
+    ) -> Claim | None:
+        """The granted claim, or None at ``until`` or once every offer was declined."""
+        loop = asyncio.get_running_loop()
+        granted = live.granted
+        assert granted is not None
+        while not granted.done():
+            open_answers = {job for job in answers.values() if not job.done()}
+            declined = all(job.done() and job.result() != "considering" for job in answers.values())
+            remaining = until - loop.time()
+            if declined or remaining <= 0:
+                return None
+            waiting: set[asyncio.Future[Any]] = {granted, *open_answers}
+            await asyncio.wait(waiting, timeout=remaining, return_when=asyncio.FIRST_COMPLETED)
+        return granted.result()
+
+    async def _ask(self, node_id: str, body: dict[str, Any]) -> str:
+        """Offer to one candidate; its answer (``considering``, or why it will not claim)."""
+        try:
+            answer = await self.transport.post(node_id, "/mesh/tasks/offer", body)
+        except TaskTransportError as exc:
+            log.debug("offer to %s: %s", node_id, exc)
+            self.stats["declined"] += 1
+            return exc.code
+        result = str(answer.get("result", ""))
+        if result != "considering":
+            self.stats["declined"] += 1
+        return result
+
+    def _adopt(self, job: asyncio.Task[Any]) -> None:
+        """Let an exchange still in flight finish in the background."""
+        if not job.done():
+            self._background.add(job)
+            job.add_done_callback(self._background.discard)
+
+    def _close_others(
+        self, task: RemoteTask, live: _Live, answers: dict[str, asyncio.Task[str]], worker: str
+    ) -> None:
+        """Tell the candidates still weighing the attempt that it is taken, so they stay
+        silent. Advisory (a late claim is told ``closed``), so skipped when backlogged."""
+        if len(self._background) > _MAX_BACKGROUND:
+            return
+        closing = Notice(task.task_id, task.attempt).as_dict()
+        for node_id, job in answers.items():
+            if node_id == worker or node_id in live.claimers:
+                continue
+            if job.done() and job.result() != "considering":
+                continue
+            self._spawn(self._post_quietly(node_id, "/mesh/tasks/close", closing))
 
     async def _attempt(
         self,

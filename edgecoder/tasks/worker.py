@@ -8,6 +8,10 @@ accepted only for an attempt this node claimed, from that attempt's origin, befo
 deadline, and only once (the run is recorded in SQLite before it starts, so not even a
 restart can run it twice). The result streams back as sealed events; a heartbeat renews
 the lease while the model reads the prompt or waits for a slot.
+
+A worker holds at most two claims per slot (one running, one waiting): beyond that it
+answers offers ``busy`` and lets timers that fire pass in silence, so work goes to free
+candidates instead of queueing where it cannot start.
 """
 
 from __future__ import annotations
@@ -51,6 +55,7 @@ log = logging.getLogger(__name__)
 
 _EWMA_START_MS = 2000
 _MAX_PENDING = 4096
+_CLAIMS_PER_SLOT = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,7 +108,7 @@ class Worker:
         self._tasks: set[asyncio.Task[None]] = set()
         self.task_ms = _EWMA_START_MS
         self.stats = {"offers": 0, "claims": 0, "grants": 0, "runs": 0, "silent": 0,
-                      "claim_delay_ms": 0}  # fmt: skip
+                      "busy": 0, "claim_delay_ms": 0}  # fmt: skip
         """Counters; ``claim_delay_ms`` is the sum of the delays of every timer started."""
 
     @property
@@ -123,7 +128,8 @@ class Worker:
             return "considering"
         if offer.deadline_ms <= self.clock.now_ms():
             return "expired"
-        if len(self._timers) >= _MAX_PENDING:
+        if len(self._timers) >= _MAX_PENDING or self._full():
+            self.stats["busy"] += 1
             return "busy"
         advert = self.host.advert() or {}
         held = model_fit(advert.get("models") or [], offer.model)
@@ -154,6 +160,11 @@ class Worker:
         self._timers[key] = loop.call_later(delay / 1000, self._fire, offer, ttft)
         return "considering"
 
+    def _full(self) -> bool:
+        """Whether this node holds all the claims it may: one running and one waiting per
+        slot. More would only queue here while other candidates are free."""
+        return len(self._claimed) >= self.slots * _CLAIMS_PER_SLOT
+
     def _queued_ahead(self) -> int:
         local = max(0, self.host.in_flight() - self.config.inference.slots + 1)
         peers = max(0, len(self._running) - self.slots + 1)
@@ -161,7 +172,10 @@ class Worker:
 
     def close(self, task_id: str, attempt: int) -> bool:
         """The attempt was granted elsewhere: stay silent. True if a timer was stopped."""
-        timer = self._timers.pop((task_id, attempt), None)
+        key = (task_id, attempt)
+        if key not in self._running:
+            self._claimed.pop(key, None)  # a pending claim that lost: its capacity is free
+        timer = self._timers.pop(key, None)
         if timer is None:
             return False
         timer.cancel()
@@ -171,6 +185,9 @@ class Worker:
     def _fire(self, offer: Offer, ttft_ms: int) -> None:
         key = (offer.task_id, offer.attempt)
         if self._timers.pop(key, None) is None:
+            return
+        if self._full():
+            self.stats["silent"] += 1  # work was granted here meanwhile: let another take it
             return
         # Claimed before the claim leaves: the grant may overtake the claim's answer.
         self._claimed[key] = offer
@@ -186,13 +203,15 @@ class Worker:
             answer = await self.transport.post(offer.origin, "/mesh/tasks/claim", claim.as_dict())
         except TaskTransportError as exc:
             log.debug("claim for %s refused or lost: %s", offer.task_id, exc)
-            answer = {"result": "closed"}
+            # Refused: not granted. Lost on the way back: it may have been, keep it.
+            answer = {"result": "closed" if exc.status else "unknown"}
         if answer.get("result") == "closed" and key not in self._running:
             self._claimed.pop(key, None)
             return
-        # Granted (or pending): the grant arrives as its own request; forget the claim
-        # if it never does.
-        await asyncio.sleep(self.config.tasks.offer_timeout_ms / 1000 * 2)
+        # Granted (or pending, or unknown): the grant arrives as its own request, as late
+        # as a busy origin sends it; forget the claim if it never does.
+        cfg = self.config.tasks
+        await asyncio.sleep(max(cfg.offer_timeout_ms * 2, cfg.lease_ms) / 1000)
         if key not in self._running:
             self._claimed.pop(key, None)
 

@@ -4,10 +4,16 @@ Every request is signed for one recipient. A base URL's node id is learnt from i
 unauthenticated ``/healthz`` the first time, then cached; the signature binds it, so a
 wrong guess fails at the recipient with ``wrong_recipient``, never reaches another node's
 route.
+
+Besides httpx's per-phase timeouts, each request has a bound on its whole exchange (for a
+stream: until the answer's headers), kept well inside the receivers' clock-skew window: a
+request that waited that long is abandoned here, where its connection closes, instead of
+reaching a busy peer after the window and being refused as a bad timestamp.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -55,10 +61,13 @@ class MeshClient:
         *,
         read_timeout_s: float | None = None,
         max_connections: int = 100,
+        total_s: float = 10.0,
     ) -> None:
-        """``read_timeout_s`` None means the same as ``timeout_s``."""
+        """``read_timeout_s`` None means the same as ``timeout_s``; ``total_s`` bounds a
+        whole exchange (a stream's until its headers)."""
         self.identity = identity
         self.clock = clock
+        self.total_s = total_s
         timeout = httpx.Timeout(timeout_s, read=read_timeout_s if read_timeout_s else timeout_s)
         limits = httpx.Limits(max_connections=max_connections,
                               max_keepalive_connections=max_connections // 2)  # fmt: skip
@@ -126,9 +135,13 @@ class MeshClient:
         :raises httpx.HTTPError: the peer could not be reached.
         """
         headers = {**request.headers, "content-type": "application/json"}
-        return await self._http.request(
-            request.method, request.url, headers=headers, content=request.body
-        )
+        try:
+            async with asyncio.timeout(self.total_s):
+                return await self._http.request(
+                    request.method, request.url, headers=headers, content=request.body
+                )
+        except TimeoutError:
+            raise httpx.TimeoutException(f"no answer within {self.total_s:g} s") from None
 
     @contextlib.asynccontextmanager
     async def stream(self, request: SignedRequest) -> AsyncIterator[httpx.Response]:
@@ -137,7 +150,14 @@ class MeshClient:
         :raises httpx.HTTPError: the peer could not be reached.
         """
         headers = {**request.headers, "content-type": "application/json"}
-        async with self._http.stream(
-            request.method, request.url, headers=headers, content=request.body
-        ) as response:
+        async with contextlib.AsyncExitStack() as stack:
+            try:
+                async with asyncio.timeout(self.total_s):
+                    response = await stack.enter_async_context(
+                        self._http.stream(
+                            request.method, request.url, headers=headers, content=request.body
+                        )
+                    )
+            except TimeoutError:
+                raise httpx.TimeoutException(f"no answer within {self.total_s:g} s") from None
             yield response
