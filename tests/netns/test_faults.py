@@ -276,10 +276,20 @@ def refusing(before: dict[str, int], nodes: list[FaultNode]) -> bool:
     return any(n.refused()["skew"] > before[n.name] for n in nodes)
 
 
+def routed_around(mesh: FaultMesh, node: FaultNode) -> bool:
+    """Whether no origin counts ``node`` among the live workers any more."""
+    return all(node.node_id not in origin.workers_seen() for origin in mesh.origins)
+
+
 def skewed_phase(
     mesh: FaultMesh, fingerprints: Fingerprints, offset: int, restart: bool
 ) -> tuple[list[Outcome], dict[str, Any]]:
-    """Move the last worker's clock by ``offset`` s (and restart it so); run tasks past it."""
+    """Move the last worker's clock by ``offset`` s (restarting it so, or live); run tasks.
+
+    Its signed requests are refused for skew (``/healthz`` security.refused) and, live, it
+    refuses its peers' too; its peers stop counting it as alive; every task completes on
+    the others.
+    """
     skewed, others = mesh.workers[-1], mesh.workers[:-1]
     before = skew_refusals(mesh.nodes)
     runs_before = len(skewed.tasks()["runs"])
@@ -288,80 +298,129 @@ def skewed_phase(
         skewed.agent.stop()
         skewed.restart()
     wait_until(lambda: clock_at(skewed, offset), 60, "the clock offset applied")
-    # Its requests and everyone's requests to it are refused for skew, both ways.
-    wait_until(lambda: refusing(before, [skewed]), 120, "the node refusing its peers")
-    wait_until(lambda: refusing(before, mesh.origins), 120, "an origin refusing it")
+    wait_until(lambda: refusing(before, mesh.origins), 120, "an origin refusing it for skew")
+    if not restart:  # a restart forgets the counts; peers soon stop calling a dead node
+        wait_until(lambda: refusing(before, [skewed]), 120, "the node refusing its peers")
+    wait_until(lambda: routed_around(mesh, skewed), 120, "the origins dropping it")
     batch = run_batch(mesh.origins, fingerprints, 8, concurrency=4)
     assert all(o.complete for o in batch), [o for o in batch if not o.complete]
     assert len(skewed.tasks()["runs"]) == runs_before, "the skewed node ran a task"
     assert {o.worker for o in batch} <= {w.node_id for w in others}
     after = skew_refusals(mesh.nodes)
-    return batch, {"restarted": restart, "skew_refused": {k: after[k] - before[k] for k in after}}
+    if restart:
+        before[skewed.name] = 0
+    return batch, {"offset_s": offset, "restarted": restart,
+                   "skew_refused": {k: after[k] - before[k] for k in after}}  # fmt: skip
+
+
+def rejoin(
+    mesh: FaultMesh, fingerprints: Fingerprints, node: FaultNode, timeout: float = 180
+) -> list[Outcome]:
+    """Set ``node``'s clock right; wait until the origins see it; send tasks until it runs one."""
+    node.shift_clock(0)
+    mesh.ready(timeout)
+    outcomes: list[Outcome] = []
+    for _ in range(10):
+        batch = run_batch(mesh.origins, fingerprints, 6, concurrency=6)
+        outcomes += batch
+        assert all(o.complete for o in batch), [o for o in batch if not o.complete]
+        if any(o.worker == node.node_id for o in batch):
+            return outcomes
+    raise AssertionError(f"{node.name} rejoined but took none of {len(outcomes)} tasks")
+
+
+@pytest.fixture
+def clock_worker(mesh: FaultMesh) -> Iterator[FaultNode]:
+    """The worker whose clock the test moves; its clock is set right again afterwards."""
+    if mesh.faketime is None:
+        pytest.skip("libfaketime is not installed (apt-get install faketime)")
+    mesh.ready()
+    try:
+        yield mesh.workers[-1]
+    finally:
+        for worker in mesh.workers:
+            worker.shift_clock(0)
 
 
 @pytest.mark.timeout(900)
 def test_a_worker_whose_clock_jumps_is_refused_for_skew_routed_around_and_rejoins(
-    mesh: FaultMesh,
+    mesh: FaultMesh, clock_worker: FaultNode
 ) -> None:
-    if mesh.faketime is None:
-        pytest.skip("libfaketime is not installed (apt-get install faketime)")
-    mesh.ready()
-    skewed = mesh.workers[-1]
     fingerprints = Fingerprints("clock", range(16, 20))
     since = now_ms()
     outcomes: list[Outcome] = []
-    phases: dict[str, Any] = {}
+    phases: list[dict[str, Any]] = []
     faults = Counter[str]()
-    try:
-        # 1. Restarted with its clock ten minutes fast, then (while running) ten minutes slow.
-        for offset, restart in ((SKEW_S, True), (-SKEW_S, False)):
-            faults["clock_jump"] += 1
-            batch, phases[f"{offset:+d}s"] = skewed_phase(mesh, fingerprints, offset, restart)
-            outcomes += batch
-        # 2. The clock comes back: the node rejoins and takes work again.
-        skewed.shift_clock(0)
-        faults["clock_jump"] += 1
-        mesh.ready()
-        ran = 0
-        for _ in range(10):
-            batch = run_batch(mesh.origins, fingerprints, 6, concurrency=6)
-            outcomes += batch
-            assert all(o.complete for o in batch), [o for o in batch if not o.complete]
-            ran = sum(1 for o in batch if o.worker == skewed.node_id)
-            if ran:
-                break
-        assert ran, "the node whose clock came back took no task"
-        # 3. A jump mid-stream: the worker running it goes ten minutes ahead. The lease and
-        # the task's deadline run on the monotonic clock, so the stream finishes on it.
-        prompt, estimate, _ = fingerprints.next(0)
-        long = Outcome(0, estimate, 400)
-        reader = threading.Thread(target=stream_chat, args=(mesh.origins[0], long, prompt))
-        reader.start()
-        wait_until(lambda: long.texts >= 3 or long.ended, 120, "the first tokens")
-        jumped = mesh.worker(long.worker)
-        jumped.shift_clock(SKEW_S)
-        faults["clock_jump"] += 1
-        wait_until(lambda: long.ended or clock_at(jumped, SKEW_S), 60, "the jump applied")
-        mid_stream = not long.ended
-        reader.join(300)
-        outcomes.append(long)
-        assert long.complete, long
-        task = row_of(mesh.origins[0], long, since)
-        assert (task["state"], task["attempts"], task["worker"]) == ("done", 1, jumped.node_id)
-        run = next(r for r in jumped.tasks()["runs"] if r["task_id"] == task["task_id"])
-        phases["mid_stream"] = {"jump_landed_mid_stream": mid_stream,
-                                "run_wall_ms": run["finished_ms"] - run["started_ms"]}  # fmt: skip
-        if mid_stream:
-            assert run["finished_ms"] - run["started_ms"] > (SKEW_S - 60) * 1000
-        jumped.shift_clock(0)
-        faults["clock_jump"] += 1
-    finally:
-        for worker in mesh.workers:
-            worker.shift_clock(0)
-    mesh.ready()
+    # 1. While it runs, its clock goes ten minutes slow, then ten minutes fast; each time
+    # it is set right again afterwards and must rejoin and take work.
+    for offset in (-SKEW_S, SKEW_S):
+        batch, phase = skewed_phase(mesh, fingerprints, offset, restart=False)
+        faults["clock_jump"] += 2
+        outcomes += batch + rejoin(mesh, fingerprints, clock_worker)
+        phases.append(phase)
+    # 2. A jump mid-stream: the worker running it goes ten minutes ahead. The lease and the
+    # task's deadline run on the monotonic clock, so the stream finishes there, once.
+    prompt, estimate, _ = fingerprints.next(0)
+    long = Outcome(0, estimate, 400)
+    reader = threading.Thread(target=stream_chat, args=(mesh.origins[0], long, prompt))
+    reader.start()
+    wait_until(lambda: long.texts >= 3 or long.ended, 120, "the first tokens")
+    jumped = mesh.worker(long.worker)
+    jumped.shift_clock(SKEW_S)
+    faults["clock_jump"] += 1
+    wait_until(lambda: long.ended or clock_at(jumped, SKEW_S), 60, "the jump applied")
+    mid_stream = not long.ended
+    reader.join(300)
+    outcomes.append(long)
+    assert long.complete, long
+    task = row_of(mesh.origins[0], long, since)
+    assert (task["state"], task["attempts"], task["worker"]) == ("done", 1, jumped.node_id)
+    run = next(r for r in jumped.tasks()["runs"] if r["task_id"] == task["task_id"])
+    run_wall_ms = run["finished_ms"] - run["started_ms"]
+    if mid_stream:  # its own record of the run spans the jump
+        assert run_wall_ms > (SKEW_S - 60) * 1000, run
+    outcomes += rejoin(mesh, fingerprints, jumped)
+    faults["clock_jump"] += 1
+    phases.append({"offset_s": SKEW_S, "mid_stream": mid_stream, "run_wall_ms": run_wall_ms})
     settle(mesh.nodes)
     result = audit(mesh.origins, mesh.workers, outcomes, since)
     report("clock", faults, result.figures, phases=phases)
     assert not result.problems, result.problems
     assert result.figures["lost"] == 0
     assert result.figures["duplicated"] == 0
+
+
+REJOIN_S = 120
+"""Generous next to the ~10 s a rejoin takes here, far below the skew the bug waits out."""
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="bug: a node started with its clock ahead signs its peer record in the future; "
+    "once its clock is right, peers refuse that record ('future') until real time catches "
+    "up (the skew minus 30 s) and the node never re-signs it, so it stays dead to them",
+)
+@pytest.mark.timeout(900)
+def test_a_worker_started_with_its_clock_ahead_rejoins_once_its_clock_is_right(
+    mesh: FaultMesh, clock_worker: FaultNode
+) -> None:
+    fingerprints = Fingerprints("boot", range(16, 20))
+    since = now_ms()
+    faults = Counter[str]({"clock_jump": 2})
+    rejoined: list[Outcome] = []
+    batch, phase = skewed_phase(mesh, fingerprints, SKEW_S, restart=True)
+    stuck: AssertionError | None = None
+    try:
+        rejoined = rejoin(mesh, fingerprints, clock_worker, timeout=REJOIN_S)
+    except AssertionError as exc:
+        stuck = exc
+        # Leave the mesh whole for what follows: a restart on the right clock re-signs.
+        clock_worker.agent.stop()
+        clock_worker.restart()
+        mesh.ready()
+    settle(mesh.nodes)
+    result = audit(mesh.origins, mesh.workers, batch + rejoined, since)
+    report("boot_ahead", faults, result.figures, phase=phase, rejoined=stuck is None)
+    assert not result.problems, result.problems
+    if stuck is not None:
+        raise stuck
