@@ -8,7 +8,7 @@ EXTRAS ?= embedded,ble,anchor,dev
 STAMP := $(VENV)/.installed
 SOURCES := pyproject.toml setup.py $(wildcard _speedups/*.pyx _speedups/*.pxd)
 # Debian packages the build needs: libsodium for the compiled core, cmake for llama.cpp.
-DEB_PACKAGES := build-essential cmake libsodium-dev
+DEB_PACKAGES := build-essential cmake libsodium-dev faketime
 PYTEST_ARGS ?=
 ARGS ?=
 LINT_PATHS := edgecoder tests setup.py
