@@ -9,7 +9,7 @@ import json
 import shutil
 import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ from edgecoder.speedups import envelope
 from edgecoder.wire import canonical
 from edgecoder.wire.records import SignedRecord, sign_record
 from tests.integration.agent_process import AgentProcess, edgecoder
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -32,14 +33,6 @@ suspicion_mult = 3
 dead_retention_ms = 4000
 advert_interval_s = 1
 """
-
-
-def wait_until(check: Callable[[], bool], timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s")
-        time.sleep(0.1)
 
 
 def health(agent: AgentProcess) -> dict[str, Any]:

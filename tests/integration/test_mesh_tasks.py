@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,7 @@ import httpx
 import pytest
 
 from tests.integration.nodes import ModelNode
+from tests.waiting import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.model]
 
@@ -32,14 +32,6 @@ mdns = false
 worker_slots = {slots}
 lease_ms = 3000
 """
-
-
-def wait_until(check: Callable[[], bool], timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s")
-        time.sleep(0.1)
 
 
 def config(slots: int, seed: ModelNode | None = None) -> str:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,7 @@ from edgecoder.wire.records import SignedRecord, sign_record
 from tests.integration.agent_process import AgentProcess, edgecoder
 from tests.integration.test_mesh_gossip import signed
 from tests.netns.lan import Lan, netns_available
+from tests.waiting import wait_until
 
 pytestmark = [pytest.mark.netns, pytest.mark.integration, pytest.mark.slow]
 
@@ -43,15 +44,6 @@ advert_interval_s = 2
 # suspicion timeout (log10 of 5 members is below 1), and a few periods for the news of
 # death to reach everyone.
 DEAD_BOUND_S = (1 + SUSPICION_MULT + 4) * PERIOD_MS / 1000
-
-
-def wait_until(check: Callable[[], bool], timeout: float) -> float:
-    started = time.monotonic()
-    while not check():
-        if time.monotonic() - started > timeout:
-            raise AssertionError(f"condition not met within {timeout}s")
-        time.sleep(0.1)
-    return time.monotonic() - started
 
 
 class LanMesh:
