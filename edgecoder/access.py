@@ -12,10 +12,11 @@ time, one revoked through this node's own API at once.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 from edgecoder.clock import Clock
-from edgecoder.errors import AuthError, BadRequestError, RateLimitedError
+from edgecoder.errors import AuthError, BadRequestError, RateLimitedError, StorageError
 from edgecoder.security.api_keys import generate_key, hash_key, looks_like_key, valid_key_name
 from edgecoder.security.ratelimit import TokenBuckets
 from edgecoder.storage import api_keys as store
@@ -29,6 +30,8 @@ __all__ = (
     "AccessControl",
     "Principal",
 )
+
+log = logging.getLogger(__name__)
 
 CACHE_TTL_S = 2.0
 AUTH_FAILURE_BURST = 20
@@ -110,7 +113,11 @@ class AccessControl:
         if now - self._touched.get(record.name, -_TOUCH_EVERY_S) >= _TOUCH_EVERY_S:
             self._touched[record.name] = now
             stamp = self._clock.now_ms()
-            await self._database.run(lambda c: store.touch_key(c, record.name, stamp))
+            try:
+                await self._database.run(lambda c: store.touch_key(c, record.name, stamp))
+            except StorageError as exc:
+                # Last-used times are a convenience: a full disk must not refuse a read.
+                log.warning("could not record the use of key '%s': %s", record.name, exc)
         return Principal(record.name, record.admin)
 
     def check_rate(self, principal: Principal) -> None:

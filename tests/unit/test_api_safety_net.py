@@ -175,3 +175,15 @@ async def test_a_body_that_never_finishes_gets_a_408(
     await asyncio.wait_for(node.client_app(scope, receive, send), timeout=60)
     assert sent[0]["status"] == 408
     assert "not sent within" in json.loads(sent[1]["body"])["error"]
+
+
+async def test_a_key_whose_use_cannot_be_recorded_still_works(
+    node: InProcessNode, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def full(*args: object) -> None:
+        raise DiskFullError("data dir /x is full (No space left on device)")
+
+    monkeypatch.setattr("edgecoder.storage.api_keys.touch_key", full)
+    async with node.client() as client:
+        response = await client.get("/v1/models")
+    assert response.status_code == 200
