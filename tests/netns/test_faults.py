@@ -30,7 +30,9 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.integration.agent_process import edgecoder
 from tests.netns.faults import (
+    FINAL,
     FaultNode,
     Fingerprints,
     Load,
@@ -49,7 +51,7 @@ pytestmark = [pytest.mark.netns, pytest.mark.integration, pytest.mark.slow, pyte
 LEASE_MS = 5000
 ORIGINS = 2
 WORKERS = 3
-ROUNDS = ("origin", "origin", "worker", "worker", "worker", "both")
+ROUNDS = ("origin", "origin", "origin", "worker", "worker", "worker", "worker", "both")
 """The victims of the kill rounds, shuffled by the seed."""
 SKEW_S = 600
 REPORT: dict[str, dict[str, Any]] = {}
@@ -188,6 +190,14 @@ def streaming_on(load: Load, origin: int | None = None, worker: str = "") -> Out
     return None
 
 
+def cli_tasks(node: FaultNode) -> list[dict[str, Any]]:
+    """The tasks ``edgecoder tasks --json`` lists for ``node``."""
+    result = edgecoder("tasks", "--json", "--limit", "1000", "--url", node.agent.api_url,
+                       "--api-key", node.admin_key, env=node.agent.env)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    return list(json.loads(result.stdout)["tasks"])
+
+
 @pytest.mark.timeout(900)
 def test_kill_9_of_origins_and_workers_loses_no_accepted_task_and_runs_none_twice(
     mesh: FaultMesh,
@@ -199,7 +209,7 @@ def test_kill_9_of_origins_and_workers_loses_no_accepted_task_and_runs_none_twic
     rng.shuffle(rounds)
     mesh.ready()
     since = now_ms()
-    load = Load(mesh.origins, clients=4, fingerprints=Fingerprints("kill", range(40, 48)))
+    load = Load(mesh.origins, clients=6, fingerprints=Fingerprints("kill", range(40, 48)))
     log: list[dict[str, Any]] = []
     faults = Counter[str]()
     hits: list[tuple[str, Outcome]] = []
@@ -240,6 +250,11 @@ def test_kill_9_of_origins_and_workers_loses_no_accepted_task_and_runs_none_twic
         outcomes = load.stop()
         print("fault-suite kill rounds:", json.dumps(log))
     settle(mesh.nodes)
+    # The operator's view says the same: nothing an origin accepted is left open.
+    for origin in mesh.origins:
+        listed = cli_tasks(origin)
+        assert listed, f"edgecoder tasks lists nothing on {origin.name}"
+        assert all(t["state"] in FINAL for t in listed if t["created_ms"] >= since), listed
     result = audit(mesh.origins, mesh.workers, outcomes, since)
     report("kill", faults, result.figures, seed=seed, rounds=len(rounds))
     assert not result.problems, result.problems
