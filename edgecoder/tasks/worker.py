@@ -107,6 +107,8 @@ class Worker:
         self._running: dict[tuple[str, int], asyncio.Event] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self.task_ms = _EWMA_START_MS
+        self.claim_rtt_ms = 0.0
+        """Smoothed time from sending a claim to its answer."""
         self.stats = {"offers": 0, "claims": 0, "grants": 0, "runs": 0, "silent": 0,
                       "busy": 0, "claim_delay_ms": 0}  # fmt: skip
         """Counters; ``claim_delay_ms`` is the sum of the delays of every timer started."""
@@ -154,7 +156,9 @@ class Worker:
         jitter = self._rng.uniform(0, cfg.claim_jitter_ms)
         extra = max(0, ttft - prefill)
         delay = claim_delay_ms(extra, cfg.ttft_budget_ms, cfg.claim_delay_max_ms, jitter)
-        delay += offer.rank * cfg.claim_stagger_ms
+        # Rank r waits r staggers, each at least a claim's round trip: the time it takes the
+        # origin to hear a better-ranked claim and its close notice to come back.
+        delay += offer.rank * max(cfg.claim_stagger_ms, self.claim_rtt_ms)
         self.stats["claim_delay_ms"] += round(delay)
         loop = asyncio.get_running_loop()
         self._timers[key] = loop.call_later(delay / 1000, self._fire, offer, ttft)
@@ -199,8 +203,11 @@ class Worker:
         key = (offer.task_id, offer.attempt)
         claim = Claim(offer.task_id, offer.attempt, self.identity.node_id, ttft_ms)
         self.stats["claims"] += 1
+        loop = asyncio.get_running_loop()
+        sent = loop.time()
         try:
             answer = await self.transport.post(offer.origin, "/mesh/tasks/claim", claim.as_dict())
+            self.claim_rtt_ms += ((loop.time() - sent) * 1000 - self.claim_rtt_ms) / 8
         except TaskTransportError as exc:
             log.debug("claim for %s refused or lost: %s", offer.task_id, exc)
             # Refused: not granted. Lost on the way back: it may have been, keep it.

@@ -11,6 +11,7 @@ counted on the workers.
 from __future__ import annotations
 
 import json
+import os
 import signal
 import threading
 import time
@@ -294,6 +295,18 @@ def crowd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Node]]:
         lan.close()
 
 
+def cpu_seconds(nodes: list[Node]) -> dict[str, float]:
+    """CPU time used so far by the agents, and by this process (the user-space switch)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    agents = 0.0
+    for node in nodes:
+        assert node.agent.proc is not None
+        fields = Path(f"/proc/{node.agent.proc.pid}/stat").read_text().rpartition(")")[2].split()
+        agents += (int(fields[11]) + int(fields[12])) / tick
+    own = os.times()
+    return {"agents": agents, "test": own.user + own.system}
+
+
 def diagnostics(nodes: list[Node]) -> dict[str, Any]:
     """What the mesh did under the load: refusals, shed requests, protocol counters."""
     refused: Counter[str] = Counter()
@@ -328,11 +341,14 @@ def test_twenty_workers_race_for_500_tasks_and_each_runs_exactly_once(crowd: lis
                               headers={"Authorization": f"Bearer {origin.key}"})  # fmt: skip
         return response.status_code
 
+    cpu_before = cpu_seconds(crowd)
     started = time.monotonic()
     with ThreadPoolExecutor(max_workers=16) as pool:
         statuses = Counter(pool.map(one, range(TASKS)))
     elapsed = time.monotonic() - started
-    print(json.dumps({"statuses": statuses, "seconds": round(elapsed, 1), **diagnostics(crowd)}))
+    cpu = {k: round(v - cpu_before[k], 1) for k, v in cpu_seconds(crowd).items()}
+    print(json.dumps({"statuses": statuses, "seconds": round(elapsed, 1), "cpu_s": cpu,
+                      **diagnostics(crowd)}))  # fmt: skip
     assert statuses == {200: TASKS}, statuses
     offered: dict[str, dict[str, Any]] = {}
     claims_received = 0
