@@ -46,7 +46,7 @@ __all__ = ("MAX_RECORDS", "GossipError", "GossipTransport", "MeshNode")
 log = logging.getLogger(__name__)
 
 MAX_RECORDS = 4096
-_MAX_PENDING = 1024
+_MAX_PENDING = 256
 _CONCURRENCY = 64
 _LOAD_FIELDS = ("load_pct", "slots", "queue_depth", "owner_busy")
 
@@ -128,6 +128,8 @@ class MeshNode:
         )
         self.conflict: dict[str, str] | None = None
         self.refused: Counter[str] = Counter()
+        self.dropped = 0
+        """Outgoing gossip dropped because it could not leave in time (backpressure)."""
         self._published_inc = -1
         self._advert_body: dict[str, Any] | None = None
         self._last_heard: dict[str, int] = {}
@@ -158,9 +160,9 @@ class MeshNode:
     async def publish_advert(self) -> None:
         """Re-sign the advert if what it says has changed."""
         body = await self._advert_source()
-        if body == self._advert_body:
-            return
         held = self.store.get(self.node_id, ADVERT)
+        if body == self._advert_body and (held is None or held.issued_ms <= self.clock.now_ms()):
+            return
         seq = max(held.seq + 1 if held else 0, self.clock.now_ms())
         self._sign(ADVERT, seq, body)
         self._advert_body = body
@@ -168,7 +170,10 @@ class MeshNode:
 
     def _refresh_peer(self) -> None:
         held = self.store.get(self.node_id, PEER)
-        if held is not None and held.expires_ms - self.clock.now_ms() < held.ttl_ms // 2:
+        now = self.clock.now_ms()
+        # Re-sign at half the lifetime, and at once when the clock went back past the
+        # signing time: peers refuse a record issued in their future ("future").
+        if held is not None and (held.expires_ms - now < held.ttl_ms // 2 or held.issued_ms > now):
             self.membership.bump_incarnation()
         if self.membership.incarnation != self._published_inc:
             self._publish_peer()
@@ -209,9 +214,10 @@ class MeshNode:
         for send in sends:
             if len(self._tasks) >= _MAX_PENDING:
                 log.debug("gossip backlog full: dropping a %s", send.message.get("t"))
+                self.dropped += 1
                 continue
             body = self._encode(send.message, send.node_id)
-            task = asyncio.create_task(self._deliver(send, body))
+            task = asyncio.create_task(self._deliver(send, body, self._mono_ms()))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
@@ -233,8 +239,13 @@ class MeshNode:
         body = {"network": self.network, "msg": message, "records": records[:MAX_RECORDS]}
         return canonical.encode(body)
 
-    async def _deliver(self, send: Send, body: bytes) -> None:
+    async def _deliver(self, send: Send, body: bytes, queued_ms: int) -> None:
         async with self._limit:
+            if self._mono_ms() - queued_ms > self.config.mesh.period_ms:
+                # Waited a whole period for a connection slot: the protocol has moved on
+                # (an ack after its probe timed out, news already re-sent), so drop it.
+                self.dropped += 1
+                return
             status, answer = await self.transport.send(send.address, send.node_id, body)
         if status == 409 and isinstance(answer, dict):
             error = answer.get("error") or {}
@@ -371,7 +382,10 @@ class MeshNode:
             "identity_conflict": self.conflict,
             "advert": self._advert_body,
             "refused_records": dict(self.refused),
-            "load": self.guard.load.snapshot(self.clock.monotonic()),
+            "load": {
+                **self.guard.load.snapshot(self.clock.monotonic()),
+                "gossip_dropped": self.dropped,
+            },
         }
 
     @property
