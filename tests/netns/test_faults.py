@@ -409,12 +409,6 @@ REJOIN_S = 120
 """Generous next to the ~10 s a rejoin takes here, far below the skew the bug waits out."""
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: a node started with its clock ahead signs its peer record in the future; "
-    "once its clock is right, peers refuse that record ('future') until real time catches "
-    "up (the skew minus 30 s) and the node never re-signs it, so it stays dead to them",
-)
 @pytest.mark.timeout(900)
 def test_a_worker_started_with_its_clock_ahead_rejoins_once_its_clock_is_right(
     mesh: FaultMesh, clock_worker: FaultNode
