@@ -59,6 +59,7 @@ class MeshRuntime:
         url = url_for(advertise_host(cfg.advertise, cfg.bind, addresses), self.mesh_port)
         timeout_s = max(1.0, 2 * cfg.period_ms / 1000)
         self._client = MeshClient(services.identity, services.clock, timeout_s=timeout_s,
+                                  max_connections=16,
                                   total_s=min(2 * timeout_s, self._exchange_bound_s()))  # fmt: skip
         node = MeshNode(
             identity=services.identity,

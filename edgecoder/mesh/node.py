@@ -47,7 +47,9 @@ log = logging.getLogger(__name__)
 
 MAX_RECORDS = 4096
 _MAX_PENDING = 256
-_CONCURRENCY = 64
+_CONCURRENCY = 8
+"""Gossip requests in flight at once. A node talks to a few peers per period; more in
+flight only grows the HTTP pool's queue, whose every change costs a pass over it."""
 _LOAD_FIELDS = ("load_pct", "slots", "queue_depth", "owner_busy")
 
 
@@ -129,6 +131,8 @@ class MeshNode:
         self.conflict: dict[str, str] | None = None
         self.refused: Counter[str] = Counter()
         self.dropped = 0
+        self.sent: Counter[str] = Counter()
+        """Gossip requests sent, by message type."""
         """Outgoing gossip dropped because it could not leave in time (backpressure)."""
         self._published_inc = -1
         self._advert_body: dict[str, Any] | None = None
@@ -246,6 +250,7 @@ class MeshNode:
                 # (an ack after its probe timed out, news already re-sent), so drop it.
                 self.dropped += 1
                 return
+            self.sent[str(send.message.get("t"))] += 1
             status, answer = await self.transport.send(send.address, send.node_id, body)
         if status == 409 and isinstance(answer, dict):
             error = answer.get("error") or {}
@@ -385,6 +390,7 @@ class MeshNode:
             "load": {
                 **self.guard.load.snapshot(self.clock.monotonic()),
                 "gossip_dropped": self.dropped,
+                "gossip_sent": dict(self.sent),
             },
         }
 

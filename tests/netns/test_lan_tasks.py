@@ -307,10 +307,20 @@ def cpu_seconds(nodes: list[Node]) -> dict[str, float]:
     return {"agents": agents, "test": own.user + own.system}
 
 
+def gossip_sent(nodes: list[Node]) -> Counter[str]:
+    """Gossip requests the agents have sent so far, by message type."""
+    sent: Counter[str] = Counter()
+    for node in nodes:
+        health = node.agent.get(f"{node.agent.api_url}/healthz")[1]
+        sent.update(health.get("mesh", {}).get("load", {}).get("gossip_sent", {}))
+    return sent
+
+
 def diagnostics(nodes: list[Node]) -> dict[str, Any]:
     """What the mesh did under the load: refusals, shed requests, protocol counters."""
     refused: Counter[str] = Counter()
     shed: Counter[str] = Counter()
+    dropped = 0
     lags: list[int] = []
     counters: dict[str, Counter[str]] = {"origin": Counter(), "worker": Counter()}
     for node in nodes:
@@ -318,6 +328,7 @@ def diagnostics(nodes: list[Node]) -> dict[str, Any]:
         refused.update(health.get("security", {}).get("refused", {}))
         load = health.get("mesh", {}).get("load", {})
         shed.update(load.get("shed", {}))
+        dropped += int(load.get("gossip_dropped", 0))
         lags.append(int(load.get("worst_loop_lag_ms", 0)))
         document = node.admin("/admin/tasks?limit=1")
         for side, counter in counters.items():
@@ -326,6 +337,7 @@ def diagnostics(nodes: list[Node]) -> dict[str, Any]:
     return {
         "refused": dict(refused),
         "shed": dict(shed),
+        "gossip_dropped": dropped,
         "worst_loop_lag_ms": {"median": lags[len(lags) // 2], "max": lags[-1]},
         **{k: dict(v) for k, v in counters.items()},
     }
@@ -341,14 +353,15 @@ def test_twenty_workers_race_for_500_tasks_and_each_runs_exactly_once(crowd: lis
                               headers={"Authorization": f"Bearer {origin.key}"})  # fmt: skip
         return response.status_code
 
-    cpu_before = cpu_seconds(crowd)
+    cpu_before, gossip_before = cpu_seconds(crowd), gossip_sent(crowd)
     started = time.monotonic()
     with ThreadPoolExecutor(max_workers=16) as pool:
         statuses = Counter(pool.map(one, range(TASKS)))
     elapsed = time.monotonic() - started
     cpu = {k: round(v - cpu_before[k], 1) for k, v in cpu_seconds(crowd).items()}
+    gossip = dict(gossip_sent(crowd) - gossip_before)
     print(json.dumps({"statuses": statuses, "seconds": round(elapsed, 1), "cpu_s": cpu,
-                      **diagnostics(crowd)}))  # fmt: skip
+                      "gossip_sent": gossip, **diagnostics(crowd)}))  # fmt: skip
     assert statuses == {200: TASKS}, statuses
     offered: dict[str, dict[str, Any]] = {}
     claims_received = 0
