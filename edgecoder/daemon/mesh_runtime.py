@@ -58,8 +58,10 @@ class MeshRuntime:
         )
         url = url_for(advertise_host(cfg.advertise, cfg.bind, addresses), self.mesh_port)
         timeout_s = max(1.0, 2 * cfg.period_ms / 1000)
+        # Small pools: httpcore re-scans its connections and queue on every change, so a big
+        # pool behind a lagging loop costs more the more it holds (see docs/tasks.md).
         self._client = MeshClient(services.identity, services.clock, timeout_s=timeout_s,
-                                  max_connections=16,
+                                  max_connections=48,
                                   total_s=min(2 * timeout_s, self._exchange_bound_s()))  # fmt: skip
         node = MeshNode(
             identity=services.identity,
@@ -92,7 +94,7 @@ class MeshRuntime:
                         interrupted)  # fmt: skip
         # Streams are watched by the lease, not by a read timeout.
         self._task_client = MeshClient(services.identity, services.clock, timeout_s=5.0,
-                                       read_timeout_s=3600.0, max_connections=1024,
+                                       read_timeout_s=3600.0, max_connections=256,
                                        total_s=self._exchange_bound_s())  # fmt: skip
         transport = HttpTaskTransport(self._task_client, node.directory.address)
         common = {"identity": services.identity, "config": services.config,

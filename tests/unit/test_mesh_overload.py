@@ -3,12 +3,15 @@ forger, and a node over capacity sheds load with 503 and ``Retry-After``."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
+import httpx
 import pytest
 
 from edgecoder.adapters.transports.mesh_auth import MeshAuthMiddleware
+from edgecoder.adapters.transports.mesh_client import MeshClient
 from edgecoder.clock import SystemClock
 from edgecoder.config import MeshConfig
 from edgecoder.mesh.load import COMMITTED, GOSSIP, OFFERS, LoadGauge
@@ -178,3 +181,23 @@ async def test_an_overloaded_node_still_takes_a_claim() -> None:
     assert exchange.status() == 200
     assert exchange.reached_app == [body]
     assert gate.load.in_flight == 0
+
+
+async def test_an_outgoing_request_is_abandoned_inside_the_skew_window() -> None:
+    client = MeshClient(SENDER, SystemClock(), total_s=0.05)
+
+    async def never(request: httpx.Request) -> httpx.Response:
+        await asyncio.sleep(3600)
+        raise AssertionError("unreachable")
+
+    await client.aclose()
+    client._http = httpx.AsyncClient(transport=httpx.MockTransport(never))
+    try:
+        request = await client.prepare("http://peer", "POST", PATH, b"{}", RECEIVER.node_id)
+        with pytest.raises(httpx.TimeoutException):
+            await client.send(request)
+        with pytest.raises(httpx.TimeoutException):
+            async with client.stream(request):
+                raise AssertionError("no headers ever came")
+    finally:
+        await client.aclose()
