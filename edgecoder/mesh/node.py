@@ -47,6 +47,8 @@ log = logging.getLogger(__name__)
 
 MAX_RECORDS = 4096
 _MAX_PENDING = 256
+_STALL_MS = 20
+"""A tick this much later than asked for counts as a stall of this node's loop."""
 _CONCURRENCY = 8
 """Gossip requests in flight at once. A node talks to a few peers per period; more in
 flight only grows the HTTP pool's queue, whose every change costs a pass over it."""
@@ -140,6 +142,8 @@ class MeshNode:
         self._tasks: set[asyncio.Task[None]] = set()
         self._limit = asyncio.Semaphore(_CONCURRENCY)
         self._seeds = list(config.mesh.bootstrap)
+        self._stalled_ms = 0
+        self._virtual_ms = 0
 
     @property
     def node_id(self) -> str:
@@ -147,7 +151,12 @@ class MeshNode:
         return self.identity.node_id
 
     def _mono_ms(self) -> int:
-        return int(self.clock.monotonic() * 1000)
+        """The membership's clock: monotonic time less the time this node's own loop was
+        stalled (Lifeguard's local health, by its simplest measure). An ack that sat
+        unread while this node could not run is no evidence against the peer."""
+        now = int(self.clock.monotonic() * 1000) - self._stalled_ms
+        self._virtual_ms = max(self._virtual_ms, now)
+        return self._virtual_ms
 
     # -- own records ----------------------------------------------------------------------
 
@@ -194,8 +203,12 @@ class MeshNode:
         next_advert = self.clock.monotonic() + advert_every
         try:
             while not stop.is_set():
+                woke = self.clock.monotonic() + tick_s
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), tick_s)
+                late_ms = int((self.clock.monotonic() - woke) * 1000)
+                if late_ms > _STALL_MS:
+                    self._stalled_ms += late_ms
                 if self.conflict is not None:
                     continue
                 if self.clock.monotonic() >= next_advert:
@@ -390,6 +403,7 @@ class MeshNode:
             "load": {
                 **self.guard.load.snapshot(self.clock.monotonic()),
                 "gossip_dropped": self.dropped,
+                "stalled_ms": self._stalled_ms,
                 "gossip_sent": dict(self.sent),
             },
         }

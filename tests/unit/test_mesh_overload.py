@@ -13,8 +13,9 @@ import pytest
 from edgecoder.adapters.transports.mesh_auth import MeshAuthMiddleware
 from edgecoder.adapters.transports.mesh_client import MeshClient
 from edgecoder.clock import SystemClock
-from edgecoder.config import MeshConfig
+from edgecoder.config import Config, MeshConfig
 from edgecoder.mesh.load import COMMITTED, GOSSIP, OFFERS, LoadGauge
+from edgecoder.mesh.node import MeshNode
 from edgecoder.security.identity import NodeIdentity
 from edgecoder.security.mesh_guard import MeshGuard
 from edgecoder.speedups import envelope
@@ -201,3 +202,35 @@ async def test_an_outgoing_request_is_abandoned_inside_the_skew_window() -> None
                 raise AssertionError("no headers ever came")
     finally:
         await client.aclose()
+
+
+class SteppedClock:
+    def __init__(self) -> None:
+        self.mono = 10.0
+
+    def now_ms(self) -> int:
+        return 1_800_000_000_000 + int(self.mono * 1000)
+
+    def monotonic(self) -> float:
+        return self.mono
+
+
+async def test_time_this_nodes_loop_was_stalled_does_not_count_against_its_peers() -> None:
+    clock = SteppedClock()
+
+    async def advert() -> dict[str, Any]:
+        return {}
+
+    node = MeshNode(identity=SENDER, config=Config(), clock=clock,
+                    guard=MeshGuard(SENDER.node_id, MeshConfig(), clock), url="http://x:1",
+                    addrs=[], api_port=2, transport=None, advert_source=advert)  # type: ignore[arg-type]  # fmt: skip
+    assert node._mono_ms() == 10_000
+    clock.mono = 12.0
+    node._stalled_ms = 1_500  # the loop could not run for 1.5 s of those 2
+    assert node._mono_ms() == 10_500
+    node._stalled_ms = 2_500  # counted late: the membership clock never runs backwards
+    assert node._mono_ms() == 10_500
+    clock.mono = 13.0
+    assert node._mono_ms() == 10_500
+    clock.mono = 14.0
+    assert node._mono_ms() == 11_500
