@@ -97,6 +97,9 @@ class RemoteTask:
     candidates: Callable[[frozenset[str]], list[Fit]]
     """The fittest peers for this task, best first, excluding the given node ids."""
     on_worker: Callable[[str], None] = lambda node_id: None
+    claim_patience_s: float | None = None
+    """How long to wait for a claim before giving up (None: :data:`CLAIM_PATIENCE_S`);
+    shorter when the caller can run the request itself instead."""
     task_id: str = field(default_factory=new_task_id)
     attempt: int = 0
     worker: str | None = None
@@ -308,7 +311,8 @@ class Origin:
         )
         answers: dict[str, asyncio.Task[str]] = {}
         started = loop.time()
-        give_up = started + min(CLAIM_PATIENCE_S, cfg.deadline_s)
+        patience = CLAIM_PATIENCE_S if task.claim_patience_s is None else task.claim_patience_s
+        give_up = started + min(patience, cfg.deadline_s)
         asked: set[str] = set()  # in this pass over the candidates
         sent: dict[str, float] = {}  # when each candidate was last offered the attempt
         passes = 0
@@ -358,7 +362,7 @@ class Origin:
             log.info("task %s attempt %d: no claim within %.1f s from %d peers",
                      task.task_id, task.attempt, loop.time() - started, len(answers))  # fmt: skip
             raise BackendUnavailableError(
-                f"no peer took the task within {CLAIM_PATIENCE_S:.0f} s: the mesh is busy"
+                f"no peer took the task within {patience:.0f} s: the mesh is busy"
             )
         self.stats["grants"] += 1
         return claim

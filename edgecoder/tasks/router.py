@@ -177,11 +177,16 @@ class Router:
         def named(node_id: str) -> None:
             stream.node_id = node_id
 
+        cfg = self.config.tasks
+        # A node that can run the request itself waits for a claim only as long as the
+        # protocol's own retries take; one that cannot waits for the busy mesh.
+        patience = cfg.max_attempts * cfg.offer_timeout_ms / 1000
         task = RemoteTask(
             request=request,
             prompt_tokens=prompt_tokens,
             candidates=lambda exclude: self.candidates(request.model, prompt_tokens, exclude),
             on_worker=named,
+            claim_patience_s=patience if decision.local_ttft_ms is not None else None,
         )
         async with contextlib.aclosing(self.origin.run(task)) as remote:
             try:

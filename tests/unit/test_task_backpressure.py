@@ -262,8 +262,12 @@ async def test_offers_refused_as_overloaded_move_on_at_once_and_a_busy_mesh_is_r
         task = remote_task(mesh, "find the free one")
         assert await run_one(origin, task) == "ok"
         assert mesh.executions == {"find the free one": 1}
-        monkeypatch.setattr(origin_module, "CLAIM_PATIENCE_S", 1.0)
         mesh.overloaded = set(ids)
+        impatient = remote_task(mesh, "nobody")
+        impatient.claim_patience_s = 0.3  # the caller could run it itself
+        with pytest.raises(BackendUnavailableError, match="busy"):
+            await run_one(origin, impatient)
+        monkeypatch.setattr(origin_module, "CLAIM_PATIENCE_S", 1.0)
         with pytest.raises(BackendUnavailableError, match="busy"):
             await run_one(origin, remote_task(mesh, "nobody"))
         assert "nobody" not in mesh.executions
