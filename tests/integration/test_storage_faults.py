@@ -7,7 +7,6 @@ soon as space is back, with everything it had acknowledged.
 
 from __future__ import annotations
 
-import errno
 import json
 import os
 import signal
@@ -21,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from tests.disks import fill, tiny_tmpfs
 from tests.integration.agent_process import AgentProcess, edgecoder
 
 pytestmark = pytest.mark.integration
@@ -29,40 +29,8 @@ pytestmark = pytest.mark.integration
 @pytest.fixture
 def tiny(tmp_path: Path) -> Iterator[Path]:
     """A 1 MiB tmpfs, unmounted afterwards."""
-    if os.geteuid() != 0:
-        pytest.skip("needs root to mount a tmpfs")
-    mountpoint = tmp_path / "tiny"
-    mountpoint.mkdir()
-    result = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=1m,mode=0700", "tmpfs", str(mountpoint)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if result.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs: {result.stderr.strip()}")
-    try:
+    with tiny_tmpfs(tmp_path) as mountpoint:
         yield mountpoint
-    finally:
-        subprocess.run(["umount", "-l", str(mountpoint)], check=True)
-
-
-def fill(directory: Path) -> Path:
-    """Write a file in ``directory`` until the file system has not one byte left."""
-    filler = directory / "filler"
-    fd = os.open(filler, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-    try:
-        for chunk in (b"\0" * 65536, b"\0" * 4096, b"\0"):
-            while True:
-                try:
-                    os.write(fd, chunk)
-                except OSError as exc:
-                    if exc.errno != errno.ENOSPC:
-                        raise
-                    break
-    finally:
-        os.close(fd)
-    return filler
 
 
 def remount(mountpoint: Path, mode: str) -> None:

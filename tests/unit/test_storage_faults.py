@@ -38,29 +38,17 @@ from edgecoder.storage.faults import os_fault, sqlite_fault
 from edgecoder.storage.keystore import KEY_FILE, load_or_create_identity
 from edgecoder.storage.node_meta import register_start
 from edgecoder.storage.replay_state import REPLAY_FILE, load_replay_state, save_replay_state
+from tests.disks import fill, tiny_tmpfs
 
 FULL = "is full (No space left on device)"
 SQLITE_FULL = "is full (database or disk is full)"
 
 
-def _mount(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["mount", *args], capture_output=True, text=True, check=False)
-
-
 @pytest.fixture
 def tiny(tmp_path: Path) -> Iterator[Path]:
     """A 1 MiB tmpfs, unmounted afterwards."""
-    if os.geteuid() != 0:
-        pytest.skip("needs root to mount a tmpfs")
-    mountpoint = tmp_path / "tiny"
-    mountpoint.mkdir()
-    result = _mount("-t", "tmpfs", "-o", "size=1m,mode=0700", "tmpfs", str(mountpoint))
-    if result.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs: {result.stderr.strip()}")
-    try:
+    with tiny_tmpfs(tmp_path) as mountpoint:
         yield mountpoint
-    finally:
-        subprocess.run(["umount", "-l", str(mountpoint)], check=True)
 
 
 @pytest.fixture
@@ -74,25 +62,6 @@ def read_only(tiny: Path, tmp_path: Path) -> Iterator[Path]:
         yield view
     finally:
         subprocess.run(["umount", "-l", str(view)], check=True)
-
-
-def fill(directory: Path) -> Path:
-    """Write a file in ``directory`` until the file system has not one byte left."""
-    filler = directory / "filler"
-    fd = os.open(filler, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-    try:
-        for chunk in (b"\0" * 65536, b"\0" * 4096, b"\0"):
-            while True:
-                try:
-                    os.write(fd, chunk)
-                except OSError as exc:
-                    if exc.errno != errno.ENOSPC:
-                        raise
-                    break
-    finally:
-        os.close(fd)
-    assert os.statvfs(directory).f_bavail == 0
-    return filler
 
 
 def leftovers(directory: Path) -> list[str]:
