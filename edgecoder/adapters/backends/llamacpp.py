@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import threading
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -64,6 +65,8 @@ MAX_EMBEDDING_TOKENS = 65_536
 """Tokens one embeddings request may hold in all (a few minutes of a Pi's time at most)."""
 EMBED_BATCH = 16
 """Texts embedded per turn on the model."""
+INFERENCE_NICE = 10
+"""How much lower than the event loop the inference threads run (``nice``)."""
 _DONE = object()
 
 
@@ -92,6 +95,17 @@ async def import_model(
     return entry
 
 
+def _lower_priority() -> None:
+    """Run this inference thread below the event loop (nice +:data:`INFERENCE_NICE`).
+
+    On a busy host the loop must keep answering the mesh's timing (claims, leases,
+    heartbeats) and the API; the model's threads take what is left. Per thread on Linux;
+    elsewhere, or where not permitted, the thread keeps the process's priority.
+    """
+    with contextlib.suppress(OSError, AttributeError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), INFERENCE_NICE)
+
+
 class LlamaCppBackend:
     """Serves the GGUF models registered in the node database."""
 
@@ -118,7 +132,9 @@ class LlamaCppBackend:
         self._loading: dict[str, asyncio.Lock] = {}
         self._running: set[threading.Event] = set()
         self._executor = ThreadPoolExecutor(
-            max_workers=max(2, slots + 1), thread_name_prefix="edgecoder-llama"
+            max_workers=max(2, slots + 1),
+            thread_name_prefix="edgecoder-llama",
+            initializer=_lower_priority,
         )
 
     async def start(self) -> None:
