@@ -17,7 +17,7 @@ import sqlite3
 import threading
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +30,7 @@ from edgecoder.tasks.fitness import estimate_prompt_tokens
 from tests.integration.agent_process import AgentProcess, edgecoder
 from tests.integration.nodes import share_default_model
 from tests.netns.lan import Lan
+from tests.waiting import wait_until
 
 __all__ = (
     "FINAL",
@@ -58,15 +59,6 @@ threads = 1
 worker_slots = {slots}
 lease_ms = {lease_ms}
 """
-
-
-def wait_until(check: Callable[[], bool], timeout: float, what: str = "condition") -> None:
-    """Poll ``check`` until it holds; a bound on a hang, not a timing assertion."""
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} not met within {timeout}s")
-        time.sleep(0.2)
 
 
 def faketime_library() -> str | None:

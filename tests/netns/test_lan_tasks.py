@@ -16,7 +16,7 @@ import signal
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,7 @@ import pytest
 from tests.integration.agent_process import AgentProcess, edgecoder
 from tests.integration.nodes import share_default_model
 from tests.netns.lan import Lan, netns_available
+from tests.waiting import wait_until
 
 pytestmark = [pytest.mark.netns, pytest.mark.integration, pytest.mark.slow, pytest.mark.model]
 
@@ -42,14 +43,6 @@ threads = 1
 worker_slots = {slots}
 lease_ms = {lease_ms}
 """
-
-
-def wait_until(check: Callable[[], bool], timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s")
-        time.sleep(0.2)
 
 
 class Node:
