@@ -10,7 +10,7 @@ from edgecoder.errors import BadRequestError
 
 
 def test_chat_streams_by_default_and_maps_options() -> None:
-    request, stream = parse_chat(
+    parsed = parse_chat(
         Fields(
             {
                 "model": "m",
@@ -20,13 +20,14 @@ def test_chat_streams_by_default_and_maps_options() -> None:
             }
         )
     )
-    assert stream is True
+    assert parsed.stream is True
+    request = parsed.request
     assert request.sampling.max_tokens is None  # -1: up to the context
     assert request.sampling.stop == ("x",)
 
 
 def test_tool_call_arguments_as_objects() -> None:
-    request, _ = parse_chat(
+    request = parse_chat(
         Fields(
             {
                 "model": "m",
@@ -37,7 +38,7 @@ def test_tool_call_arguments_as_objects() -> None:
                 ],
             }
         )
-    )  # fmt: skip
+    ).request  # fmt: skip
     assert request.messages[0].tool_calls[0].arguments == '{"a": 1}'
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from edgecoder.adapters.web.parsed import ParsedChat
 from edgecoder.adapters.web.request_limits import (
     MAX_EMBEDDING_INPUTS,
     MAX_MESSAGES,
@@ -27,7 +28,14 @@ from edgecoder.inference.types import (
     ToolSpec,
 )
 
-__all__ = ("OllamaGenerate", "parse_chat", "parse_embed", "parse_generate", "sampling")
+__all__ = (
+    "OllamaGenerate",
+    "model_name",
+    "parse_chat",
+    "parse_embed",
+    "parse_generate",
+    "sampling",
+)
 
 
 def sampling(fields: Fields) -> SamplingParams:
@@ -43,12 +51,16 @@ def sampling(fields: Fields) -> SamplingParams:
     )
 
 
-def _model(fields: Fields) -> str:
+def model_name(fields: Fields) -> str:
+    """The model a body names: ``model``, or the older ``name``.
+
+    :raises BadRequestError: neither is there.
+    """
     return fields.text("model") or fields.text("name", required=True) or ""
 
 
-def parse_chat(fields: Fields) -> tuple[ChatRequest, bool]:
-    """An ``/api/chat`` body; returns the request and whether to stream.
+def parse_chat(fields: Fields) -> ParsedChat:
+    """An ``/api/chat`` body: the request, streamed unless ``"stream": false``.
 
     :raises BadRequestError: a field is missing or malformed.
     """
@@ -84,12 +96,12 @@ def parse_chat(fields: Fields) -> tuple[ChatRequest, bool]:
             ToolSpec(name, fn.text("description", "") or "", params.data if params else {})
         )
     request = ChatRequest(
-        model=_model(fields),
+        model=model_name(fields),
         messages=tuple(messages),
         sampling=sampling(fields),
         tools=tuple(tools),
     )
-    return request, fields.flag("stream", True)
+    return ParsedChat(request, fields.flag("stream", True))
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,7 +122,7 @@ def parse_generate(fields: Fields) -> OllamaGenerate:
 
     :raises BadRequestError: a field is missing or malformed.
     """
-    model = _model(fields)
+    model = model_name(fields)
     stream = fields.flag("stream", True)
     if fields.has("images"):
         raise BadRequestError("'images': this node's models read text only", "images")
@@ -143,4 +155,4 @@ def parse_embed(fields: Fields) -> EmbeddingRequest:
         inputs = tuple(raw)
     else:
         raise BadRequestError("'input' must be a string or a non-empty array of strings", "input")
-    return EmbeddingRequest(model=_model(fields), inputs=inputs)
+    return EmbeddingRequest(model=model_name(fields), inputs=inputs)

@@ -11,9 +11,9 @@ Refused with a 400 naming the field: ``n`` other than 1, images, malformed messa
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
+from edgecoder.adapters.web.parsed import ParsedChat, ParsedCompletion
 from edgecoder.adapters.web.request_limits import (
     MAX_EMBEDDING_INPUTS,
     MAX_MESSAGES,
@@ -40,25 +40,6 @@ _ROLES = {
     "assistant": "assistant",
     "tool": "tool",
 }
-
-
-@dataclass(frozen=True, slots=True)
-class ParsedChat:
-    """A chat request and how to answer it."""
-
-    request: ChatRequest
-    stream: bool
-    include_usage: bool
-
-
-@dataclass(frozen=True, slots=True)
-class ParsedCompletion:
-    """A completion request and how to answer it."""
-
-    request: CompletionRequest
-    stream: bool
-    include_usage: bool
-    echo: bool
 
 
 def _content_text(content: Any, where: str) -> str:

@@ -24,7 +24,6 @@ from starlette.routing import Route
 
 from edgecoder.adapters.web.dialects import OPENAI
 from edgecoder.adapters.web.generation import admit, collect
-from edgecoder.adapters.web.openai_parse import parse_chat
 from edgecoder.adapters.web.requests import read_json
 from edgecoder.adapters.web.routing import RouteMaker
 from edgecoder.adapters.web.streams import heartbeat
@@ -97,7 +96,7 @@ def responses_routes(services: Services, route: RouteMaker) -> list[Route]:
             )
         if not fields.has("input"):
             raise BadRequestError("'input' is required", "input")
-        parsed = parse_chat(fields)
+        parsed = OPENAI.parse_chat(fields)
         shape = _Shape(parsed.request.model, parsed.request.sampling.max_tokens)
         stream = await admit(services.chat(parsed.request))
         headers = {"X-EdgeCoder-Node": services.served_by(stream)}

@@ -1,5 +1,9 @@
 """Framing streamed responses: OpenAI's SSE and Ollama's NDJSON, with keep-alives.
 
+A :class:`Framing` is one stream format: its media type, how one event is framed, what
+ends the stream (OpenAI's ``data: [DONE]``) and what fills a silence. Each dialect
+(:mod:`edgecoder.adapters.web.dialect`) holds one.
+
 While a model is still reading a long prompt nothing is produced for a while; proxies
 and clients time out idle connections, so an SSE comment (``: keep-alive``) goes out
 after every ``keepalive_s`` of silence. NDJSON has no comments, so Ollama streams rely on
@@ -11,9 +15,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 
-__all__ = ("KEEPALIVE", "heartbeat", "ndjson", "sse")
+__all__ = ("KEEPALIVE", "NDJSON", "SSE", "SSE_DONE", "Framing", "heartbeat", "ndjson", "sse")
 
 KEEPALIVE = b": keep-alive\n\n"
 SSE_DONE = b"data: [DONE]\n\n"
@@ -31,6 +36,25 @@ def sse(event: object) -> bytes:
 def ndjson(event: object) -> bytes:
     """One NDJSON line."""
     return _dumps(event) + b"\n"
+
+
+@dataclass(frozen=True, slots=True)
+class Framing:
+    """A stream format: media type, one event's frame, the end marker, the keep-alive."""
+
+    media_type: str
+    event: Callable[[object], bytes]
+    end: bytes = b""
+    """Sent after the last event (an error event included); empty: nothing."""
+    keepalive: bytes | None = None
+    """Sent after each silence of ``keepalive_s``; None: the format has no comments."""
+
+
+SSE = Framing("text/event-stream", sse, SSE_DONE, KEEPALIVE)
+"""OpenAI's: ``data: {json}`` events, then ``data: [DONE]``, with ``: keep-alive`` comments."""
+
+NDJSON = Framing("application/x-ndjson", ndjson)
+"""Ollama's: one JSON object per line, nothing after the last."""
 
 
 async def heartbeat(
