@@ -131,9 +131,9 @@ class Control:
                 "default_model": self.services.config.inference.model}  # fmt: skip
 
     def peers(self) -> list[dict[str, Any]]:
-        """Every known peer (see :meth:`MeshNode.peers`)."""
+        """Every known peer, as JSON data (see :meth:`PeerView.as_json`)."""
         mesh = self.services.mesh
-        return mesh.peers() if mesh is not None else []
+        return [peer.as_json() for peer in mesh.peers()] if mesh is not None else []
 
     async def models(self) -> list[dict[str, Any]]:
         """Every model this node can serve, itself or through a peer."""

@@ -34,11 +34,12 @@ from edgecoder.security.identity import NodeIdentity
 from edgecoder.security.mesh_guard import MeshGuard
 from edgecoder.storage import tasks as task_store
 from edgecoder.storage.database import Database
+from edgecoder.storage.task_rows import RunRow, TaskRow
 from edgecoder.tasks.origin import Origin
 from edgecoder.tasks.router import Router
 from edgecoder.tasks.worker import Worker
 
-__all__ = ("BackendState", "Services")
+__all__ = ("BackendState", "Services", "TaskHistory")
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +59,28 @@ class BackendState:
             "active": self.active,
             "state": self.state,
             "reason": self.reason,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class TaskHistory:
+    """The newest mesh tasks this node offered and runs it did for peers, with the task
+    protocol's counters (``/admin/tasks``)."""
+
+    tasks: tuple[TaskRow, ...]
+    runs: tuple[RunRow, ...]
+    origin: dict[str, int]
+    worker: dict[str, int]
+    routing: dict[str, int]
+
+    def as_json(self) -> dict[str, object]:
+        """The history as JSON data."""
+        return {
+            "tasks": [task.as_json() for task in self.tasks],
+            "runs": [run.as_json() for run in self.runs],
+            "origin": self.origin,
+            "worker": self.worker,
+            "routing": self.routing,
         }
 
 
@@ -168,15 +191,14 @@ class Services:
             return []
         seen: dict[str, ModelInfo] = {}
         for _, advert in self.mesh.adverts():
-            for entry in advert.get("models") or []:
-                name = entry.get("name") if isinstance(entry, dict) else None
-                if isinstance(name, str) and name not in seen:
-                    seen[name] = ModelInfo(
-                        name=name,
+            for entry in advert.models:
+                if entry.name not in seen:
+                    seen[entry.name] = ModelInfo(
+                        name=entry.name,
                         backend="mesh",
-                        context_length=int(entry.get("context_length") or 0),
-                        size_bytes=int(entry.get("size_bytes") or 0),
-                        digest=str(entry.get("digest") or ""),
+                        context_length=entry.context_length,
+                        size_bytes=entry.size_bytes,
+                        digest=entry.digest,
                     )
         return list(seen.values())
 
@@ -261,15 +283,15 @@ class Services:
         except ValueError:
             return None
 
-    async def recent_tasks(self, limit: int = 50) -> dict[str, Any]:
+    async def recent_tasks(self, limit: int = 50) -> TaskHistory:
         """Tasks this node offered and runs it did for peers, newest first, with counters."""
         tasks, runs = await self.database.run(
             lambda c: (task_store.recent_tasks(c, limit), task_store.recent_runs(c, limit))
         )
-        return {
-            "tasks": tasks,
-            "runs": runs,
-            "origin": dict(self.origin.stats) if self.origin else {},
-            "worker": dict(self.worker.stats) if self.worker else {},
-            "routing": dict(self.router.decisions) if self.router else {},
-        }
+        return TaskHistory(
+            tasks=tuple(tasks),
+            runs=tuple(runs),
+            origin=dict(self.origin.stats) if self.origin else {},
+            worker=dict(self.worker.stats) if self.worker else {},
+            routing=dict(self.router.decisions) if self.router else {},
+        )

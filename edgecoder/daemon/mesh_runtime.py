@@ -17,7 +17,8 @@ from edgecoder.adapters.transports.mesh_client import MeshClient
 from edgecoder.adapters.transports.task_transport import HttpTaskTransport
 from edgecoder.errors import EdgeCoderError
 from edgecoder.inference.calibration import Calibration, calibrate
-from edgecoder.mesh.advert import advert_body
+from edgecoder.mesh.advert import local_advert
+from edgecoder.mesh.advert_types import Advert
 from edgecoder.mesh.interfaces import LanAddress, advertise_host, lan_addresses, url_for
 from edgecoder.mesh.node import MeshNode
 from edgecoder.services import Services
@@ -159,7 +160,7 @@ class MeshRuntime:
             return
         self._mdns = mdns
 
-    async def _advert(self) -> dict[str, Any]:
+    async def _advert(self) -> Advert:
         services = self.services
         models = []
         if services.backend is not None:
@@ -171,7 +172,7 @@ class MeshRuntime:
                 ]
             except EdgeCoderError as exc:
                 log.debug("advert: could not list models: %s", exc)
-        return advert_body(
+        return local_advert(
             models=models,
             backend=services.backend_state.active or "none",
             calibration=self.calibration,

@@ -1,4 +1,4 @@
-"""The body of this node's capability advert: what it can run and how busy it is.
+"""This node's own capability advert: what it can run and how busy it is.
 
 Fields (all integers, strings and booleans — the canonical encoding has no floats):
 ``models`` (name, digest, size_class, context_length, size_bytes, loaded), ``backend``,
@@ -7,7 +7,8 @@ calibration at start; 0 until measured or without a model), ``slots`` (peer task
 at once: ``tasks.worker_slots``; 0 for a requester-only node), ``queue_depth``
 (generations waiting for a slot of the local backend), ``load_pct`` (1-minute load
 average over the CPU count, in steps of 10 so small wobbles do not re-sign the advert),
-``owner_busy`` and ``price_pct`` (the price multiplier in percent).
+``owner_busy`` and ``price_pct`` (the price multiplier in percent). The typed value, and
+the shape check of a peer's, are :class:`~edgecoder.mesh.advert_types.Advert`.
 """
 
 from __future__ import annotations
@@ -16,12 +17,12 @@ import functools
 import os
 import platform
 from pathlib import Path
-from typing import Any
 
 from edgecoder.inference.calibration import Calibration
 from edgecoder.inference.types import ModelInfo
+from edgecoder.mesh.advert_types import Advert, AdvertModel
 
-__all__ = ("advert_body", "device_class", "load_pct", "ram_mb", "size_class")
+__all__ = ("device_class", "load_pct", "local_advert", "ram_mb", "size_class")
 
 _GIB = 1024**3
 _SIZE_CLASSES = ((1 * _GIB, "xs"), (4 * _GIB, "s"), (10 * _GIB, "m"), (30 * _GIB, "l"))
@@ -67,7 +68,7 @@ def load_pct() -> int:
     return round(load / (os.cpu_count() or 1) * 10) * 10
 
 
-def advert_body(
+def local_advert(
     *,
     models: list[ModelInfo],
     backend: str,
@@ -76,28 +77,28 @@ def advert_body(
     queue_depth: int,
     owner_busy: bool,
     price_pct: int,
-) -> dict[str, Any]:
-    """The advert's body from what this node knows about itself now."""
-    return {
-        "models": [
-            {
-                "name": m.name,
-                "digest": m.digest,
-                "size_class": size_class(m.size_bytes),
-                "context_length": m.context_length,
-                "size_bytes": m.size_bytes,
-                "loaded": m.loaded,
-            }
+) -> Advert:
+    """This node's advert from what it knows about itself now."""
+    return Advert(
+        models=tuple(
+            AdvertModel(
+                name=m.name,
+                digest=m.digest,
+                size_class=size_class(m.size_bytes),
+                context_length=m.context_length,
+                size_bytes=m.size_bytes,
+                loaded=m.loaded,
+            )
             for m in models
-        ],
-        "backend": backend,
-        "device_class": device_class(),
-        "ram_mb": ram_mb(),
-        "prefill_tps": calibration.prefill_tps if calibration else 0,
-        "decode_tps": calibration.decode_tps if calibration else 0,
-        "slots": slots,
-        "queue_depth": max(0, queue_depth),
-        "load_pct": load_pct(),
-        "owner_busy": owner_busy,
-        "price_pct": price_pct,
-    }
+        ),
+        backend=backend,
+        device_class=device_class(),
+        ram_mb=ram_mb(),
+        prefill_tps=calibration.prefill_tps if calibration else 0,
+        decode_tps=calibration.decode_tps if calibration else 0,
+        slots=slots,
+        queue_depth=max(0, queue_depth),
+        load_pct=load_pct(),
+        owner_busy=owner_busy,
+        price_pct=price_pct,
+    )

@@ -9,8 +9,9 @@ record states, never what a relay says.
 from __future__ import annotations
 
 from edgecoder.clock import Clock
-from edgecoder.mesh.peer_info import ADVERT, PEER, PeerInfo, parse_peer
-from edgecoder.wire.records import RecordError, RecordStore
+from edgecoder.mesh.advert_types import Advert
+from edgecoder.mesh.peer_info import ADVERT, PEER, PeerInfo, parse_advert, parse_peer
+from edgecoder.wire.records import RecordError, RecordStore, SignedRecord
 
 __all__ = ("RecordDirectory",)
 
@@ -23,6 +24,7 @@ class RecordDirectory:
         self.network = network
         self.clock = clock
         self._parsed: dict[str, tuple[int, PeerInfo]] = {}
+        self._adverts: dict[str, tuple[SignedRecord, Advert | None]] = {}
 
     def info(self, node_id: str) -> PeerInfo | None:
         """The body of the node's current, unexpired peer record for this network."""
@@ -53,3 +55,29 @@ class RecordDirectory:
         """The mesh URL the node's own peer record states."""
         info = self.info(node_id)
         return info.url if info else None
+
+    def check_advert(self, record: SignedRecord) -> Advert:
+        """Parse an advert record on its way into the store (and keep what it says).
+
+        :raises RecordError: ``bad_body``.
+        """
+        advert = parse_advert(record)
+        self._adverts[record.author] = (record, advert)
+        return advert
+
+    def advert(self, node_id: str) -> Advert | None:
+        """What the node's held advert says (None without one, or with a malformed one)."""
+        record = self.store.get(node_id, ADVERT)
+        if record is None:
+            self._adverts.pop(node_id, None)
+            return None
+        cached = self._adverts.get(node_id)
+        if cached is None or cached[0] is not record:
+            # A record that came in another way (this node's own, or one posted to
+            # /mesh/records, which checks signatures but not bodies).
+            try:
+                cached = (record, parse_advert(record))
+            except RecordError:
+                cached = (record, None)
+            self._adverts[node_id] = cached
+        return cached[1]

@@ -27,9 +27,11 @@ from edgecoder import __version__
 from edgecoder.clock import Clock
 from edgecoder.config import Config
 from edgecoder.errors import EdgeCoderError
+from edgecoder.mesh.advert_types import Advert
 from edgecoder.mesh.directory import RecordDirectory
 from edgecoder.mesh.membership import ALIVE, DEAD, SUSPECT, Membership, MembershipConfig, Send
-from edgecoder.mesh.peer_info import ADVERT, PEER, check_advert, parse_peer, peer_body
+from edgecoder.mesh.peer_info import ADVERT, PEER, parse_peer, peer_body
+from edgecoder.mesh.peer_view import PeerView
 from edgecoder.security.identity import NodeIdentity
 from edgecoder.security.mesh_guard import MeshGuard
 from edgecoder.wire import canonical
@@ -52,7 +54,6 @@ _STALL_MS = 20
 _CONCURRENCY = 8
 """Gossip requests in flight at once. A node talks to a few peers per period; more in
 flight only grows the HTTP pool's queue, whose every change costs a pass over it."""
-_LOAD_FIELDS = ("load_pct", "slots", "queue_depth", "owner_busy")
 
 
 class GossipTransport(Protocol):
@@ -62,7 +63,7 @@ class GossipTransport(Protocol):
         """POST ``body``; returns (HTTP status, decoded JSON) or (0, reason) if unreachable."""
 
 
-AdvertSource = Callable[[], Awaitable[dict[str, Any]]]
+AdvertSource = Callable[[], Awaitable[Advert]]
 
 
 class GossipError(EdgeCoderError):
@@ -137,7 +138,7 @@ class MeshNode:
         """Gossip requests sent, by message type."""
         """Outgoing gossip dropped because it could not leave in time (backpressure)."""
         self._published_inc = -1
-        self._advert_body: dict[str, Any] | None = None
+        self._advert: Advert | None = None
         self._last_heard: dict[str, int] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._limit = asyncio.Semaphore(_CONCURRENCY)
@@ -172,13 +173,13 @@ class MeshNode:
 
     async def publish_advert(self) -> None:
         """Re-sign the advert if what it says has changed."""
-        body = await self._advert_source()
+        advert = await self._advert_source()
         held = self.store.get(self.node_id, ADVERT)
-        if body == self._advert_body and (held is None or held.issued_ms <= self.clock.now_ms()):
+        if advert == self._advert and (held is None or held.issued_ms <= self.clock.now_ms()):
             return
         seq = max(held.seq + 1 if held else 0, self.clock.now_ms())
-        self._sign(ADVERT, seq, body)
-        self._advert_body = body
+        self._sign(ADVERT, seq, advert.as_body())
+        self._advert = advert
         self.membership.set_advert(seq)
 
     def _refresh_peer(self) -> None:
@@ -364,7 +365,7 @@ class MeshNode:
 
     def _check_record(self, record: SignedRecord) -> None:
         if record.kind == ADVERT:
-            check_advert(record)
+            self.directory.check_advert(record)
             return
         if record.kind != PEER:
             raise RecordError("not_gossiped", f"{record.kind} records travel by /mesh/records")
@@ -398,7 +399,7 @@ class MeshNode:
             "url": self.url,
             "incarnation": self.membership.incarnation,
             "identity_conflict": self.conflict,
-            "advert": self._advert_body,
+            "advert": self._advert.as_body() if self._advert is not None else None,
             "refused_records": dict(self.refused),
             "load": {
                 **self.guard.load.snapshot(self.clock.monotonic()),
@@ -409,45 +410,40 @@ class MeshNode:
         }
 
     @property
-    def advert(self) -> dict[str, Any] | None:
-        """This node's current advert body (None until first published)."""
-        return self._advert_body
+    def advert(self) -> Advert | None:
+        """This node's current advert (None until first published)."""
+        return self._advert
 
-    def adverts(self) -> list[tuple[str, dict[str, Any]]]:
-        """(node id, advert body) of every member believed alive."""
+    def adverts(self) -> list[tuple[str, Advert]]:
+        """(node id, advert) of every member believed alive that holds a well-formed one."""
         out = []
         for member in self.membership.members():
             if member.state != ALIVE:
                 continue
-            record = self.store.get(member.node_id, ADVERT)
-            if record is not None:
-                out.append((member.node_id, record.body))
+            advert = self.directory.advert(member.node_id)
+            if advert is not None:
+                out.append((member.node_id, advert))
         return out
 
-    def peers(self) -> list[dict[str, Any]]:
-        """Every known peer: identity, addresses, state, last heard, models and load."""
+    def peers(self) -> list[PeerView]:
+        """Every known peer: identity, addresses, state, last heard, and its advert."""
         out = []
         mono_now, wall_now = self._mono_ms(), self.clock.now_ms()
         for member in self.membership.members():
             since = member.since_ms
-
             info = self.directory.info(member.node_id)
-            advert = self.store.get(member.node_id, ADVERT)
-            body = advert.body if advert is not None else {}
             out.append(
-                {
-                    "node_id": member.node_id,
-                    "url": member.address,
-                    "addrs": list(info.addrs) if info else [],
-                    "api_port": info.api_port if info else None,
-                    "version": info.version if info else None,
-                    "state": member.state,
-                    "incarnation": member.incarnation,
-                    "state_since_ms": None if since is None else wall_now - (mono_now - since),
-                    "last_heard_ms": self._last_heard.get(member.node_id),
-                    "models": body.get("models", []),
-                    "load": {k: body.get(k) for k in _LOAD_FIELDS},
-                    "advert": body,
-                }
+                PeerView(
+                    node_id=member.node_id,
+                    url=member.address,
+                    addrs=info.addrs if info else (),
+                    api_port=info.api_port if info else None,
+                    version=info.version if info else None,
+                    state=member.state,
+                    incarnation=member.incarnation,
+                    state_since_ms=None if since is None else wall_now - (mono_now - since),
+                    last_heard_ms=self._last_heard.get(member.node_id),
+                    advert=self.directory.advert(member.node_id),
+                )
             )
-        return sorted(out, key=lambda p: (p["state"] != ALIVE, p["node_id"]))
+        return sorted(out, key=lambda p: (p.state != ALIVE, p.node_id))

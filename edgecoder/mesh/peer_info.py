@@ -14,19 +14,14 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from edgecoder.mesh.advert_types import Advert
 from edgecoder.wire.records import RecordError, SignedRecord
 
-__all__ = ("ADVERT", "PEER", "PeerInfo", "check_advert", "parse_peer", "peer_body")
+__all__ = ("ADVERT", "PEER", "PeerInfo", "parse_advert", "parse_peer", "peer_body")
 
 PEER = "peer"
 ADVERT = "advert"
 _MAX_ADDRS = 16
-_MAX_MODELS = 64
-_ADVERT_INTS = ("ram_mb", "prefill_tps", "decode_tps", "slots", "queue_depth", "load_pct",
-                "price_pct")  # fmt: skip
-_ADVERT_STRS = ("backend", "device_class")
-_MODEL_INTS = ("context_length", "size_bytes")
-_MODEL_STRS = ("name", "digest", "size_class")
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,31 +68,9 @@ def parse_peer(record: SignedRecord) -> PeerInfo:
     return PeerInfo(url, tuple(addrs), port, network, version)
 
 
-def check_advert(record: SignedRecord) -> dict[str, Any]:
-    """The body of an advert, checked for shape.
+def parse_advert(record: SignedRecord) -> Advert:
+    """The body of an advert, checked for shape (see :meth:`Advert.parse`).
 
     :raises RecordError: ``bad_body``.
     """
-    body = record.body
-    for name in _ADVERT_INTS:
-        value = body.get(name)
-        if type(value) is not int or value < 0:
-            raise _fail(f"advert field {name} must be a non-negative integer")
-    for name in _ADVERT_STRS:
-        if not isinstance(body.get(name), str):
-            raise _fail(f"advert field {name} must be a string")
-    if type(body.get("owner_busy")) is not bool:
-        raise _fail("advert field owner_busy must be true or false")
-    models = body.get("models")
-    if not isinstance(models, list) or len(models) > _MAX_MODELS:
-        raise _fail(f"advert models must be a list of at most {_MAX_MODELS}")
-    for model in models:
-        if not isinstance(model, dict):
-            raise _fail("each advert model must be an object")
-        if any(type(model.get(k)) is not int for k in _MODEL_INTS):
-            raise _fail("model context_length and size_bytes must be integers")
-        if any(not isinstance(model.get(k), str) for k in _MODEL_STRS):
-            raise _fail("model name, digest and size_class must be strings")
-        if type(model.get("loaded")) is not bool:
-            raise _fail("model loaded must be true or false")
-    return body
+    return Advert.parse(record.body)

@@ -11,6 +11,7 @@ import json
 import sqlite3
 from typing import Any
 
+from edgecoder.storage.task_rows import RunRow, TaskRow
 from edgecoder.wire import canonical
 
 __all__ = (
@@ -90,7 +91,7 @@ def interrupt_unfinished(conn: sqlite3.Connection, now_ms: int) -> int:
     return count
 
 
-def recent_tasks(conn: sqlite3.Connection, limit: int) -> list[dict[str, Any]]:
+def recent_tasks(conn: sqlite3.Connection, limit: int) -> list[TaskRow]:
     """The newest tasks this node offered, newest first; ``receipt`` says how far the
     receipt of the last attempt got (None, ``signed`` by this node, ``countersigned``)."""
     columns = ", ".join(f"t.{name}" for name in _TASK_COLUMNS)
@@ -100,12 +101,11 @@ def recent_tasks(conn: sqlite3.Connection, limit: int) -> list[dict[str, Any]]:
         " ORDER BY t.created_ms DESC LIMIT ?",
         (limit,),
     ).fetchall()
-    out = []
-    for row in rows:
-        task = dict(zip(_TASK_COLUMNS, row[:-1], strict=True))
-        task["receipt"] = None if row[-1] is None else ("countersigned" if row[-1] else "signed")
-        out.append(task)
-    return out
+    return [
+        TaskRow(**dict(zip(_TASK_COLUMNS, row[:-1], strict=True)),
+                receipt=None if row[-1] is None else ("countersigned" if row[-1] else "signed"))
+        for row in rows
+    ]  # fmt: skip
 
 
 def insert_run(
@@ -134,22 +134,22 @@ def finish_run(
     )
 
 
-def get_run(conn: sqlite3.Connection, task_id: str, attempt: int) -> dict[str, Any] | None:
+def get_run(conn: sqlite3.Connection, task_id: str, attempt: int) -> RunRow | None:
     """One run this node did for a peer."""
     row = conn.execute(
         f"SELECT {', '.join(_RUN_COLUMNS)} FROM task_runs WHERE task_id = ? AND attempt = ?",  # noqa: S608
         (task_id, attempt),
     ).fetchone()
-    return None if row is None else dict(zip(_RUN_COLUMNS, row, strict=True))
+    return None if row is None else RunRow(**dict(zip(_RUN_COLUMNS, row, strict=True)))
 
 
-def recent_runs(conn: sqlite3.Connection, limit: int) -> list[dict[str, Any]]:
+def recent_runs(conn: sqlite3.Connection, limit: int) -> list[RunRow]:
     """The newest runs this node did for peers, newest first."""
     rows = conn.execute(
         f"SELECT {', '.join(_RUN_COLUMNS)} FROM task_runs ORDER BY started_ms DESC LIMIT ?",  # noqa: S608
         (limit,),
     ).fetchall()
-    return [dict(zip(_RUN_COLUMNS, row, strict=True)) for row in rows]
+    return [RunRow(**dict(zip(_RUN_COLUMNS, row, strict=True))) for row in rows]
 
 
 def store_receipt(

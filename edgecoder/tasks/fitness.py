@@ -18,14 +18,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+
+from edgecoder.mesh.advert_types import Advert, AdvertModel
 
 __all__ = (
     "Fit",
     "ModelFit",
     "claim_delay_ms",
     "estimate_prompt_tokens",
-    "model_fit",
+    "fits_context",
     "peer_fit",
     "predicted_ttft_ms",
 )
@@ -53,7 +54,8 @@ def estimate_prompt_tokens(texts: list[str]) -> int:
 
 @dataclass(frozen=True, slots=True)
 class ModelFit:
-    """How a node holds one model."""
+    """How a node holds one model, where no advert lists it (simulations); an advert's
+    entry (:class:`~edgecoder.mesh.advert_types.AdvertModel`) says the same and more."""
 
     loaded: bool
     context_length: int
@@ -72,21 +74,9 @@ class Fit:
     """The price multiplier the node advertises (what a receipt for its work states)."""
 
 
-def model_fit(models: list[Any], name: str) -> ModelFit | None:
-    """The advert entry for ``name`` (``models`` as an advert lists them), if any."""
-    for entry in models:
-        if isinstance(entry, dict) and entry.get("name") == name:
-            return ModelFit(
-                loaded=bool(entry.get("loaded")),
-                context_length=int(entry.get("context_length") or 0),
-                size_bytes=int(entry.get("size_bytes") or 0),
-            )
-    return None
-
-
 def predicted_ttft_ms(
     *,
-    model: ModelFit,
+    model: AdvertModel | ModelFit,
     prompt_tokens: int,
     prefill_tps: int,
     queued_ahead: int,
@@ -107,14 +97,14 @@ def predicted_ttft_ms(
     return ttft + (OWNER_BUSY_PENALTY_MS if owner_busy else 0)
 
 
-def fits_context(model: ModelFit, prompt_tokens: int) -> bool:
+def fits_context(model: AdvertModel | ModelFit, prompt_tokens: int) -> bool:
     """Whether the prompt and at least one output token fit the model's context."""
     return model.context_length <= 0 or prompt_tokens + 1 <= model.context_length
 
 
 def peer_fit(
     node_id: str,
-    advert: dict[str, Any],
+    advert: Advert,
     model: str,
     prompt_tokens: int,
     task_ms: int,
@@ -125,23 +115,22 @@ def peer_fit(
     ``assigned`` is how many of this origin's tasks run on the peer now: fresher than the
     advert's queue depth, which is only as new as the advert.
     """
-    held = model_fit(advert.get("models") or [], model)
+    held = advert.model(model)
     if held is None or not fits_context(held, prompt_tokens):
         return None
-    slots = int(advert.get("slots") or 0)
-    if slots <= 0:
+    if advert.slots <= 0:
         return None
-    owner_busy = bool(advert.get("owner_busy"))
     ttft = predicted_ttft_ms(
         model=held,
         prompt_tokens=prompt_tokens,
-        prefill_tps=int(advert.get("prefill_tps") or 0),
-        queued_ahead=max(int(advert.get("queue_depth") or 0), assigned - slots + 1),
+        prefill_tps=advert.prefill_tps,
+        queued_ahead=max(advert.queue_depth, assigned - advert.slots + 1),
         task_ms=task_ms,
-        load_pct=int(advert.get("load_pct") or 0),
-        owner_busy=owner_busy,
+        load_pct=advert.load_pct,
+        owner_busy=advert.owner_busy,
     )
-    return Fit(node_id, ttft, held.loaded, owner_busy, int(advert.get("price_pct") or 100))
+    # A price of 0 is read as the default, as it always was.
+    return Fit(node_id, ttft, held.loaded, advert.owner_busy, advert.price_pct or 100)
 
 
 def claim_delay_ms(ttft_ms: int, budget_ms: int, max_delay_ms: int, jitter_ms: float) -> float:

@@ -14,17 +14,16 @@ import contextlib
 import random
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Any
 
 from edgecoder.config import Config
 from edgecoder.errors import BackendUnavailableError, ContextOverflowError, ModelNotFoundError
 from edgecoder.inference.served import ServedStream
 from edgecoder.inference.types import ChatRequest, CompletionRequest, Delta
+from edgecoder.mesh.advert_types import Advert
 from edgecoder.tasks.fitness import (
     Fit,
     estimate_prompt_tokens,
     fits_context,
-    model_fit,
     peer_fit,
     predicted_ttft_ms,
 )
@@ -64,8 +63,8 @@ class Router:
         config: Config,
         node_id: str,
         origin: Origin,
-        peers: Callable[[], list[tuple[str, dict[str, Any]]]],
-        own_advert: Callable[[], dict[str, Any] | None],
+        peers: Callable[[], list[tuple[str, Advert]]],
+        own_advert: Callable[[], Advert | None],
         in_flight: Callable[[], int],
         execute: Callable[[ChatRequest | CompletionRequest], AsyncIterator[Delta]],
     ) -> None:
@@ -106,7 +105,7 @@ class Router:
         advert = self._own_advert()
         if advert is None:
             return Decision("local", "the mesh is not running")
-        held = model_fit(advert.get("models") or [], request.model) if may_run_here else None
+        held = advert.model(request.model) if may_run_here else None
         local_ttft = None
         if held is not None and fits_context(held, prompt_tokens):
             slots = self.config.inference.slots
@@ -114,7 +113,7 @@ class Router:
             local_ttft = predicted_ttft_ms(
                 model=held,
                 prompt_tokens=prompt_tokens,
-                prefill_tps=int(advert.get("prefill_tps") or 0),
+                prefill_tps=advert.prefill_tps,
                 queued_ahead=queued,
                 task_ms=_TASK_MS,
                 load_pct=0,
@@ -136,10 +135,11 @@ class Router:
     def _refuse(self, model: str, prompt_tokens: int, held_here: bool) -> None:
         contexts = []
         for _, advert in self._peers():
-            peer_model = model_fit(advert.get("models") or [], model)
+            peer_model = advert.model(model)
             if peer_model is not None:
                 contexts.append(peer_model.context_length)
-        own = model_fit((self._own_advert() or {}).get("models") or [], model)
+        own_advert = self._own_advert()
+        own = own_advert.model(model) if own_advert is not None else None
         if own is not None:
             contexts.append(own.context_length)
         if contexts:

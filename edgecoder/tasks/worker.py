@@ -31,6 +31,7 @@ from edgecoder.clock import Clock
 from edgecoder.config import Config
 from edgecoder.errors import EdgeCoderError, StorageError
 from edgecoder.inference.types import ChatRequest, CompletionRequest, Delta
+from edgecoder.mesh.advert_types import Advert
 from edgecoder.security.identity import NodeIdentity
 from edgecoder.security.payloads import PayloadError, open_sealed
 from edgecoder.security.stream_box import StreamBox
@@ -42,7 +43,6 @@ from edgecoder.tasks.fitness import (
     DEFAULT_PREFILL_TPS,
     claim_delay_ms,
     fits_context,
-    model_fit,
     predicted_ttft_ms,
 )
 from edgecoder.tasks.messages import Claim, Grant, Offer, TaskMessageError
@@ -62,8 +62,8 @@ _CLAIMS_PER_SLOT = 2
 class WorkerHost:
     """What the worker needs from its node."""
 
-    advert: Callable[[], dict[str, Any] | None]
-    """This node's current advert body (models, prefill rate, load, owner-busy)."""
+    advert: Callable[[], Advert | None]
+    """This node's current advert (models, prefill rate, load, owner-busy)."""
     in_flight: Callable[[], int]
     """Generations running or queued on the local backend now."""
     execute: Callable[[ChatRequest | CompletionRequest], AsyncIterator[Delta]]
@@ -133,21 +133,21 @@ class Worker:
         if len(self._timers) >= _MAX_PENDING or self._full():
             self.stats["busy"] += 1
             return "busy"
-        advert = self.host.advert() or {}
-        held = model_fit(advert.get("models") or [], offer.model)
-        if held is None:
+        advert = self.host.advert()
+        held = advert.model(offer.model) if advert is not None else None
+        if advert is None or held is None:
             return "no_model"
         if not fits_context(held, offer.prompt_tokens):
             return "context_too_small"
-        prefill_tps = int(advert.get("prefill_tps") or 0)
+        prefill_tps = advert.prefill_tps
         ttft = predicted_ttft_ms(
             model=held,
             prompt_tokens=offer.prompt_tokens,
             prefill_tps=prefill_tps,
             queued_ahead=self._queued_ahead(),
             task_ms=self.task_ms,
-            load_pct=int(advert.get("load_pct") or 0),
-            owner_busy=bool(advert.get("owner_busy")),
+            load_pct=advert.load_pct,
+            owner_busy=advert.owner_busy,
         )
         # The origin's rank already orders candidates by their advertised prefill rates;
         # the delay adds what only this node knows now: its queue, load, owner, cold model.
@@ -394,10 +394,9 @@ class Worker:
                 log.error("task %s: could not record the run's end: %s", grant.task_id, exc)
 
     def _digest(self, model: str) -> str:
-        for entry in (self.host.advert() or {}).get("models") or []:
-            if isinstance(entry, dict) and entry.get("name") == model:
-                return str(entry.get("digest") or "")
-        return ""
+        advert = self.host.advert()
+        held = advert.model(model) if advert is not None else None
+        return held.digest if held is not None else ""
 
     # -- receipts -------------------------------------------------------------------------
 
@@ -424,11 +423,11 @@ class Worker:
         ):
             raise TaskRefusedError(400, "bad_signature", "the origin's signature does not verify")
         run = await self.database.run(lambda c: store.get_run(c, body["task_id"], body["attempt"]))
-        if run is None or run["origin"] != sender or run["state"] != "done":
+        if run is None or run.origin != sender or run.state != "done":
             raise TaskRefusedError(404, "no_such_run", "this node finished no such run")
-        price = int((self.host.advert() or {}).get("price_pct") or 100)
-        mine = (run["prompt_tokens"], run["output_tokens"], run["model"],
-                self._digest(run["model"]), price)  # fmt: skip
+        advert = self.host.advert()
+        price = (advert.price_pct if advert is not None else 0) or 100
+        mine = (run.prompt_tokens, run.output_tokens, run.model, self._digest(run.model), price)
         theirs = (body["prompt_tokens"], body["output_tokens"], body["model"],
                   body["model_digest"], body["price_pct"])  # fmt: skip
         if mine != theirs:

@@ -7,7 +7,7 @@ import pytest
 from edgecoder.config.model import EXCLUDED_INTERFACES
 from edgecoder.mesh.advert import size_class
 from edgecoder.mesh.interfaces import LanAddress, advertise_host, select, url_for
-from edgecoder.mesh.peer_info import check_advert, parse_peer, peer_body
+from edgecoder.mesh.peer_info import parse_advert, parse_peer, peer_body
 from edgecoder.security.identity import NodeIdentity
 from edgecoder.wire.records import RecordError, SignedRecord, sign_record
 
@@ -61,8 +61,9 @@ def test_advert_shape_is_checked() -> None:
             "backend": "llamacpp", "device_class": "x86_64", "ram_mb": 1, "prefill_tps": 1,
             "decode_tps": 1, "slots": 1, "queue_depth": 0, "load_pct": 10, "owner_busy": False,
             "price_pct": 100}  # fmt: skip
-    assert check_advert(_record("advert", good)) == good
+    assert parse_advert(_record("advert", good)).as_body() == good
     for bad in ({**good, "slots": -1}, {**good, "owner_busy": 1}, {**good, "models": [3]},
                 {**good, "backend": None}):  # fmt: skip
-        with pytest.raises(RecordError):
-            check_advert(_record("advert", bad))
+        with pytest.raises(RecordError) as caught:
+            parse_advert(_record("advert", bad))
+        assert caught.value.code == "bad_body"

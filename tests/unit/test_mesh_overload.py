@@ -14,11 +14,13 @@ from edgecoder.adapters.transports.mesh_auth import MeshAuthMiddleware
 from edgecoder.adapters.transports.mesh_client import MeshClient
 from edgecoder.clock import SystemClock
 from edgecoder.config import Config, MeshConfig
+from edgecoder.mesh.advert_types import Advert
 from edgecoder.mesh.load import COMMITTED, GOSSIP, OFFERS, LoadGauge
 from edgecoder.mesh.node import MeshNode
 from edgecoder.security.identity import NodeIdentity
 from edgecoder.security.mesh_guard import MeshGuard
 from edgecoder.speedups import envelope
+from tests.adverts import advert
 
 pytestmark = pytest.mark.anyio
 
@@ -218,12 +220,12 @@ class SteppedClock:
 async def test_time_this_nodes_loop_was_stalled_does_not_count_against_its_peers() -> None:
     clock = SteppedClock()
 
-    async def advert() -> dict[str, Any]:
-        return {}
+    async def own_advert() -> Advert:
+        return advert()
 
     node = MeshNode(identity=SENDER, config=Config(), clock=clock,
                     guard=MeshGuard(SENDER.node_id, MeshConfig(), clock), url="http://x:1",
-                    addrs=[], api_port=2, transport=None, advert_source=advert)  # type: ignore[arg-type]  # fmt: skip
+                    addrs=[], api_port=2, transport=None, advert_source=own_advert)  # type: ignore[arg-type]  # fmt: skip
     assert node._mono_ms() == 10_000
     clock.mono = 12.0
     node._stalled_ms = 1_500  # the loop could not run for 1.5 s of those 2

@@ -31,16 +31,12 @@ from edgecoder.tasks.messages import Claim, parse_claim, parse_grant, parse_noti
 from edgecoder.tasks.origin import Origin, RemoteTask
 from edgecoder.tasks.transport import TaskTransportError
 from edgecoder.tasks.worker import Worker, WorkerHost
+from tests.adverts import advert, model
 
 pytestmark = pytest.mark.anyio
 
 MODEL = "m"
-ADVERT = {
-    "models": [{"name": MODEL, "context_length": 4096, "loaded": True, "size_bytes": 1}],
-    "prefill_tps": 1000,
-    "slots": 1,
-    "price_pct": 100,
-}
+ADVERT = advert(model(MODEL), prefill_tps=1000)
 
 
 class Mesh:

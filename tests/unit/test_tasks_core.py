@@ -3,6 +3,8 @@ receipts."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from edgecoder.errors import BadRequestError, ContextOverflowError, OverloadedError
@@ -30,7 +32,6 @@ from edgecoder.tasks.codec import (
 from edgecoder.tasks.errors import RETRYABLE, code_of, error_of
 from edgecoder.tasks.fitness import (
     OWNER_BUSY_PENALTY_MS,
-    ModelFit,
     claim_delay_ms,
     estimate_prompt_tokens,
     peer_fit,
@@ -52,6 +53,7 @@ from edgecoder.tasks.receipts import (
     sign_receipt,
     verify_signature,
 )
+from tests.adverts import advert, model
 
 ORIGIN = NodeIdentity(bytes(range(32)))
 WORKER = NodeIdentity(bytes(range(1, 33)))
@@ -162,29 +164,29 @@ def test_a_closed_attempt_grants_nothing() -> None:
 
 
 def test_predicted_ttft_grows_with_prompt_queue_load_unloaded_model_and_owner() -> None:
-    loaded = ModelFit(loaded=True, context_length=8192, size_bytes=300 << 20)
+    loaded = model(context_length=8192, size_bytes=300 << 20)
     base = {"model": loaded, "prompt_tokens": 500, "prefill_tps": 500, "queued_ahead": 0,
             "task_ms": 2000, "load_pct": 0, "owner_busy": False}  # fmt: skip
     ttft = predicted_ttft_ms(**base)  # type: ignore[arg-type]
     assert ttft == 1000
     assert predicted_ttft_ms(**{**base, "queued_ahead": 1}) == 3000  # type: ignore[arg-type]
     assert predicted_ttft_ms(**{**base, "load_pct": 100}) == 2000  # type: ignore[arg-type]
-    cold = ModelFit(loaded=False, context_length=8192, size_bytes=500 << 20)
+    cold = model(loaded=False, context_length=8192, size_bytes=500 << 20)
     assert predicted_ttft_ms(**{**base, "model": cold}) == 2000  # type: ignore[arg-type]
     busy = predicted_ttft_ms(**{**base, "owner_busy": True})  # type: ignore[arg-type]
     assert busy == ttft + OWNER_BUSY_PENALTY_MS
 
 
 def test_a_peer_without_the_model_the_context_or_worker_slots_is_no_candidate() -> None:
-    advert = {"models": [{"name": "m", "loaded": True, "context_length": 1024,
-                          "size_bytes": 1}], "slots": 1, "prefill_tps": 100}  # fmt: skip
-    assert peer_fit("n", advert, "other", 10, 2000) is None
-    assert peer_fit("n", advert, "m", 1024, 2000) is None  # no room for one output token
-    assert peer_fit("n", {**advert, "slots": 0}, "m", 10, 2000) is None
-    fit = peer_fit("n", advert, "m", 100, 2000)
+    peer = advert(model("m", context_length=1024), prefill_tps=100)
+    assert peer_fit("n", peer, "other", 10, 2000) is None
+    assert peer_fit("n", peer, "m", 1024, 2000) is None  # no room for one output token
+    assert peer_fit("n", replace(peer, slots=0), "m", 10, 2000) is None
+    fit = peer_fit("n", peer, "m", 100, 2000)
     assert fit is not None
     assert fit.ttft_ms == 1000
-    assigned = peer_fit("n", advert, "m", 100, 2000, assigned=1)
+    assert fit.price_pct == 100
+    assigned = peer_fit("n", peer, "m", 100, 2000, assigned=1)
     assert assigned is not None
     assert assigned.ttft_ms == 3000  # the origin's own task there queues this one
 

@@ -65,14 +65,14 @@ def admin_routes(
         body = {
             "node_id": services.node_id,
             "network": services.config.node.network,
-            "peers": mesh.peers() if mesh is not None else [],
+            "peers": [peer.as_json() for peer in mesh.peers()] if mesh is not None else [],
         }
         return JSONResponse(body, headers={"Cache-Control": "no-store"})
 
     async def tasks(request: Request) -> Response:
         require_admin(request)
         limit = whole_number(request.query_params.get("limit", "50"), "limit", 1, 1000)
-        body = {"node_id": services.node_id, **await services.recent_tasks(limit)}
+        body = {"node_id": services.node_id, **(await services.recent_tasks(limit)).as_json()}
         return JSONResponse(body, headers={"Cache-Control": "no-store"})
 
     routes = [
