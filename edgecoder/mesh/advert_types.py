@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any
 
 from edgecoder.wire.records import RecordError
 
@@ -32,7 +31,7 @@ def _fail(message: str) -> RecordError:
     return RecordError("bad_body", message)
 
 
-def _extra(body: dict[str, Any], known: frozenset[str]) -> Mapping[str, object]:
+def _extra(body: Mapping[str, object], known: frozenset[str]) -> Mapping[str, object]:
     if known.issuperset(body):
         return _NOTHING
     return MappingProxyType({k: v for k, v in body.items() if k not in known})
@@ -70,7 +69,7 @@ class AdvertModel:
         return cls(entry["name"], entry["digest"], entry["size_class"], entry["context_length"],
                    entry["size_bytes"], entry["loaded"], _extra(entry, _MODEL_FIELDS))  # fmt: skip
 
-    def as_body(self) -> dict[str, Any]:
+    def as_body(self) -> dict[str, object]:
         """The entry as the advert body lists it."""
         return {"name": self.name, "digest": self.digest, "size_class": self.size_class,
                 "context_length": self.context_length, "size_bytes": self.size_bytes,
@@ -134,7 +133,7 @@ class Advert:
             extra=_extra(body, _FIELDS),
         )
 
-    def as_body(self) -> dict[str, Any]:
+    def as_body(self) -> dict[str, object]:
         """The body to sign, or as a record carried it."""
         return {
             "models": [m.as_body() for m in self.models],

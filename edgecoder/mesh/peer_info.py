@@ -11,7 +11,6 @@ canonical encoding has no floats.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 from urllib.parse import urlsplit
 
 from edgecoder.mesh.advert_types import Advert
@@ -37,7 +36,7 @@ class PeerInfo:
 
 def peer_body(
     url: str, addrs: list[str], api_port: int, network: str, version: str
-) -> dict[str, Any]:
+) -> dict[str, object]:
     """The body of this node's peer record."""
     return {"url": url, "addrs": addrs[:_MAX_ADDRS], "api_port": api_port,
             "network": network, "version": version}  # fmt: skip

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from edgecoder.mesh.advert_types import Advert
 
@@ -30,7 +29,7 @@ class PeerView:
     """Wall-clock time of the last message received from it."""
     advert: Advert | None
 
-    def as_json(self) -> dict[str, Any]:
+    def as_json(self) -> dict[str, object]:
         """The peer as JSON data: ``models``, ``load`` and the whole ``advert`` from its
         advert as the record carries it (keys in canonical order), empty without one."""
         advert = _canonical_order(self.advert.as_body()) if self.advert is not None else {}
@@ -50,7 +49,7 @@ class PeerView:
         }
 
 
-def _canonical_order(body: dict[str, Any]) -> dict[str, Any]:
+def _canonical_order(body: dict[str, object]) -> dict[str, object]:
     return {key: _sorted_value(body[key]) for key in sorted(body)}
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from typing import Any
 
 __all__ = ("RunRow", "TaskRow")
 
@@ -30,7 +29,7 @@ class TaskRow:
     receipt: str | None
     """How far the last attempt's receipt got: None, ``signed`` or ``countersigned``."""
 
-    def as_json(self) -> dict[str, Any]:
+    def as_json(self) -> dict[str, object]:
         """The row as JSON data (``/admin/tasks``), in column order."""
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
@@ -49,6 +48,6 @@ class RunRow:
     started_ms: int
     finished_ms: int | None
 
-    def as_json(self) -> dict[str, Any]:
+    def as_json(self) -> dict[str, object]:
         """The row as JSON data (``/admin/tasks``), in column order."""
         return {f.name: getattr(self, f.name) for f in fields(self)}
