@@ -6,6 +6,11 @@ over :class:`Control`: status, peers, models (list, pull as a job with progress,
 default), mode, owner-busy, API keys, reload. Runtime choices an operator makes (default
 model, mode, owner-busy) are kept in the database and survive a restart.
 
+Control publishes on the node's event hub (``services.events``): ``pull.progress`` as a
+pull job moves, and ``properties.changed`` with the properties whose values changed —
+when an operation changes them, and ``PeerCount`` when a ``peer.state`` event changes it.
+No property changes with time alone (uptime is not one), so none is polled.
+
 Errors are the project's own: ``ModelNotFoundError`` (no such model or job),
 ``BadRequestError`` (a bad argument), ``UnsupportedError`` (the backend cannot),
 ``BackendUnavailableError``; each surface maps them once.
@@ -18,13 +23,14 @@ import contextlib
 import itertools
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from edgecoder import __version__
 from edgecoder.config import Config
 from edgecoder.config.model import TASK_MODES
 from edgecoder.errors import BadRequestError, EdgeCoderError, ModelNotFoundError
+from edgecoder.events import Event, PeerStateChanged, PropertiesChanged, PullProgress
 from edgecoder.services import Services
 from edgecoder.storage import node_meta
 
@@ -49,7 +55,6 @@ class PullJob:
     completed: int = 0
     total: int = 0
     error: str = ""
-    listeners: list[Callable[[PullJob], None]] = field(default_factory=list)
 
     @property
     def percent(self) -> int:
@@ -62,6 +67,11 @@ class PullJob:
                 "completed": self.completed, "total": self.total, "percent": self.percent,
                 "error": self.error}  # fmt: skip
 
+    def event(self) -> PullProgress:
+        """The job as it is now, as a ``pull.progress`` event."""
+        return PullProgress(self.id, self.model, self.state, self.status, self.completed,
+                            self.total, self.error)  # fmt: skip
+
 
 class Control:
     """Operations on the running node, for operators."""
@@ -72,8 +82,10 @@ class Control:
         self.jobs: dict[int, PullJob] = {}
         self._job_ids = itertools.count(1)
         self._tasks: set[asyncio.Task[None]] = set()
-        self.changed: list[Callable[[dict[str, Any]], None]] = []
-        """Called with the properties that changed (name → new value)."""
+        self.events = services.events
+        self._announced = self.properties()
+        """The properties as subscribers last heard them."""
+        self._peers = self.events.subscribe(self._on_peer, {PeerStateChanged.kind})
 
     # -- state kept across restarts ---------------------------------------------------------
 
@@ -89,6 +101,7 @@ class Control:
             config = replace(config, tasks=replace(config.tasks, mode=saved[_MODE]))
         self._apply(config)
         self.services.owner_busy = saved.get(_OWNER_BUSY) == "1"
+        self._announced = self.properties()  # before anyone listens: nothing to announce
 
     async def _save(self, key: str, value: str) -> None:
         await self.services.database.run(lambda c: node_meta.write(c, key, value))
@@ -97,8 +110,13 @@ class Control:
         self.services.apply_config(config)
 
     def _notify(self, **properties: Any) -> None:
-        for listener in self.changed:
-            listener(properties)
+        changed = {k: v for k, v in properties.items() if self._announced.get(k) != v}
+        if changed:
+            self._announced.update(changed)
+            self.events.publish(PropertiesChanged(changed))
+
+    def _on_peer(self, event: Event) -> None:
+        self._notify(PeerCount=self._peer_count())
 
     # -- reads ------------------------------------------------------------------------------
 
@@ -117,12 +135,9 @@ class Control:
         }
 
     def _peer_count(self) -> int:
-        # Polled every second by the D-Bus watcher: the counts, not the whole health document.
+        # Alive or suspect; counted on every peer.state event, so O(1), not a pass over peers.
         mesh = self.services.mesh
-        if mesh is None:
-            return 0
-        counts = mesh.counts()
-        return counts["alive"] + counts["suspect"]
+        return mesh.membership.live_count if mesh is not None else 0
 
     def status(self) -> dict[str, Any]:
         """The node's health document plus the operator's settings."""
@@ -169,15 +184,13 @@ class Control:
                 job.status = progress.status
                 if progress.total:  # status-only steps (manifest, verify) carry no sizes
                     job.completed, job.total = progress.completed, progress.total
-                for listener in job.listeners:
-                    listener(job)
+                self.events.publish(job.event())
             job.state, job.status = "done", "success"
             if job.total:
                 job.completed = job.total
         except EdgeCoderError as exc:
             job.state, job.error = "failed", str(exc)
-        for listener in job.listeners:
-            listener(job)
+        self.events.publish(job.event())
 
     def job(self, job_id: int) -> PullJob:
         """A pull job by id.
@@ -274,7 +287,8 @@ class Control:
         return {"applied": sorted(live), "restart_needed": sorted(changed - live)}
 
     async def aclose(self) -> None:
-        """Stop running pulls."""
+        """Stop running pulls and listening to the mesh."""
+        self._peers.close()
         for task in list(self._tasks):
             task.cancel()
         with contextlib.suppress(Exception):

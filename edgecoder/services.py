@@ -17,6 +17,7 @@ from edgecoder.access import AccessControl
 from edgecoder.clock import Clock
 from edgecoder.config import Config
 from edgecoder.errors import BackendUnavailableError, ModelNotFoundError
+from edgecoder.events import EventHub
 from edgecoder.inference.backend import Backend
 from edgecoder.inference.served import ServedStream
 from edgecoder.inference.types import (
@@ -101,6 +102,7 @@ class Services:
         backend_state: BackendState,
         listeners: Mapping[str, str],
         starts: int,
+        events: EventHub | None = None,
     ) -> None:
         self.config = config
         self.identity = identity
@@ -113,6 +115,8 @@ class Services:
         self.backend_state = backend_state
         self.listeners = dict(listeners)
         self.starts = starts
+        self.events = events or EventHub()
+        """The node's one event hub (see :mod:`edgecoder.events`)."""
         self.mesh: MeshNode | None = None
         self.router: Router | None = None
         self.origin: Origin | None = None

@@ -34,6 +34,7 @@ from edgecoder.daemon.listeners import EmbeddedServer, bind_listener, describe
 from edgecoder.daemon.mesh_runtime import MeshRuntime
 from edgecoder.daemon.sdnotify import Notifier
 from edgecoder.errors import ConfigError, EdgeCoderError
+from edgecoder.events import EventHub, TaskFinished, TaskStarted
 from edgecoder.inference.backend import Backend
 from edgecoder.security.mesh_guard import MeshGuard
 from edgecoder.services import Services
@@ -239,6 +240,7 @@ class Agent:
             backend_state=backend_state,
             listeners={"mesh": describe(mesh_sock), "api": describe(api_sock)},
             starts=starts,
+            events=EventHub(),
         )
 
     async def _serve(
@@ -264,6 +266,8 @@ class Agent:
         try:
             await self._until_serving(tasks)
             await mesh_runtime.start()
+            if services.origin is not None:
+                services.origin.events.append(_task_events(services.events))
             bus = await start_dbus(control, cfg.daemon.dbus)
             where = f"mesh {services.listeners['mesh']}, api {services.listeners['api']}"
             log.info("node %s serving (%s)", services.node_id, where)
@@ -280,6 +284,7 @@ class Agent:
             crashed = [t for t in tasks if t in done]
         finally:
             self.notifier.stopping("Stopping: finishing in-flight requests")
+            services.events.close()  # open event streams end, so the listeners can drain
             steps: list[tuple[str, Callable[[], Awaitable[object]]]] = []
             if bus is not None:
                 steps.append(("closing the D-Bus service", bus.close))
@@ -311,6 +316,17 @@ class Agent:
         while True:
             self.notifier.watchdog()
             await asyncio.sleep(interval)
+
+
+def _task_events(hub: EventHub) -> Callable[[str, str, str], None]:
+    """The origin's ``(kind, task id, detail)`` callback, publishing ``task.started`` and
+    ``task.finished`` on ``hub``."""
+
+    def publish(kind: str, task_id: str, detail: str) -> None:
+        hub.publish(TaskStarted(task_id, detail) if kind == "started"
+                    else TaskFinished(task_id, detail))  # fmt: skip
+
+    return publish
 
 
 async def _every_step(

@@ -38,8 +38,5 @@ async def start_dbus(control: Control, bus: str) -> Any:
         )
         log.warning('D-Bus is off: %s; %s (or set daemon.dbus = "none")', exc, hint)
         return None
-    origin = control.services.origin
-    if origin is not None:
-        origin.events.append(presence.task_event)
     log.info("D-Bus: %s on the %s bus", BUS_NAME, bus)
     return presence

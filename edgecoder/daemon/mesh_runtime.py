@@ -74,6 +74,7 @@ class MeshRuntime:
             api_port=self.api_port,
             transport=HttpGossipTransport(self._client),
             advert_source=self._advert,
+            events=services.events,
         )
         services.mesh = node
         await self._start_tasks(node)

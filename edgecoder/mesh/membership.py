@@ -22,6 +22,10 @@ Who is a member is not this module's call: a :class:`Directory` vouches for ever
 entry (in the running mesh, only when that node's own signed peer record at that
 incarnation has been verified) and knows each member's address. Suspicion and death are
 rumours about existing members only, so nobody can invent a member.
+
+A driver that asks (``track_changes=True``) collects each member's change of state —
+learnt, suspected, dead, back alive, forgotten — with :meth:`Membership.take_changes`
+after each call, and announces them; the core itself announces nothing.
 """
 
 from __future__ import annotations
@@ -38,17 +42,21 @@ from edgecoder.mesh.news import NewsQueue
 __all__ = (
     "ALIVE",
     "DEAD",
+    "FORGOTTEN",
     "SUSPECT",
     "Directory",
     "Member",
     "Membership",
     "MembershipConfig",
     "Send",
+    "StateChange",
 )
 
 ALIVE, SUSPECT, DEAD = "alive", "suspect", "dead"
 _RANK = {ALIVE: 0, SUSPECT: 1, DEAD: 2}
 _STATES = frozenset(_RANK)
+FORGOTTEN = "forgotten"
+"""Not a member's state: what a :class:`StateChange` says when the view drops a member."""
 
 Entry = tuple[int, str, int]
 """What a node holds about a member: (incarnation, state, advert version)."""
@@ -126,6 +134,16 @@ class Member:
 
 
 @dataclass(frozen=True, slots=True)
+class StateChange:
+    """A member's state changed: ``previous`` None when newly learnt, ``state``
+    :data:`FORGOTTEN` when evicted."""
+
+    node_id: str
+    state: str
+    previous: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class Send:
     """An action: send ``message`` to the node at ``address`` (``node_id`` if known)."""
 
@@ -175,6 +193,7 @@ class Membership:
         *,
         incarnation: int = 0,
         advert: int = 0,
+        track_changes: bool = False,
     ) -> None:
         self.node_id = node_id
         self.address = address
@@ -208,6 +227,7 @@ class Membership:
         self._seeds: list[str] = []
         self._seed_backoff = 1
         self._next_seed_period = 0
+        self._changes: list[StateChange] | None = [] if track_changes else None
 
     # -- views ----------------------------------------------------------------------------
 
@@ -257,6 +277,18 @@ class Membership:
         """The digest of this node's whole view (itself included)."""
         return self._digest.root()
 
+    def take_changes(self) -> list[StateChange]:
+        """The members' changes of state since the last call, oldest first (with
+        ``track_changes``; else always empty)."""
+        if not self._changes:
+            return []
+        changes, self._changes = self._changes, []
+        return changes
+
+    def _changed(self, node_id: str, state: str, previous: str | None) -> None:
+        if self._changes is not None:
+            self._changes.append(StateChange(node_id, state, previous))
+
     # -- changes --------------------------------------------------------------------------
 
     def _retransmits(self) -> int:
@@ -299,6 +331,7 @@ class Membership:
             self._live += 1
             self._digest.toggle(node_id, inc, state, advert)
             self._order.insert(self._rng.randrange(len(self._order) + 1), node_id)
+            self._changed(node_id, state, None)
             if gossip:
                 self._announce(node_id, entry)
             return
@@ -320,6 +353,8 @@ class Membership:
         elif state != held_state:
             self._since[node_id] = now_ms
             heapq.heappush(self._suspects if state == SUSPECT else self._deaths, (now_ms, node_id))
+        if state != held_state:
+            self._changed(node_id, state, held_state)
         self._announce(node_id, entry)
 
     def _buried(self, node_id: str, incarnation: int) -> bool:
@@ -535,6 +570,7 @@ class Membership:
         del self._order[index]
         if index < self._cursor:
             self._cursor -= 1
+        self._changed(node_id, FORGOTTEN, state)
 
     def receive(self, message: dict[str, Any], now_ms: int) -> list[Send]:
         """Handle one message from a peer (already authenticated by the transport)."""

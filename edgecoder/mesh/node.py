@@ -27,6 +27,7 @@ from edgecoder import __version__
 from edgecoder.clock import Clock
 from edgecoder.config import Config
 from edgecoder.errors import EdgeCoderError
+from edgecoder.events import EventHub, PeerStateChanged
 from edgecoder.mesh.advert_types import Advert
 from edgecoder.mesh.directory import RecordDirectory
 from edgecoder.mesh.membership import ALIVE, DEAD, SUSPECT, Membership, MembershipConfig, Send
@@ -107,6 +108,7 @@ class MeshNode:
         api_port: int,
         transport: GossipTransport,
         advert_source: AdvertSource,
+        events: EventHub | None = None,
     ) -> None:
         if config.mesh.ack_timeout_ms >= config.mesh.period_ms:
             raise EdgeCoderError("mesh.ack_timeout_ms must be shorter than mesh.period_ms")
@@ -119,6 +121,8 @@ class MeshNode:
         self.store = guard.records
         self.directory = RecordDirectory(self.store, self.network, clock)
         self.transport = transport
+        self.events = events or EventHub()
+        """Where the members' changes of state are announced (:class:`PeerStateChanged`)."""
         self._advert_source = advert_source
         self._addrs = addrs
         self._api_port = api_port
@@ -130,6 +134,7 @@ class MeshNode:
             membership_config(config),
             random.Random(),  # noqa: S311 - choice of peers, not secrets
             incarnation=clock.now_ms(),
+            track_changes=True,
         )
         self.conflict: dict[str, str] | None = None
         self.refused: Counter[str] = Counter()
@@ -228,6 +233,8 @@ class MeshNode:
             self._dispatch(self.membership.add_seeds(urls, self._mono_ms()))
 
     def _dispatch(self, sends: list[Send]) -> None:
+        for change in self.membership.take_changes():
+            self.events.publish(PeerStateChanged(change.node_id, change.state, change.previous))
         self._refresh_peer()
         for send in sends:
             if len(self._tasks) >= _MAX_PENDING:

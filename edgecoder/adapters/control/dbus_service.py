@@ -5,6 +5,11 @@ Bus name ``org.edgecoder.Agent``, object ``/org/edgecoder/Agent``; pull jobs are
 ``org.edgecoder.Agent1.Error.{NotFound,InvalidArgument,NotSupported,Unavailable,Failed}``
 with the node's own message. The introspection XML is in ``docs/dbus.md``.
 
+Signals follow the node's event hub (:mod:`edgecoder.events`), nothing is polled:
+``PeerJoined`` when a peer becomes alive, ``PeerLeft`` when it stops being alive (suspect,
+dead or forgotten), ``PropertiesChanged``, ``TaskStarted``/``TaskFinished``, and each
+job's ``Progress`` with its ``PropertiesChanged``.
+
 This module (no ``from __future__ import annotations``: dbus-fast reads the signatures
 from the annotations at class creation) is imported only when D-Bus is on.
 """
@@ -46,6 +51,16 @@ from edgecoder.errors import (
     ModelNotFoundError,
     UnsupportedError,
 )
+from edgecoder.events import (
+    Event,
+    PeerStateChanged,
+    PropertiesChanged,
+    PullProgress,
+    Subscription,
+    TaskFinished,
+    TaskStarted,
+)
+from edgecoder.mesh.membership import ALIVE
 
 __all__ = ("BUS_NAME", "ERROR_PREFIX", "INTERFACE", "OBJECT_PATH", "DbusControl")
 
@@ -142,8 +157,9 @@ class JobInterface(ServiceInterface):
     def Progress(self) -> Annotated[tuple[int, int, int, str], DBusSignature("ttus")]:  # noqa: N802
         return (self.job.completed, self.job.total, self.job.percent, self.job.state)
 
-    def update(self, job: PullJob) -> None:
+    def update(self) -> None:
         """Announce the job's progress."""
+        job = self.job
         self.Progress()
         self.emit_properties_changed({"State": job.state, "Status": job.status,
                                       "Completed": job.completed, "Total": job.total,
@@ -280,7 +296,9 @@ class DbusControl:
         self.bus_type = BusType.SYSTEM if bus_type == "system" else BusType.SESSION
         self.bus: MessageBus | None = None
         self.interface = AgentInterface(control, self._export_job)
-        self._watch: asyncio.Task[None] | None = None
+        self._jobs: dict[int, JobInterface] = {}
+        """Exported jobs still running, by id."""
+        self._subscription: Subscription | None = None
 
     async def start(self) -> None:
         """Connect, export, own ``org.edgecoder.Agent``.
@@ -302,49 +320,43 @@ class DbusControl:
         if reply not in (RequestNameReply.PRIMARY_OWNER, RequestNameReply.ALREADY_OWNER):
             self.bus.disconnect()
             raise EdgeCoderError(f"cannot own {BUS_NAME}: another process holds it")
-        self.control.changed.append(self.interface.emit_properties_changed)
-        self._watch = asyncio.create_task(self._watch_mesh(), name="edgecoder-dbus-watch")
+        kinds = (PeerStateChanged.kind, PropertiesChanged.kind, TaskStarted.kind,
+                 TaskFinished.kind, PullProgress.kind)  # fmt: skip
+        self._subscription = self.control.events.subscribe(self._on_event, kinds)
 
     def _export_job(self, job: PullJob) -> str:
         path = f"{OBJECT_PATH}/jobs/{job.id}"
         interface = JobInterface(job)
         if self.bus is not None:
             self.bus.export(path, interface)
-        job.listeners.append(interface.update)
+        if job.state == "running":
+            self._jobs[job.id] = interface
         return path
 
-    def task_event(self, kind: str, task_id: str, detail: str) -> None:
-        """Forward the task protocol's start and end of a task as signals."""
-        if kind == "started":
-            self.interface.TaskStarted(task_id, detail)
-        else:
-            self.interface.TaskFinished(task_id, detail)
-
-    async def _watch_mesh(self, every_s: float = 1.0) -> None:
-        # Peers joining and leaving, and properties that change by themselves.
-        known: set[str] | None = None
-        last = self.control.properties()
-        while True:
-            await asyncio.sleep(every_s)
-            alive = {p["node_id"] for p in self.control.peers() if p["state"] == "alive"}
-            if known is not None:
-                for node_id in sorted(alive - known):
-                    self.interface.PeerJoined(node_id)
-                for node_id in sorted(known - alive):
-                    self.interface.PeerLeft(node_id)
-            known = alive
-            now = self.control.properties()
-            changed = {k: v for k, v in now.items() if last.get(k) != v}
-            if changed:
-                self.interface.emit_properties_changed(changed)
-            last = now
+    def _on_event(self, event: Event) -> None:
+        interface = self.interface
+        if isinstance(event, PeerStateChanged):
+            if event.state == ALIVE and event.previous != ALIVE:
+                interface.PeerJoined(event.node_id)
+            elif event.previous == ALIVE and event.state != ALIVE:
+                interface.PeerLeft(event.node_id)
+        elif isinstance(event, PropertiesChanged):
+            interface.emit_properties_changed(dict(event.changed))
+        elif isinstance(event, TaskStarted):
+            interface.TaskStarted(event.task_id, event.worker)
+        elif isinstance(event, TaskFinished):
+            interface.TaskFinished(event.task_id, event.state)
+        elif isinstance(event, PullProgress):
+            job = self._jobs.get(event.job_id)
+            if job is not None:
+                job.update()
+                if event.state != "running":
+                    del self._jobs[event.job_id]
 
     async def close(self) -> None:
-        """Release the name and disconnect."""
-        if self._watch is not None:
-            self._watch.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._watch
+        """Stop following the node's events, release the name and disconnect."""
+        if self._subscription is not None:
+            self._subscription.close()
         if self.bus is not None:
             self.bus.disconnect()
             with contextlib.suppress(Exception):

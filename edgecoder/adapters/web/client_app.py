@@ -13,6 +13,7 @@ from edgecoder.adapters.request_guard import RequestGuardMiddleware
 from edgecoder.adapters.web.admin_api import admin_routes
 from edgecoder.adapters.web.auth import PathKeyMiddleware, shown_path
 from edgecoder.adapters.web.dialects import OPENAI
+from edgecoder.adapters.web.events_api import events_routes
 from edgecoder.adapters.web.infill_api import infill_routes
 from edgecoder.adapters.web.ollama_api import ollama_routes
 from edgecoder.adapters.web.openai_api import openai_routes
@@ -63,6 +64,7 @@ def build_client_app(services: Services, control: Control | None = None) -> Star
             *infill_routes(services, route),
             *ollama_routes(services, route),
             *admin_routes(services, route, control),
+            *events_routes(services, route),
         ],
         middleware=[
             Middleware(

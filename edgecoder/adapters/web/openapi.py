@@ -213,6 +213,8 @@ def _paths() -> Schema:
     limit = {"name": "limit", "in": "query", "required": False,
              "schema": {"type": "integer", "minimum": 1, "maximum": 1000}}  # fmt: skip
     job = _path_param("job", {"type": "integer", "minimum": 0})
+    kinds = {"name": "kinds", "in": "query", "required": False, "schema": _TEXT,
+             "description": "comma-separated event kinds (default: all)"}  # fmt: skip
     return {
         "/healthz": {"get": _operation("node health (no key needed)", secured=False)},
         "/openapi.json": {"get": _operation("this document (no key needed)", secured=False)},
@@ -262,6 +264,8 @@ def _paths() -> Schema:
         "/admin/keys/{name}": {"delete": _admin("revoke an API key",
                                                 params=[_path_param("name")])},
         "/admin/reload": {"post": _admin("re-read the configuration")},
+        "/admin/events": {"get": _admin("the node's events as they happen", params=[kinds],
+                                        stream="sse")},
     }  # fmt: skip
 
 
