@@ -15,6 +15,14 @@ builtins are mixed in where callers would naturally catch them::
     ├── ListenerError(OSError)           a listener could not bind (port in use, bad address)
     ├── NodeNotRunningError(ConnectionError)   no local agent answered
     ├── CanonicalError(ValueError)       an object has no canonical encoding
+    │   └── DecodeError(ProtocolError)   bytes from a peer that are not a canonical document
+    ├── ProtocolError                    a peer's message this node will not act on (.code)
+    │   ├── RecordError                  a signed record that does not verify or fit
+    │   ├── BlacklistError               a blacklist entry or chain without valid evidence
+    │   ├── TaskMessageError             a task message malformed or inconsistent
+    │   ├── PayloadError                 a sealed payload or stream event that cannot be opened
+    │   └── RefusedError                 a well-formed request this node declines (gossip, tasks)
+    ├── PeerTransportError               a message to a peer got no answer, or a refusal (.code)
     ├── AuthError                        a missing, unknown or revoked API key
     ├── RateLimitedError                 a client exceeded its request rate
     └── InferenceError                   a generation could not be served
@@ -26,7 +34,9 @@ builtins are mixed in where callers would naturally catch them::
         └── BackendUnavailableError                the backend is down or missing
 
 Adapters map these once: the CLI to one line on stderr and an exit code, HTTP to a
-status and a JSON body.
+status and a JSON body. A :class:`ProtocolError`'s ``code`` is what a peer is told; the
+transport adapter alone decides how it travels (on HTTP: which status, in
+``edgecoder/adapters/transports/statuses.py``).
 """
 
 from __future__ import annotations
@@ -35,10 +45,12 @@ __all__ = (
     "AuthError",
     "BackendUnavailableError",
     "BadRequestError",
+    "BlacklistError",
     "CanonicalError",
     "ConfigError",
     "ContextOverflowError",
     "DataDirError",
+    "DecodeError",
     "DiskFullError",
     "EdgeCoderError",
     "IdentityError",
@@ -48,10 +60,16 @@ __all__ = (
     "NodeNotRunningError",
     "OverloadedError",
     "PassphraseError",
+    "PayloadError",
+    "PeerTransportError",
+    "ProtocolError",
     "RateLimitedError",
     "ReadOnlyStorageError",
+    "RecordError",
+    "RefusedError",
     "StorageError",
     "StorageIOError",
+    "TaskMessageError",
     "UnsupportedError",
 )
 
@@ -105,6 +123,67 @@ class NodeNotRunningError(ConnectionError, EdgeCoderError):
 
 class CanonicalError(ValueError, EdgeCoderError):
     """The object cannot be encoded canonically (a float, a non-string key, too deep...)."""
+
+
+class ProtocolError(EdgeCoderError):
+    """A peer's message this node will not act on; :attr:`code` says why, on any transport."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class DecodeError(CanonicalError, ProtocolError):
+    """Bytes that are not a canonical document; :attr:`code` says why."""
+
+    def __init__(self, code: str, message: str) -> None:
+        ProtocolError.__init__(self, code, f"{code}: {message}")
+
+
+class RecordError(ProtocolError):
+    """A record that must not be accepted; :attr:`code` says why."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(code, f"{code}: {message}")
+
+
+class BlacklistError(ProtocolError):
+    """A blacklist entry or chain that must not be accepted; :attr:`code` says why."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(code, f"{code}: {message}")
+
+
+class TaskMessageError(ProtocolError):
+    """A task message that is malformed or inconsistent; :attr:`code` goes to the sender."""
+
+
+class PayloadError(ProtocolError):
+    """A sealed payload or stream event cannot be opened: not for this node, not for this
+    task, or altered (or, when sealing, the recipient's key is unusable)."""
+
+
+class RefusedError(ProtocolError):
+    """A well-formed gossip or task request this node declines: another network, a
+    duplicate node id, a grant it never claimed, a receipt that does not match its run."""
+
+
+class PeerTransportError(EdgeCoderError):
+    """A message to a peer failed.
+
+    :attr:`reachable` False: the peer could not be reached, or the exchange broke before
+    an answer (``code`` is this node's own: ``unreachable``, ``unknown_peer``...). True:
+    the peer answered with a refusal, whose ``code`` it gave; :attr:`retry_after_s` is
+    how long it asked to be left alone (None when it did not say).
+    """
+
+    def __init__(
+        self, code: str, message: str, *, reachable: bool, retry_after_s: float | None = None
+    ) -> None:
+        super().__init__(message)
+        self.code = code
+        self.reachable = reachable
+        self.retry_after_s = retry_after_s
 
 
 class AuthError(EdgeCoderError):

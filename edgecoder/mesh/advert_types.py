@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from edgecoder.wire.records import RecordError
+from edgecoder.errors import RecordError
 
 __all__ = ("MAX_MODELS", "Advert", "AdvertModel")
 

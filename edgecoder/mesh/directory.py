@@ -9,9 +9,10 @@ record states, never what a relay says.
 from __future__ import annotations
 
 from edgecoder.clock import Clock
+from edgecoder.errors import RecordError
 from edgecoder.mesh.advert_types import Advert
 from edgecoder.mesh.peer_info import ADVERT, PEER, PeerInfo, parse_advert, parse_peer
-from edgecoder.wire.records import RecordError, RecordStore, SignedRecord
+from edgecoder.wire.records import RecordStore, SignedRecord
 
 __all__ = ("RecordDirectory",)
 

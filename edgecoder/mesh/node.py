@@ -1,16 +1,17 @@
 """One node's live membership: the sans-I/O core, the signed records behind it, a transport.
 
-Every core message travels as one signed ``POST /mesh/gossip`` whose canonical body is
-``{"network": name, "msg": message, "records": [...]}``. The records are the self-signed
-peer record and advert of every node the message says is alive (and the sender's own on
-anti-entropy messages), so a receiver can check each claim against its author's own
-signature before the core sees it (:class:`~edgecoder.mesh.directory.RecordDirectory`).
+Every core message travels as one signed gossip message (:class:`GossipTransport`)
+whose canonical body is ``{"network": name, "msg": message, "records": [...]}``. The
+records are the self-signed peer record and advert of every node the message says is
+alive (and the sender's own on anti-entropy messages), so a receiver can check each claim
+against its author's own signature before the core sees it
+(:class:`~edgecoder.mesh.directory.RecordDirectory`).
 
 The node re-signs its peer record whenever its incarnation changes (a refutation, or a
 refresh before the record expires) and its advert when what it says changes (checked
 every ``mesh.advert_interval_s``). A node id already alive at another address is refused
-(``duplicate_node_id``, 409); the refused node — a copy of another's data directory —
-stops gossiping and says so in its log and ``/healthz``.
+(``duplicate_node_id``); the refused node — a copy of another's data directory — stops
+gossiping and says so in its log and its health report.
 """
 
 from __future__ import annotations
@@ -26,7 +27,13 @@ from typing import Any, Protocol
 from edgecoder import __version__
 from edgecoder.clock import Clock
 from edgecoder.config import Config
-from edgecoder.errors import EdgeCoderError
+from edgecoder.errors import (
+    DecodeError,
+    EdgeCoderError,
+    PeerTransportError,
+    RecordError,
+    RefusedError,
+)
 from edgecoder.events import EventHub, PeerStateChanged
 from edgecoder.mesh.advert_types import Advert
 from edgecoder.mesh.directory import RecordDirectory
@@ -36,15 +43,9 @@ from edgecoder.mesh.peer_view import PeerView
 from edgecoder.security.identity import NodeIdentity
 from edgecoder.security.mesh_guard import MeshGuard
 from edgecoder.wire import canonical
-from edgecoder.wire.records import (
-    RecordError,
-    SignedRecord,
-    parse_record,
-    sign_record,
-    verify_record,
-)
+from edgecoder.wire.records import SignedRecord, parse_record, sign_record, verify_record
 
-__all__ = ("MAX_RECORDS", "GossipError", "GossipTransport", "MeshNode")
+__all__ = ("MAX_RECORDS", "GossipTransport", "MeshNode")
 
 log = logging.getLogger(__name__)
 
@@ -58,22 +59,18 @@ flight only grows the HTTP pool's queue, whose every change costs a pass over it
 
 
 class GossipTransport(Protocol):
-    """Delivers one gossip body to a peer's ``/mesh/gossip``."""
+    """Delivers one gossip message to a peer: ``node_id`` (None for a seed not met yet) at
+    ``address``, the transport's own form of where membership reaches it."""
 
-    async def send(self, url: str, node_id: str | None, body: bytes) -> tuple[int, Any]:
-        """POST ``body``; returns (HTTP status, decoded JSON) or (0, reason) if unreachable."""
+    async def send(self, address: str, node_id: str | None, body: bytes) -> object:
+        """Send ``body``; the peer's decoded answer.
+
+        :raises PeerTransportError: the peer could not be reached, or refused the message
+            (``code`` is the peer's, ``duplicate_node_id`` when it holds this node's id).
+        """
 
 
 AdvertSource = Callable[[], Awaitable[Advert]]
-
-
-class GossipError(EdgeCoderError):
-    """A gossip request this node will not act on; ``status`` and ``code`` go on the wire."""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
 
 
 def membership_config(config: Config) -> MembershipConfig:
@@ -272,13 +269,18 @@ class MeshNode:
                 self.dropped += 1
                 return
             self.sent[str(send.message.get("t"))] += 1
-            status, answer = await self.transport.send(send.address, send.node_id, body)
-        if status == 409 and isinstance(answer, dict):
-            error = answer.get("error") or {}
-            if error.get("code") == "duplicate_node_id" and self.conflict is None:
-                self._conflicted(send.address, str(error.get("message", "")))
-        elif status not in (0, 200):
-            log.debug("gossip to %s refused: HTTP %s %s", send.address, status, answer)
+            refusal: PeerTransportError | None = None
+            try:
+                await self.transport.send(send.address, send.node_id, body)
+            except PeerTransportError as exc:
+                refusal = exc
+        if refusal is None or not refusal.reachable:
+            return  # an unreachable peer is membership's to notice, by its missing ack
+        if refusal.code == "duplicate_node_id":
+            if self.conflict is None:
+                self._conflicted(send.address, str(refusal))
+        else:
+            log.debug("gossip to %s refused: %s %s", send.address, refusal.code, refusal)
 
     def _conflicted(self, where: str, detail: str) -> None:
         self.conflict = {
@@ -297,17 +299,18 @@ class MeshNode:
     def receive(self, sender: str, body: bytes) -> dict[str, Any]:
         """Handle one authenticated gossip request from ``sender``.
 
-        :raises GossipError: malformed (400), another network (403), or a duplicate node id (409).
+        :raises RefusedError: malformed (a decode error's code, ``bad_shape``,
+            ``sender_mismatch``), ``wrong_network``, or ``duplicate_node_id``.
         """
         try:
             document = canonical.decode(body, max_size=max(len(body), 1))
-        except canonical.DecodeError as exc:
-            raise GossipError(400, exc.code, str(exc)) from None
+        except DecodeError as exc:
+            raise RefusedError(exc.code, str(exc)) from None
         message, records = self._check_shape(document)
         if document["network"] != self.network:
-            raise GossipError(403, "wrong_network", f"this node is in network {self.network!r}")
+            raise RefusedError("wrong_network", f"this node is in network {self.network!r}")
         if message["from"] != sender:
-            raise GossipError(400, "sender_mismatch", "msg.from must be the request's signer")
+            raise RefusedError("sender_mismatch", "msg.from must be the request's signer")
         self._check_identity(sender, message)
         outcomes = Counter(self._offer(item) for item in records)
         self._last_heard[sender] = self.clock.now_ms()
@@ -317,10 +320,10 @@ class MeshNode:
     @staticmethod
     def _check_shape(document: object) -> tuple[dict[str, Any], list[Any]]:
         if not isinstance(document, dict) or set(document) != {"network", "msg", "records"}:
-            raise GossipError(400, "bad_shape", "body must be {network, msg, records}")
+            raise RefusedError("bad_shape", "body must be {network, msg, records}")
         message, records = document["msg"], document["records"]
         if not isinstance(records, list) or len(records) > MAX_RECORDS:
-            raise GossipError(400, "bad_shape", f"records must be a list of at most {MAX_RECORDS}")
+            raise RefusedError("bad_shape", f"records must be a list of at most {MAX_RECORDS}")
         if not (
             isinstance(message, dict)
             and isinstance(message.get("t"), str)
@@ -332,20 +335,20 @@ class MeshNode:
             and isinstance(message.get("updates", []), list)
             and isinstance(document["network"], str)
         ):
-            raise GossipError(400, "bad_shape", "msg needs t, from, addr, inc (and int seq, adv)")
+            raise RefusedError("bad_shape", "msg needs t, from, addr, inc (and int seq, adv)")
         return message, records
 
     def _check_identity(self, sender: str, message: dict[str, Any]) -> None:
         if sender == self.node_id:
             if message["inc"] < self.membership.incarnation and self.conflict is None:
                 self._conflicted(message["addr"], f"it runs at {message['addr']} since earlier")
-            raise GossipError(
-                409, "duplicate_node_id", f"node id {sender} is in use by a live node at {self.url}"
+            raise RefusedError(
+                "duplicate_node_id", f"node id {sender} is in use by a live node at {self.url}"
             )
         where = self._alive_elsewhere(sender, message["addr"])
         if where is not None:
-            raise GossipError(
-                409, "duplicate_node_id", f"node id {sender} is in use by a live node at {where}"
+            raise RefusedError(
+                "duplicate_node_id", f"node id {sender} is in use by a live node at {where}"
             )
 
     def _offer(self, item: object) -> str:
@@ -375,7 +378,7 @@ class MeshNode:
             self.directory.check_advert(record)
             return
         if record.kind != PEER:
-            raise RecordError("not_gossiped", f"{record.kind} records travel by /mesh/records")
+            raise RecordError("not_gossiped", f"{record.kind} records are not gossiped")
         info = parse_peer(record)
         if info.network != self.network:
             raise RecordError("wrong_network", f"a peer of network {info.network!r}")
@@ -398,7 +401,7 @@ class MeshNode:
         return {ALIVE: states[ALIVE], SUSPECT: states[SUSPECT], DEAD: states[DEAD]}
 
     def health(self) -> dict[str, object]:
-        """The mesh part of ``/healthz``."""
+        """The mesh part of the node's health report."""
         counts = self.counts()
         return {
             "peer_count": counts[ALIVE] + counts[SUSPECT],

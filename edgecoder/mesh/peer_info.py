@@ -13,8 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from edgecoder.errors import RecordError
 from edgecoder.mesh.advert_types import Advert
-from edgecoder.wire.records import RecordError, SignedRecord
+from edgecoder.wire.records import SignedRecord
 
 __all__ = ("ADVERT", "PEER", "PeerInfo", "parse_advert", "parse_peer", "peer_body")
 

@@ -22,23 +22,16 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from edgecoder.errors import EdgeCoderError
+from edgecoder.errors import BlacklistError, RecordError
 from edgecoder.security.identity import NodeIdentity
 from edgecoder.speedups import chain, envelope, signing
 from edgecoder.wire import canonical
-from edgecoder.wire.records import (
-    RecordError,
-    SignedRecord,
-    check_authorship,
-    parse_record,
-    sign_record,
-)
+from edgecoder.wire.records import SignedRecord, check_authorship, parse_record, sign_record
 
 __all__ = (
     "ENTRY_TTL_MS",
     "EVIDENCE_KINDS",
     "Blacklist",
-    "BlacklistError",
     "blacklist_entry",
     "chain_head",
     "entry_hash",
@@ -48,14 +41,6 @@ __all__ = (
 
 EVIDENCE_KINDS = frozenset({"equivocation", "forged_relay"})
 ENTRY_TTL_MS = 7 * 24 * 3600 * 1000
-
-
-class BlacklistError(EdgeCoderError):
-    """A blacklist entry or chain that must not be accepted; :attr:`code` says why."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(f"{code}: {message}")
-        self.code = code
 
 
 def entry_hash(prev: bytes, entry: SignedRecord) -> bytes:

@@ -1,11 +1,12 @@
 """The mesh listener's gatekeeper: the request verifier, its audit trail, and what peers
 have proven about each other.
 
-Wraps the compiled (or pure) :class:`RequestVerifier` with the node's clock, records every
-refusal in :class:`SecurityAudit`, and says which HTTP status each refusal gets. Signed
-records that change who may speak are applied here: a blacklist entry whose evidence
-verifies denies the accused; a key rotation retires the old key after its grace window
-(refused as ``retired_key``). Other records go to the :class:`RecordStore` for gossip.
+Wraps the compiled (or pure) :class:`RequestVerifier` with the node's clock and records
+every refusal, by its reason code, in :class:`SecurityAudit` (the transport adapter says
+how each code is answered). Signed records that change who may speak are applied here:
+a blacklist entry whose evidence verifies denies the accused; a key rotation retires the
+old key after its grace window (refused as ``retired_key``). Other records go to the
+:class:`RecordStore` for gossip.
 Its :class:`~edgecoder.mesh.load.LoadGauge` says which requests to shed while the node is
 too far behind to answer them in time.
 """
@@ -23,7 +24,7 @@ from edgecoder.security.rotation import KeyRotations
 from edgecoder.speedups import envelope
 from edgecoder.wire.records import RecordStore, SignedRecord
 
-__all__ = ("HEADERS", "STATUS", "MeshGuard", "PeerHeaders")
+__all__ = ("HEADERS", "MeshGuard", "PeerHeaders")
 
 HEADERS = (
     "x-ec-sender",
@@ -35,9 +36,6 @@ HEADERS = (
     "x-ec-signature",
 )
 """The envelope headers, in the order :meth:`RequestVerifier.check` takes them."""
-
-STATUS = {"too_large": 413, "rate_limited": 429}
-"""HTTP status of a refusal; every other code is 401."""
 
 
 @dataclass(frozen=True, slots=True)

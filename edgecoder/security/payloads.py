@@ -18,10 +18,10 @@ import secrets
 import nacl.bindings
 import nacl.exceptions
 
-from edgecoder.errors import EdgeCoderError
+from edgecoder.errors import PayloadError
 from edgecoder.security.identity import NodeIdentity
 
-__all__ = ("INFO", "OVERHEAD", "VERSION", "PayloadError", "open_sealed", "seal", "x25519_public")
+__all__ = ("INFO", "OVERHEAD", "VERSION", "open_sealed", "seal", "x25519_public")
 
 VERSION = 1
 INFO = b"edgecoder-seal-v1"
@@ -29,10 +29,6 @@ _NONCE = 24
 _TAG = 16
 OVERHEAD = 1 + 32 + _NONCE + _TAG
 """Bytes a sealed payload adds to its plaintext."""
-
-
-class PayloadError(EdgeCoderError):
-    """A sealed payload cannot be opened: not for this node, not for this task, or altered."""
 
 
 def x25519_public(ed25519_public: bytes) -> bytes:
@@ -53,7 +49,9 @@ def _hkdf(ikm: bytes, salt: bytes, info: bytes, length: int = 32) -> bytes:
 
 def _key(shared: bytes, ephemeral_public: bytes, recipient_public: bytes) -> bytes:
     if not any(shared):
-        raise PayloadError("key agreement gave an all-zero secret (a low-order public key)")
+        raise PayloadError(
+            "bad_payload", "key agreement gave an all-zero secret (a low-order public key)"
+        )
     return _hkdf(shared, ephemeral_public + recipient_public, INFO)
 
 
@@ -78,7 +76,9 @@ def seal(
     try:
         recipient_x = x25519_public(recipient)
     except (nacl.exceptions.CryptoError, TypeError, ValueError):
-        raise PayloadError("the recipient's public key is not a valid Ed25519 key") from None
+        raise PayloadError(
+            "bad_key", "the recipient's public key is not a valid Ed25519 key"
+        ) from None
     secret = ephemeral_secret if ephemeral_secret is not None else secrets.token_bytes(32)
     nonce = nonce if nonce is not None else secrets.token_bytes(_NONCE)
     ephemeral_public = bytes(nacl.bindings.crypto_scalarmult_base(secret))
@@ -96,7 +96,7 @@ def open_sealed(identity: NodeIdentity, task_id: str, sealed: bytes) -> bytes:
     :raises PayloadError: malformed, sealed to another node or task, or altered.
     """
     if len(sealed) < OVERHEAD or sealed[0] != VERSION:
-        raise PayloadError("not a sealed payload of version 1")
+        raise PayloadError("bad_payload", "not a sealed payload of version 1")
     ephemeral_public = sealed[1:33]
     nonce = sealed[33 : 33 + _NONCE]
     ciphertext = sealed[33 + _NONCE :]
@@ -105,7 +105,7 @@ def open_sealed(identity: NodeIdentity, task_id: str, sealed: bytes) -> bytes:
     try:
         shared = bytes(nacl.bindings.crypto_scalarmult(own_secret, ephemeral_public))
     except nacl.exceptions.CryptoError:
-        raise PayloadError("the sealed payload's ephemeral key is invalid") from None
+        raise PayloadError("bad_payload", "the sealed payload's ephemeral key is invalid") from None
     key = _key(shared, ephemeral_public, own_public)
     try:
         return bytes(
@@ -115,5 +115,5 @@ def open_sealed(identity: NodeIdentity, task_id: str, sealed: bytes) -> bytes:
         )
     except nacl.exceptions.CryptoError:
         raise PayloadError(
-            "cannot open the payload: sealed to another node or task, or altered"
+            "bad_payload", "cannot open the payload: sealed to another node or task, or altered"
         ) from None

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from edgecoder.errors import RecordError
 from edgecoder.security.identity import NodeIdentity
 from edgecoder.speedups import envelope, signing
-from edgecoder.wire.records import RecordError, SignedRecord, sign_record, verify_record
+from edgecoder.wire.records import SignedRecord, sign_record, verify_record
 
 __all__ = ("ROTATION_DOMAIN", "KeyRotations", "Rotation", "rotation_record")
 

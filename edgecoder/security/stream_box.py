@@ -17,7 +17,7 @@ import secrets
 import nacl.bindings
 import nacl.exceptions
 
-from edgecoder.security.payloads import PayloadError
+from edgecoder.errors import PayloadError
 
 __all__ = ("KEY_BYTES", "StreamBox", "new_stream_key")
 
@@ -36,7 +36,7 @@ class StreamBox:
 
     def __init__(self, key: bytes, task_id: str, attempt: int) -> None:
         if len(key) != KEY_BYTES:
-            raise PayloadError(f"a stream key is {KEY_BYTES} bytes")
+            raise PayloadError("bad_key", f"a stream key is {KEY_BYTES} bytes")
         self._key = key
         self._prefix = _DOMAIN + f"{task_id}\x00{attempt}\x00".encode()
         self._sent = 0
@@ -60,14 +60,15 @@ class StreamBox:
         :raises PayloadError: altered, out of order, or from another task or attempt.
         """
         if len(sealed) < _NONCE + 16:
-            raise PayloadError("a stream event is too short to be sealed")
+            raise PayloadError("bad_event", "a stream event is too short to be sealed")
         try:
             plaintext = nacl.bindings.crypto_aead_xchacha20poly1305_ietf_decrypt(
                 sealed[_NONCE:], self._associated(self._received), sealed[:_NONCE], self._key
             )
         except nacl.exceptions.CryptoError:
             raise PayloadError(
-                "a stream event failed authentication (altered, reordered or misdirected)"
+                "bad_event",
+                "a stream event failed authentication (altered, reordered or misdirected)",
             ) from None
         self._received += 1
         return bytes(plaintext)

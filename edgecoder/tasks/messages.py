@@ -13,7 +13,7 @@ import secrets
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from edgecoder.errors import EdgeCoderError
+from edgecoder.errors import TaskMessageError
 from edgecoder.security.identity import is_node_id
 
 __all__ = (
@@ -22,7 +22,6 @@ __all__ = (
     "Grant",
     "Notice",
     "Offer",
-    "TaskMessageError",
     "new_task_id",
     "parse_claim",
     "parse_grant",
@@ -35,14 +34,6 @@ _TASK_ID = re.compile(r"[0-9a-f]{32}")
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 _MAX_NAME = 256
 _MAX_PAYLOAD = 8 * 1024 * 1024
-
-
-class TaskMessageError(EdgeCoderError):
-    """A task message that is malformed or inconsistent; :attr:`code` goes on the wire."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
 
 
 def new_task_id() -> str:

@@ -24,10 +24,17 @@ from typing import Any
 
 from edgecoder.clock import Clock
 from edgecoder.config import Config
-from edgecoder.errors import BackendUnavailableError, EdgeCoderError, InferenceError, StorageError
+from edgecoder.errors import (
+    BackendUnavailableError,
+    EdgeCoderError,
+    InferenceError,
+    PayloadError,
+    PeerTransportError,
+    StorageError,
+)
 from edgecoder.inference.types import ChatRequest, CompletionRequest, Delta, Usage
 from edgecoder.security.identity import NodeIdentity
-from edgecoder.security.payloads import PayloadError, seal
+from edgecoder.security.payloads import seal
 from edgecoder.security.stream_box import StreamBox, new_stream_key
 from edgecoder.storage import tasks as store
 from edgecoder.storage.database import Database
@@ -37,7 +44,7 @@ from edgecoder.tasks.errors import RETRYABLE, error_of
 from edgecoder.tasks.fitness import Fit
 from edgecoder.tasks.messages import Claim, Grant, Notice, Offer, new_task_id
 from edgecoder.tasks.receipts import sign_receipt, verify_signature
-from edgecoder.tasks.transport import TaskTransport, TaskTransportError
+from edgecoder.tasks.transport import UNAVAILABLE, TaskTransport
 
 __all__ = ("Origin", "RemoteTask")
 
@@ -273,7 +280,7 @@ class Origin:
     async def _post_quietly(self, node_id: str, path: str, body: dict[str, Any]) -> None:
         try:
             await self.transport.post(node_id, path, body)
-        except TaskTransportError as exc:
+        except PeerTransportError as exc:
             log.debug("%s to %s: %s", path, node_id, exc)
 
     def _spawn(self, coro: Any) -> None:
@@ -388,7 +395,7 @@ class Origin:
         """Offer to one candidate; its answer (``considering``, or why it will not claim)."""
         try:
             answer = await self.transport.post(node_id, "/mesh/tasks/offer", body)
-        except TaskTransportError as exc:
+        except PeerTransportError as exc:
             log.debug("offer to %s: %s", node_id, exc)
             self.stats["declined"] += 1
             return exc.code
@@ -480,8 +487,8 @@ class Origin:
                         if event["code"] in RETRYABLE:
                             raise _AttemptFailedError(f"{event['code']}: {event['message']}")
                         raise error_of(event["code"], event["message"])
-        except TaskTransportError as exc:
-            if exc.status == 0 or exc.status >= 500 or exc.code in {"not_claimed", "expired"}:
+        except PeerTransportError as exc:
+            if not exc.reachable or exc.code in UNAVAILABLE | {"not_claimed", "expired"}:
                 raise _AttemptFailedError(str(exc)) from None
             raise _AttemptFailedError(f"the worker refused the grant: {exc.code}: {exc}") from None
         finally:
@@ -513,7 +520,7 @@ class Origin:
             answer = await self.transport.post(
                 worker, "/mesh/tasks/receipt", {"body": body, "origin_sig": origin_sig}
             )
-        except TaskTransportError as exc:
+        except PeerTransportError as exc:
             log.warning("task %s: the worker did not countersign the receipt: %s",
                         task.task_id, exc)  # fmt: skip
             return

@@ -16,9 +16,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from edgecoder.errors import TaskMessageError
 from edgecoder.security.identity import NodeIdentity, derive_node_id
 from edgecoder.speedups import signing
-from edgecoder.tasks.messages import TaskMessageError
 from edgecoder.wire import canonical
 
 __all__ = ("DOMAIN", "FIELDS", "Receipt", "check_receipt_body", "sign_receipt", "verify_signature")

@@ -6,35 +6,30 @@ from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
 from typing import Any, Protocol
 
-from edgecoder.errors import EdgeCoderError
+__all__ = ("UNAVAILABLE", "TaskTransport")
 
-__all__ = ("TaskTransport", "TaskTransportError")
-
-
-class TaskTransportError(EdgeCoderError):
-    """A task exchange failed: unreachable (``status`` 0) or refused (HTTP status, code)."""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
+UNAVAILABLE = frozenset(
+    {"bad_answer", "internal_error", "mesh_off", "overloaded", "tasks_off", "unavailable"}
+)
+"""Codes with which a peer that answered says it cannot serve now (its own state, not the
+request's fault), so another node may well succeed."""
 
 
 class TaskTransport(Protocol):
     """Signed requests to a peer, addressed by node id."""
 
     async def post(self, node_id: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        """POST a canonical JSON body; the decoded JSON answer.
+        """Send a body (canonical JSON on the wire); the decoded answer.
 
-        :raises TaskTransportError: unreachable, or a non-200 answer.
+        :raises PeerTransportError: unreachable, or the peer refused.
         """
         ...
 
     def stream(
         self, node_id: str, path: str, body: dict[str, Any]
     ) -> AbstractAsyncContextManager[AsyncIterator[bytes]]:
-        """POST, then the answer's lines as they arrive (context manager).
+        """Send a body, then the answer's lines as they arrive (context manager).
 
-        :raises TaskTransportError: on entry, unreachable or a non-200 answer.
+        :raises PeerTransportError: on entry, unreachable or the peer refused.
         """
         ...

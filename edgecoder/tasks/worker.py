@@ -29,11 +29,18 @@ from typing import Any
 
 from edgecoder.clock import Clock
 from edgecoder.config import Config
-from edgecoder.errors import EdgeCoderError, StorageError
+from edgecoder.errors import (
+    EdgeCoderError,
+    PayloadError,
+    PeerTransportError,
+    RefusedError,
+    StorageError,
+    TaskMessageError,
+)
 from edgecoder.inference.types import ChatRequest, CompletionRequest, Delta
 from edgecoder.mesh.advert_types import Advert
 from edgecoder.security.identity import NodeIdentity
-from edgecoder.security.payloads import PayloadError, open_sealed
+from edgecoder.security.payloads import open_sealed
 from edgecoder.security.stream_box import StreamBox
 from edgecoder.storage import tasks as store
 from edgecoder.storage.database import Database
@@ -45,9 +52,9 @@ from edgecoder.tasks.fitness import (
     fits_context,
     predicted_ttft_ms,
 )
-from edgecoder.tasks.messages import Claim, Grant, Offer, TaskMessageError
+from edgecoder.tasks.messages import Claim, Grant, Offer
 from edgecoder.tasks.receipts import check_receipt_body, sign_receipt, verify_signature
-from edgecoder.tasks.transport import TaskTransport, TaskTransportError
+from edgecoder.tasks.transport import TaskTransport
 
 __all__ = ("Worker", "WorkerHost")
 
@@ -70,15 +77,6 @@ class WorkerHost:
     """Run a generation on the local backend (never routed again)."""
     peer_key: Callable[[str], bytes | None]
     """A peer's public key from its signed peer record."""
-
-
-class TaskRefusedError(EdgeCoderError):
-    """A grant or receipt this worker will not act on; ``status``/``code`` go on the wire."""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
 
 
 class Worker:
@@ -208,10 +206,10 @@ class Worker:
         try:
             answer = await self.transport.post(offer.origin, "/mesh/tasks/claim", claim.as_dict())
             self.claim_rtt_ms += ((loop.time() - sent) * 1000 - self.claim_rtt_ms) / 8
-        except TaskTransportError as exc:
+        except PeerTransportError as exc:
             log.debug("claim for %s refused or lost: %s", offer.task_id, exc)
             # Refused: not granted. Lost on the way back: it may have been, keep it.
-            answer = {"result": "closed" if exc.status else "unknown"}
+            answer = {"result": "closed" if exc.reachable else "unknown"}
         if answer.get("result") == "closed" and key not in self._running:
             self._claimed.pop(key, None)
             return
@@ -227,26 +225,24 @@ class Worker:
     async def accept(self, grant: Grant, sender: str) -> AsyncIterator[bytes]:
         """Check a grant, record the run, and return its stream of sealed event lines.
 
-        :raises TaskRefusedError: not claimed here, from another origin, expired, already run,
+        :raises RefusedError: not claimed here, from another origin, expired, already run,
             or a payload this node cannot open.
         """
         key = (grant.task_id, grant.attempt)
         offer = self._claimed.get(key)
         if offer is None or offer.origin != sender:
-            raise TaskRefusedError(
-                409, "not_claimed", "this node has no open claim for that attempt"
-            )
+            raise RefusedError("not_claimed", "this node has no open claim for that attempt")
         if grant.deadline_ms <= self.clock.now_ms():
-            raise TaskRefusedError(409, "expired", "the task's deadline has passed")
+            raise RefusedError("expired", "the task's deadline has passed")
         if key in self._running:
-            raise TaskRefusedError(409, "already_running", "this attempt is already running here")
+            raise RefusedError("already_running", "this attempt is already running here")
         try:
             sealed = base64.b64decode(grant.payload, validate=True)
             payload = decode_payload(open_sealed(self.identity, grant.task_id, sealed))
         except (ValueError, PayloadError) as exc:
-            raise TaskRefusedError(400, "bad_payload", f"cannot open the payload: {exc}") from None
+            raise RefusedError("bad_payload", f"cannot open the payload: {exc}") from None
         if payload.request.model != offer.model:
-            raise TaskRefusedError(400, "bad_payload", "the payload's model is not the offer's")
+            raise RefusedError("bad_payload", "the payload's model is not the offer's")
         now = self.clock.now_ms()
         # Made durable while the model reads the prompt; nothing is sent before it is.
         recorded = asyncio.ensure_future(
@@ -403,37 +399,35 @@ class Worker:
     async def countersign(self, document: object, sender: str) -> str:
         """Check the origin's receipt against this node's own record of the run; sign it.
 
-        :raises TaskRefusedError: malformed, not this node's run, numbers that differ from what
+        :raises RefusedError: malformed, not this node's run, numbers that differ from what
             it did, or a bad origin signature.
         """
         if not isinstance(document, dict) or set(document) != {"body", "origin_sig"}:
-            raise TaskRefusedError(400, "bad_receipt", "body must be {body, origin_sig}")
+            raise RefusedError("bad_receipt", "body must be {body, origin_sig}")
         try:
             body = check_receipt_body(document["body"])
         except TaskMessageError as exc:
-            raise TaskRefusedError(400, exc.code, str(exc)) from None
+            raise RefusedError(exc.code, str(exc)) from None
         origin_sig = document["origin_sig"]
         if body["origin"] != sender or body["worker"] != self.identity.node_id:
-            raise TaskRefusedError(400, "bad_receipt", "the receipt names other nodes")
+            raise RefusedError("bad_receipt", "the receipt names other nodes")
         key = self.host.peer_key(sender)
         if (
             key is None
             or not isinstance(origin_sig, str)
             or not verify_signature(key, body, origin_sig)
         ):
-            raise TaskRefusedError(400, "bad_signature", "the origin's signature does not verify")
+            raise RefusedError("bad_signature", "the origin's signature does not verify")
         run = await self.database.run(lambda c: store.get_run(c, body["task_id"], body["attempt"]))
         if run is None or run.origin != sender or run.state != "done":
-            raise TaskRefusedError(404, "no_such_run", "this node finished no such run")
+            raise RefusedError("no_such_run", "this node finished no such run")
         advert = self.host.advert()
         price = (advert.price_pct if advert is not None else 0) or 100
         mine = (run.prompt_tokens, run.output_tokens, run.model, self._digest(run.model), price)
         theirs = (body["prompt_tokens"], body["output_tokens"], body["model"],
                   body["model_digest"], body["price_pct"])  # fmt: skip
         if mine != theirs:
-            raise TaskRefusedError(
-                409, "receipt_mismatch", f"this node recorded {mine}, not {theirs}"
-            )
+            raise RefusedError("receipt_mismatch", f"this node recorded {mine}, not {theirs}")
         worker_sig = sign_receipt(self.identity, body)
         now = self.clock.now_ms()
         await self.database.run(

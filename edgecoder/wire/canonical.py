@@ -1,12 +1,12 @@
 """Canonical JSON: the one encoding for everything EdgeCoder signs or hashes.
 
 :func:`encode` is the compiled core's (or its pure twin's); :func:`decode` reads bytes
-from the network strictly, refusing with a distinct :class:`DecodeError` code anything
-that is not exactly what :func:`encode` would write: oversize input, invalid UTF-8 or
-JSON, duplicate keys, floats, integers outside +/-(2**53 - 1), nesting deeper than
-:data:`MAX_DEPTH`, and any other spelling of the same value (extra whitespace, unsorted
-keys, escapes ``encode`` would not use) as ``not_canonical``. Specified, with test
-vectors, in ``docs/protocol.md``.
+from the network strictly, refusing with a distinct :class:`~edgecoder.errors.DecodeError`
+code anything that is not exactly what :func:`encode` would write: oversize input,
+invalid UTF-8 or JSON, duplicate keys, floats, integers outside +/-(2**53 - 1), nesting
+deeper than :data:`MAX_DEPTH`, and any other spelling of the same value (extra
+whitespace, unsorted keys, escapes ``encode`` would not use) as ``not_canonical``.
+Specified, with test vectors, in ``docs/protocol.md``.
 """
 
 from __future__ import annotations
@@ -14,24 +14,16 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from edgecoder.errors import CanonicalError
+from edgecoder.errors import CanonicalError, DecodeError
 from edgecoder.speedups import canonical as _core
 
-__all__ = ("MAX_DEPTH", "MAX_SIZE", "DecodeError", "decode", "encode")
+__all__ = ("MAX_DEPTH", "MAX_SIZE", "decode", "encode")
 
 MAX_DEPTH = _core.MAX_DEPTH
 MAX_SIZE = 1 << 20
 """Largest canonical document accepted from the network (1 MiB)."""
 
 encode = _core.encode
-
-
-class DecodeError(CanonicalError):
-    """Bytes that are not a canonical document; :attr:`code` says why."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(f"{code}: {message}")
-        self.code = code
 
 
 def _pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:

@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from edgecoder.errors import CanonicalError, EdgeCoderError
+from edgecoder.errors import CanonicalError, RecordError
 from edgecoder.security.identity import NodeIdentity
 from edgecoder.speedups import envelope, signing
 from edgecoder.wire import canonical
@@ -25,7 +25,6 @@ __all__ = (
     "DOMAIN",
     "KINDS",
     "MAX_TTL_MS",
-    "RecordError",
     "RecordStore",
     "SignedRecord",
     "check_authorship",
@@ -42,14 +41,6 @@ MAX_TTL_MS = 7 * 24 * 3600 * 1000
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 _HEX128 = re.compile(r"[0-9a-f]{128}")
 _FIELDS = ("kind", "author", "key", "seq", "issued_ms", "ttl_ms", "body", "sig")
-
-
-class RecordError(EdgeCoderError):
-    """A record that must not be accepted; :attr:`code` says why."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(f"{code}: {message}")
-        self.code = code
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from edgecoder.clock import SystemClock
+from edgecoder.errors import RecordError
 from edgecoder.inference.calibration import Calibration
 from edgecoder.inference.types import ModelInfo
 from edgecoder.mesh import advert as own
@@ -21,7 +22,7 @@ from edgecoder.mesh.directory import RecordDirectory
 from edgecoder.mesh.peer_view import PeerView
 from edgecoder.security.identity import NodeIdentity
 from edgecoder.wire import canonical
-from edgecoder.wire.records import RecordError, RecordStore, SignedRecord, sign_record
+from edgecoder.wire.records import RecordStore, SignedRecord, sign_record
 from tests.adverts import advert, model
 
 PEER = NodeIdentity(bytes(range(32)))

@@ -8,13 +8,8 @@ from typing import Any
 
 import pytest
 
-from edgecoder.security.blacklist import (
-    Blacklist,
-    BlacklistError,
-    blacklist_entry,
-    chain_head,
-    verify_chain,
-)
+from edgecoder.errors import BlacklistError
+from edgecoder.security.blacklist import Blacklist, blacklist_entry, chain_head, verify_chain
 from edgecoder.security.identity import NodeIdentity
 from edgecoder.speedups import envelope
 from edgecoder.wire import canonical
@@ -132,7 +127,7 @@ def test_chain_verification_finds_edits_reorders_and_removals() -> None:
 
 
 def test_evidence_with_a_non_string_kind_is_refused_not_a_crash() -> None:
-    from edgecoder.security.blacklist import BlacklistError, verify_evidence
+    from edgecoder.security.blacklist import verify_evidence
 
     with pytest.raises(BlacklistError) as caught:
         verify_evidence("", {"kind": []})

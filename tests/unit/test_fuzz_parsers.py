@@ -11,10 +11,16 @@ from hypothesis import strategies as st
 
 from edgecoder.adapters.web import ollama_parse, openai_parse
 from edgecoder.adapters.web.requests import Fields
-from edgecoder.errors import BadRequestError
-from edgecoder.security.blacklist import BlacklistError, verify_evidence
-from edgecoder.wire.canonical import DecodeError, decode
-from edgecoder.wire.records import RecordError, parse_record
+from edgecoder.errors import (
+    BadRequestError,
+    BlacklistError,
+    DecodeError,
+    RecordError,
+    TaskMessageError,
+)
+from edgecoder.security.blacklist import verify_evidence
+from edgecoder.wire.canonical import decode
+from edgecoder.wire.records import parse_record
 from tests.conftest import Core
 
 FUZZ = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -107,13 +113,7 @@ task_bodies = st.dictionaries(
 @FUZZ
 @given(task_bodies)
 def test_task_messages(body: dict[str, Any]) -> None:
-    from edgecoder.tasks.messages import (
-        TaskMessageError,
-        parse_claim,
-        parse_grant,
-        parse_notice,
-        parse_offer,
-    )
+    from edgecoder.tasks.messages import parse_claim, parse_grant, parse_notice, parse_offer
     from edgecoder.tasks.receipts import check_receipt_body
 
     node = "a" * 32

@@ -5,11 +5,12 @@ from __future__ import annotations
 import pytest
 
 from edgecoder.config.model import EXCLUDED_INTERFACES
+from edgecoder.errors import RecordError
 from edgecoder.mesh.advert import size_class
 from edgecoder.mesh.interfaces import LanAddress, advertise_host, select, url_for
 from edgecoder.mesh.peer_info import parse_advert, parse_peer, peer_body
 from edgecoder.security.identity import NodeIdentity
-from edgecoder.wire.records import RecordError, SignedRecord, sign_record
+from edgecoder.wire.records import SignedRecord, sign_record
 
 
 @pytest.mark.parametrize(

@@ -6,8 +6,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from edgecoder.errors import PayloadError
 from edgecoder.security.identity import NodeIdentity
-from edgecoder.security.payloads import OVERHEAD, PayloadError, open_sealed, seal
+from edgecoder.security.payloads import OVERHEAD, open_sealed, seal
 
 WORKER = NodeIdentity(bytes(range(32, 64)))
 OTHER = NodeIdentity(bytes(range(64, 96)))

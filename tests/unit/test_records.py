@@ -9,15 +9,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from edgecoder.errors import RecordError
 from edgecoder.security.identity import NodeIdentity
 from edgecoder.security.rotation import KeyRotations, rotation_record
-from edgecoder.wire.records import (
-    RecordError,
-    RecordStore,
-    parse_record,
-    sign_record,
-    verify_record,
-)
+from edgecoder.wire.records import RecordStore, parse_record, sign_record, verify_record
 
 NOW = 1_800_000_000_000
 ALICE = NodeIdentity(bytes(range(32)))

@@ -20,7 +20,7 @@ import pytest
 
 from edgecoder.clock import SystemClock
 from edgecoder.config import Config, TasksConfig
-from edgecoder.errors import BackendUnavailableError
+from edgecoder.errors import BackendUnavailableError, PeerTransportError
 from edgecoder.inference.types import ChatMessage, ChatRequest, Delta, SamplingParams, Usage
 from edgecoder.security.identity import NodeIdentity
 from edgecoder.storage.database import Database
@@ -29,7 +29,6 @@ from edgecoder.tasks.arbiter import CLOSED, GRANTED, AttemptArbiter
 from edgecoder.tasks.fitness import Fit
 from edgecoder.tasks.messages import Claim, parse_claim, parse_grant, parse_notice, parse_offer
 from edgecoder.tasks.origin import Origin, RemoteTask
-from edgecoder.tasks.transport import TaskTransportError
 from edgecoder.tasks.worker import Worker, WorkerHost
 from tests.adverts import advert, model
 
@@ -73,9 +72,9 @@ class Transport:
         mesh.sent[path] += 1
         await mesh.hop()
         if node_id in mesh.unreachable:
-            raise TaskTransportError(0, "unreachable", "timed out")
+            raise PeerTransportError("unreachable", "timed out", reachable=False)
         if path == "/mesh/tasks/offer" and node_id in mesh.overloaded:
-            raise TaskTransportError(503, "overloaded", "too busy")
+            raise PeerTransportError("overloaded", "too busy", reachable=True, retry_after_s=1)
         if path == "/mesh/tasks/claim":
             answer = {"result": mesh.origins[node_id].on_claim(parse_claim(body, self.sender))}
         elif path == "/mesh/tasks/offer":
@@ -103,7 +102,9 @@ class Transport:
                 try:
                     lines = await worker.accept(parse_grant(body, node_id), sender)
                 except Exception as exc:
-                    raise TaskTransportError(409, getattr(exc, "code", "x"), str(exc)) from None
+                    raise PeerTransportError(
+                        getattr(exc, "code", "x"), str(exc), reachable=True
+                    ) from None
                 self.lines = lines
 
                 async def stripped() -> AsyncIterator[bytes]:

@@ -7,7 +7,13 @@ from dataclasses import replace
 
 import pytest
 
-from edgecoder.errors import BadRequestError, ContextOverflowError, OverloadedError
+from edgecoder.errors import (
+    BadRequestError,
+    ContextOverflowError,
+    OverloadedError,
+    PayloadError,
+    TaskMessageError,
+)
 from edgecoder.inference.types import (
     ChatMessage,
     ChatRequest,
@@ -19,7 +25,6 @@ from edgecoder.inference.types import (
     Usage,
 )
 from edgecoder.security.identity import NodeIdentity
-from edgecoder.security.payloads import PayloadError
 from edgecoder.security.stream_box import StreamBox, new_stream_key
 from edgecoder.tasks.arbiter import CLOSED, GRANTED, PENDING, AttemptArbiter
 from edgecoder.tasks.codec import (
@@ -40,7 +45,6 @@ from edgecoder.tasks.fitness import (
 from edgecoder.tasks.messages import (
     Claim,
     Offer,
-    TaskMessageError,
     new_task_id,
     parse_claim,
     parse_grant,

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import httpx
 
 from edgecoder.adapters.transports.mesh_client import MeshClient
-from edgecoder.errors import EdgeCoderError
+from edgecoder.adapters.transports.refusals import refusal
+from edgecoder.errors import EdgeCoderError, PeerTransportError
 
 __all__ = ("HttpGossipTransport",)
 
@@ -18,17 +17,22 @@ class HttpGossipTransport:
     def __init__(self, client: MeshClient) -> None:
         self.client = client
 
-    async def send(self, url: str, node_id: str | None, body: bytes) -> tuple[int, Any]:
-        """POST ``body`` to ``url``; (0, reason) when the peer cannot be reached."""
+    async def send(self, address: str, node_id: str | None, body: bytes) -> object:
+        """POST ``body`` to the node at the URL ``address``; its decoded answer.
+
+        :raises PeerTransportError: unreachable (``reachable`` False), or a non-200 answer
+            with the code it names.
+        """
         try:
-            request = await self.client.prepare(url, "POST", "/mesh/gossip", body, node_id)
+            request = await self.client.prepare(address, "POST", "/mesh/gossip", body, node_id)
             response = await self.client.send(request)
         except (httpx.HTTPError, EdgeCoderError) as exc:
-            return 0, str(exc)
-        try:
-            answer = response.json()
-        except ValueError:
-            return response.status_code, response.text[:200]
+            raise PeerTransportError("unreachable", str(exc), reachable=False) from None
         if response.status_code == 401 and node_id is None:
-            self.client.forget(url)  # a seed address now held by another node: ask again
-        return response.status_code, answer
+            self.client.forget(address)  # a seed address now held by another node: ask again
+        if response.status_code != 200:
+            raise refusal(response, response.content)
+        try:
+            return response.json()
+        except ValueError:
+            return response.text[:200]

@@ -11,12 +11,12 @@ from starlette.routing import Route
 
 from edgecoder.adapters.request_guard import RequestGuardMiddleware
 from edgecoder.adapters.transports.mesh_auth import MeshAuthMiddleware
+from edgecoder.adapters.transports.statuses import refusal_status
 from edgecoder.adapters.transports.task_routes import task_routes
-from edgecoder.mesh.node import GossipError
-from edgecoder.security.blacklist import BlacklistError
+from edgecoder.errors import BlacklistError, DecodeError, RecordError, RefusedError
 from edgecoder.services import Services
 from edgecoder.wire import canonical
-from edgecoder.wire.records import RecordError, parse_record
+from edgecoder.wire.records import parse_record
 
 __all__ = ("MAX_RECORDS", "build_mesh_app")
 
@@ -27,8 +27,9 @@ def _internal_error(scope: object, message: str) -> object:
     return {"error": {"code": "internal_error", "message": message}}
 
 
-def _bad_request(code: str, message: str) -> JSONResponse:
-    return JSONResponse({"error": {"code": code, "message": message}}, status_code=400)
+def _refused(code: str, message: str) -> JSONResponse:
+    body = {"error": {"code": code, "message": message}}
+    return JSONResponse(body, status_code=refusal_status(code))
 
 
 def build_mesh_app(services: Services) -> Starlette:
@@ -50,11 +51,11 @@ def build_mesh_app(services: Services) -> Starlette:
         # Signed records from a peer: each verified by its own author's signature.
         try:
             document = canonical.decode(await request.body())
-        except canonical.DecodeError as exc:
-            return _bad_request(exc.code, str(exc))
+        except DecodeError as exc:
+            return _refused(exc.code, str(exc))
         items = document.get("records") if isinstance(document, dict) else None
         if not isinstance(items, list) or len(items) > MAX_RECORDS:
-            return _bad_request("bad_shape", f"body must be {{records: [at most {MAX_RECORDS}]}}")
+            return _refused("bad_shape", f"body must be {{records: [at most {MAX_RECORDS}]}}")
         results = []
         for item in items:
             try:
@@ -68,13 +69,11 @@ def build_mesh_app(services: Services) -> Starlette:
     async def gossip(request: Request) -> Response:
         mesh = services.mesh
         if mesh is None:
-            body = {"error": {"code": "mesh_off", "message": "this node is not gossiping"}}
-            return JSONResponse(body, status_code=503)
+            return _refused("mesh_off", "this node is not gossiping")
         try:
             answer = mesh.receive(request.state.peer, await request.body())
-        except GossipError as exc:
-            body = {"error": {"code": exc.code, "message": str(exc)}}
-            return JSONResponse(body, status_code=exc.status)
+        except RefusedError as exc:
+            return _refused(exc.code, str(exc))
         return JSONResponse(answer)
 
     async def http_error(request: Request, exc: Exception) -> Response:

@@ -2,7 +2,8 @@
 
 Every request except ``GET /healthz`` is read whole (up to ``mesh.max_body_bytes``) and
 checked by :class:`~edgecoder.security.mesh_guard.MeshGuard` before routing; a refusal
-answers 401 (429 for ``rate_limited``, 413 for ``too_large``) with
+answers its :func:`~edgecoder.adapters.transports.statuses.auth_status` (401; 429 for
+``rate_limited``, 413 for ``too_large``) with
 ``{"error": {"code": ..., "message": ...}}``. An accepted request reaches the app with its
 body replayed and the verified sender in ``scope["state"]["peer"]``.
 
@@ -22,8 +23,9 @@ from collections.abc import Sequence
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from edgecoder.adapters.transports.statuses import auth_status, refusal_status
 from edgecoder.mesh.load import COMMITTED, GOSSIP, OFFERS
-from edgecoder.security.mesh_guard import HEADERS, STATUS, MeshGuard, PeerHeaders
+from edgecoder.security.mesh_guard import HEADERS, MeshGuard, PeerHeaders
 
 __all__ = ("MeshAuthMiddleware",)
 
@@ -136,11 +138,12 @@ async def _read_body(receive: Receive, limit: int) -> bytes | None:
 
 
 async def _refuse(send: Send, code: str) -> None:
-    await _answer(send, STATUS.get(code, 401), code, _MESSAGES[code])
+    await _answer(send, auth_status(code), code, _MESSAGES[code])
 
 
 async def _shed(send: Send, wait_s: int) -> None:
-    await _answer(send, 503, "overloaded", _OVERLOADED, [(b"retry-after", str(wait_s).encode())])
+    retry = [(b"retry-after", str(wait_s).encode())]
+    await _answer(send, refusal_status("overloaded"), "overloaded", _OVERLOADED, retry)
 
 
 async def _answer(

@@ -16,15 +16,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from edgecoder.adapters.transports.statuses import refusal_status
+from edgecoder.errors import DecodeError, RefusedError, TaskMessageError
 from edgecoder.services import Services
-from edgecoder.tasks.messages import (
-    TaskMessageError,
-    parse_claim,
-    parse_grant,
-    parse_notice,
-    parse_offer,
-)
-from edgecoder.tasks.worker import TaskRefusedError
+from edgecoder.tasks.messages import parse_claim, parse_grant, parse_notice, parse_offer
 from edgecoder.wire import canonical
 
 __all__ = ("task_routes",)
@@ -32,8 +27,9 @@ __all__ = ("task_routes",)
 Handler = Callable[[Request], Awaitable[Response]]
 
 
-def _error(status: int, code: str, message: str) -> JSONResponse:
-    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
+def _error(code: str, message: str) -> JSONResponse:
+    body = {"error": {"code": code, "message": message}}
+    return JSONResponse(body, status_code=refusal_status(code))
 
 
 def task_routes(services: Services) -> list[Route]:
@@ -42,17 +38,15 @@ def task_routes(services: Services) -> list[Route]:
     def guarded(handler: Callable[[Request, object], Awaitable[Response]]) -> Handler:
         async def endpoint(request: Request) -> Response:
             if services.worker is None or services.origin is None:
-                return _error(503, "tasks_off", "this node does not take part in mesh tasks")
+                return _error("tasks_off", "this node does not take part in mesh tasks")
             try:
                 body = canonical.decode(await request.body())
-            except canonical.DecodeError as exc:
-                return _error(400, exc.code, str(exc))
+            except DecodeError as exc:
+                return _error(exc.code, str(exc))
             try:
                 return await handler(request, body)
-            except TaskMessageError as exc:
-                return _error(400, exc.code, str(exc))
-            except TaskRefusedError as exc:
-                return _error(exc.status, exc.code, str(exc))
+            except (TaskMessageError, RefusedError) as exc:
+                return _error(exc.code, str(exc))
 
         return endpoint
 

@@ -2,33 +2,26 @@
 
 A peer is addressed by node id; its URL comes from its own signed peer record. Every
 body is canonical JSON; a refusal's ``{"error": {"code", "message"}}`` becomes a
-:class:`~edgecoder.tasks.transport.TaskTransportError` with that code.
+:class:`~edgecoder.errors.PeerTransportError` with that code (``reachable``, and
+``retry_after_s`` from a ``Retry-After`` header); a peer that cannot be reached, or an
+exchange that breaks, one with ``reachable`` False. The status is read only there
+(:mod:`~edgecoder.adapters.transports.refusals`).
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import httpx
 
 from edgecoder.adapters.transports.mesh_client import MeshClient
-from edgecoder.errors import EdgeCoderError
-from edgecoder.tasks.transport import TaskTransportError
+from edgecoder.adapters.transports.refusals import refusal
+from edgecoder.errors import EdgeCoderError, PeerTransportError
 from edgecoder.wire import canonical
 
 __all__ = ("HttpTaskTransport",)
-
-
-def _refusal(response: httpx.Response, body: bytes) -> TaskTransportError:
-    try:
-        error = (json.loads(body) or {}).get("error") or {}
-        code, message = str(error.get("code", "http_error")), str(error.get("message", ""))
-    except (ValueError, AttributeError):
-        code, message = "http_error", body[:200].decode("utf-8", "replace")
-    return TaskTransportError(response.status_code, code, message or f"HTTP {response.status_code}")
 
 
 class HttpTaskTransport:
@@ -41,11 +34,13 @@ class HttpTaskTransport:
     async def _prepare(self, node_id: str, path: str, body: dict[str, Any]) -> Any:
         url = self.resolve(node_id)
         if url is None:
-            raise TaskTransportError(0, "unknown_peer", f"no address known for {node_id}")
+            raise PeerTransportError(
+                "unknown_peer", f"no address known for {node_id}", reachable=False
+            )
         try:
             return await self.client.prepare(url, "POST", path, canonical.encode(body), node_id)
         except EdgeCoderError as exc:
-            raise TaskTransportError(0, "bad_request", str(exc)) from None
+            raise PeerTransportError("bad_request", str(exc), reachable=False) from None
 
     async def post(self, node_id: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
         """POST ``body``; the decoded answer (see :class:`TaskTransport`)."""
@@ -53,13 +48,17 @@ class HttpTaskTransport:
         try:
             response = await self.client.send(request)
         except httpx.HTTPError as exc:
-            raise TaskTransportError(0, "unreachable", f"{node_id}: {exc!r}") from None
+            raise PeerTransportError(
+                "unreachable", f"{node_id}: {exc!r}", reachable=False
+            ) from None
         if response.status_code != 200:
-            raise _refusal(response, response.content)
+            raise refusal(response, response.content)
         try:
             answer = response.json()
         except ValueError:
-            raise TaskTransportError(502, "bad_answer", "the peer's answer is not JSON") from None
+            raise PeerTransportError(
+                "bad_answer", "the peer's answer is not JSON", reachable=True
+            ) from None
         return answer if isinstance(answer, dict) else {}
 
     @contextlib.asynccontextmanager
@@ -71,10 +70,12 @@ class HttpTaskTransport:
         try:
             async with self.client.stream(request) as response:
                 if response.status_code != 200:
-                    raise _refusal(response, await response.aread())
+                    raise refusal(response, await response.aread())
                 yield _lines(response)
         except httpx.HTTPError as exc:
-            raise TaskTransportError(0, "unreachable", f"{node_id}: {exc!r}") from None
+            raise PeerTransportError(
+                "unreachable", f"{node_id}: {exc!r}", reachable=False
+            ) from None
 
 
 async def _lines(response: httpx.Response) -> AsyncIterator[bytes]:
