@@ -44,7 +44,7 @@ from edgecoder.tasks.errors import RETRYABLE, error_of
 from edgecoder.tasks.fitness import Fit
 from edgecoder.tasks.messages import Claim, Grant, Notice, Offer, new_task_id
 from edgecoder.tasks.receipts import sign_receipt, verify_signature
-from edgecoder.tasks.transport import UNAVAILABLE, TaskTransport
+from edgecoder.tasks.transport import UNAVAILABLE, MessageKind, TaskTransport
 
 __all__ = ("Origin", "RemoteTask")
 
@@ -248,7 +248,7 @@ class Origin:
                     log.warning("task %s attempt %d on %s failed: %s; offering it again",
                                 task.task_id, task.attempt, claim.worker, exc)  # fmt: skip
                     task.excluded.add(claim.worker)
-                    self._notify(claim.worker, "/mesh/tasks/cancel", task)
+                    self._notify(claim.worker, MessageKind.CANCEL, task)
                 finally:
                     self.assigned[claim.worker] -= 1
                     if self.assigned[claim.worker] <= 0:
@@ -273,15 +273,15 @@ class Origin:
             except Exception:
                 log.exception("a task event listener failed")
 
-    def _notify(self, node_id: str, path: str, task: RemoteTask) -> None:
+    def _notify(self, node_id: str, kind: MessageKind, task: RemoteTask) -> None:
         body = Notice(task.task_id, task.attempt).as_dict()
-        self._spawn(self._post_quietly(node_id, path, body))
+        self._spawn(self._post_quietly(node_id, kind, body))
 
-    async def _post_quietly(self, node_id: str, path: str, body: dict[str, Any]) -> None:
+    async def _post_quietly(self, node_id: str, kind: MessageKind, body: dict[str, Any]) -> None:
         try:
-            await self.transport.post(node_id, path, body)
+            await self.transport.post(node_id, kind, body)
         except PeerTransportError as exc:
-            log.debug("%s to %s: %s", path, node_id, exc)
+            log.debug("%s to %s: %s", kind, node_id, exc)
 
     def _spawn(self, coro: Any) -> None:
         job = asyncio.ensure_future(coro)
@@ -394,7 +394,7 @@ class Origin:
     async def _ask(self, node_id: str, body: dict[str, Any]) -> str:
         """Offer to one candidate; its answer (``considering``, or why it will not claim)."""
         try:
-            answer = await self.transport.post(node_id, "/mesh/tasks/offer", body)
+            answer = await self.transport.post(node_id, MessageKind.OFFER, body)
         except PeerTransportError as exc:
             log.debug("offer to %s: %s", node_id, exc)
             self.stats["declined"] += 1
@@ -423,7 +423,7 @@ class Origin:
                 continue
             if job.done() and job.result() != "considering":
                 continue
-            self._spawn(self._post_quietly(node_id, "/mesh/tasks/close", closing))
+            self._spawn(self._post_quietly(node_id, MessageKind.CLOSE, closing))
 
     async def _attempt(
         self,
@@ -450,7 +450,7 @@ class Origin:
         started = time.monotonic()
         tokens = 0
         try:
-            async with self.transport.stream(worker, "/mesh/tasks/run", grant.as_dict()) as lines:
+            async with self.transport.stream(worker, MessageKind.RUN, grant.as_dict()) as lines:
                 while True:
                     try:
                         raw = await asyncio.wait_for(anext(lines), lease_ms / 1000)
@@ -518,7 +518,7 @@ class Origin:
         )
         try:
             answer = await self.transport.post(
-                worker, "/mesh/tasks/receipt", {"body": body, "origin_sig": origin_sig}
+                worker, MessageKind.RECEIPT, {"body": body, "origin_sig": origin_sig}
             )
         except PeerTransportError as exc:
             log.warning("task %s: the worker did not countersign the receipt: %s",
@@ -542,7 +542,7 @@ class Origin:
         if task.state in ("offered", "running"):
             task.state = "failed" if task.error else "cancelled"
         if task.state == "cancelled" and task.worker is not None:
-            self._notify(task.worker, "/mesh/tasks/cancel", task)
+            self._notify(task.worker, MessageKind.CANCEL, task)
         self.stats[task.state] = self.stats.get(task.state, 0) + 1
         self._emit("finished", task.task_id, task.state)
         now = self.clock.now_ms()

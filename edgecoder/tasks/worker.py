@@ -54,7 +54,7 @@ from edgecoder.tasks.fitness import (
 )
 from edgecoder.tasks.messages import Claim, Grant, Offer
 from edgecoder.tasks.receipts import check_receipt_body, sign_receipt, verify_signature
-from edgecoder.tasks.transport import TaskTransport
+from edgecoder.tasks.transport import MessageKind, TaskTransport
 
 __all__ = ("Worker", "WorkerHost")
 
@@ -204,7 +204,7 @@ class Worker:
         loop = asyncio.get_running_loop()
         sent = loop.time()
         try:
-            answer = await self.transport.post(offer.origin, "/mesh/tasks/claim", claim.as_dict())
+            answer = await self.transport.post(offer.origin, MessageKind.CLAIM, claim.as_dict())
             self.claim_rtt_ms += ((loop.time() - sent) * 1000 - self.claim_rtt_ms) / 8
         except PeerTransportError as exc:
             log.debug("claim for %s refused or lost: %s", offer.task_id, exc)

@@ -13,7 +13,8 @@ import pytest
 from edgecoder.adapters.transports.gossip_transport import HttpGossipTransport
 from edgecoder.adapters.transports.mesh_client import MeshClient
 from edgecoder.adapters.transports.statuses import REFUSAL_STATUS, auth_status, refusal_status
-from edgecoder.adapters.transports.task_transport import HttpTaskTransport
+from edgecoder.adapters.transports.task_routes import task_routes
+from edgecoder.adapters.transports.task_transport import PATHS, HttpTaskTransport
 from edgecoder.clock import SystemClock
 from edgecoder.config import Config, MeshConfig
 from edgecoder.errors import PeerTransportError
@@ -22,7 +23,7 @@ from edgecoder.mesh.membership import Send
 from edgecoder.mesh.node import MeshNode
 from edgecoder.security.identity import NodeIdentity
 from edgecoder.security.mesh_guard import MeshGuard
-from edgecoder.tasks.transport import UNAVAILABLE
+from edgecoder.tasks.transport import UNAVAILABLE, MessageKind
 from tests.adverts import advert
 
 pytestmark = pytest.mark.anyio
@@ -96,13 +97,35 @@ async def test_the_task_transport_reads_refusals_the_same_way() -> None:
     try:
         transport = HttpTaskTransport(client, addresses.get)
         with pytest.raises(PeerTransportError) as caught:
-            await transport.post(PEER.node_id, "/mesh/tasks/claim", {})
+            await transport.post(PEER.node_id, MessageKind.CLAIM, {})
         assert (caught.value.code, caught.value.reachable) == ("not_claimed", True)
         with pytest.raises(PeerTransportError) as caught:
-            await transport.post(SENDER.node_id, "/mesh/tasks/claim", {})
+            await transport.post(SENDER.node_id, MessageKind.CLAIM, {})
         assert (caught.value.code, caught.value.reachable) == ("unknown_peer", False)
     finally:
         await client.aclose()
+
+
+def test_each_message_kind_goes_to_the_route_that_serves_it() -> None:
+    served = {route.path for route in task_routes(None)}  # type: ignore[arg-type]
+    assert set(PATHS.values()) == served
+    assert PATHS[MessageKind.RUN] == "/mesh/tasks/run"
+
+
+async def test_a_message_is_signed_for_its_kinds_route() -> None:
+    seen: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.url.path)
+        return httpx.Response(200, json={"result": "considering"})
+
+    client = _client(handler)
+    try:
+        transport = HttpTaskTransport(client, {PEER.node_id: "http://peer:1"}.get)
+        answer = await transport.post(PEER.node_id, MessageKind.OFFER, {})
+    finally:
+        await client.aclose()
+    assert (answer, seen) == ({"result": "considering"}, ["/mesh/tasks/offer"])
 
 
 def test_every_code_answered_with_a_server_error_counts_as_the_peer_unavailable() -> None:

@@ -29,6 +29,7 @@ from edgecoder.tasks.arbiter import CLOSED, GRANTED, AttemptArbiter
 from edgecoder.tasks.fitness import Fit
 from edgecoder.tasks.messages import Claim, parse_claim, parse_grant, parse_notice, parse_offer
 from edgecoder.tasks.origin import Origin, RemoteTask
+from edgecoder.tasks.transport import MessageKind
 from edgecoder.tasks.worker import Worker, WorkerHost
 from tests.adverts import advert, model
 
@@ -67,36 +68,36 @@ class Transport:
         self.mesh = mesh
         self.sender = sender
 
-    async def post(self, node_id: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
+    async def post(self, node_id: str, kind: MessageKind, body: dict[str, Any]) -> dict[str, Any]:
         mesh = self.mesh
-        mesh.sent[path] += 1
+        mesh.sent[kind] += 1
         await mesh.hop()
         if node_id in mesh.unreachable:
             raise PeerTransportError("unreachable", "timed out", reachable=False)
-        if path == "/mesh/tasks/offer" and node_id in mesh.overloaded:
+        if kind == MessageKind.OFFER and node_id in mesh.overloaded:
             raise PeerTransportError("overloaded", "too busy", reachable=True, retry_after_s=1)
-        if path == "/mesh/tasks/claim":
+        if kind == MessageKind.CLAIM:
             answer = {"result": mesh.origins[node_id].on_claim(parse_claim(body, self.sender))}
-        elif path == "/mesh/tasks/offer":
+        elif kind == MessageKind.OFFER:
             answer = {"result": mesh.workers[node_id].consider(parse_offer(body, self.sender))}
-        elif path in ("/mesh/tasks/close", "/mesh/tasks/cancel"):
+        elif kind in (MessageKind.CLOSE, MessageKind.CANCEL):
             notice = parse_notice(body)
             worker = mesh.workers[node_id]
-            stop = worker.close if path.endswith("close") else worker.cancel
+            stop = worker.close if kind == MessageKind.CLOSE else worker.cancel
             answer = {"stopped": stop(notice.task_id, notice.attempt)}
-        elif path == "/mesh/tasks/receipt":
+        elif kind == MessageKind.RECEIPT:
             answer = {"worker_sig": await mesh.workers[node_id].countersign(body, self.sender)}
         else:
-            raise AssertionError(path)
+            raise AssertionError(kind)
         await mesh.hop()
         return answer
 
-    def stream(self, node_id: str, path: str, body: dict[str, Any]) -> Any:
+    def stream(self, node_id: str, kind: MessageKind, body: dict[str, Any]) -> Any:
         mesh, sender = self.mesh, self.sender
 
         class Exchange:
             async def __aenter__(self) -> AsyncIterator[bytes]:
-                mesh.sent[path] += 1
+                mesh.sent[kind] += 1
                 await mesh.hop()
                 worker = mesh.workers[node_id]
                 try:

@@ -1,4 +1,4 @@
-"""The task protocol over HTTP: signed requests to a peer's ``/mesh/tasks/*`` routes.
+"""The task protocol over HTTP: each message kind is a signed ``POST /mesh/tasks/<kind>``.
 
 A peer is addressed by node id; its URL comes from its own signed peer record. Every
 body is canonical JSON; a refusal's ``{"error": {"code", "message"}}`` becomes a
@@ -19,9 +19,13 @@ import httpx
 from edgecoder.adapters.transports.mesh_client import MeshClient
 from edgecoder.adapters.transports.refusals import refusal
 from edgecoder.errors import EdgeCoderError, PeerTransportError
+from edgecoder.tasks.transport import MessageKind
 from edgecoder.wire import canonical
 
-__all__ = ("HttpTaskTransport",)
+__all__ = ("PATHS", "HttpTaskTransport")
+
+PATHS = {kind: f"/mesh/tasks/{kind.value}" for kind in MessageKind}
+"""The mesh listener's route for each message kind (served by ``task_routes``)."""
 
 
 class HttpTaskTransport:
@@ -31,20 +35,21 @@ class HttpTaskTransport:
         self.client = client
         self.resolve = resolve
 
-    async def _prepare(self, node_id: str, path: str, body: dict[str, Any]) -> Any:
+    async def _prepare(self, node_id: str, kind: MessageKind, body: dict[str, Any]) -> Any:
         url = self.resolve(node_id)
         if url is None:
             raise PeerTransportError(
                 "unknown_peer", f"no address known for {node_id}", reachable=False
             )
         try:
-            return await self.client.prepare(url, "POST", path, canonical.encode(body), node_id)
+            encoded = canonical.encode(body)
+            return await self.client.prepare(url, "POST", PATHS[kind], encoded, node_id)
         except EdgeCoderError as exc:
             raise PeerTransportError("bad_request", str(exc), reachable=False) from None
 
-    async def post(self, node_id: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        """POST ``body``; the decoded answer (see :class:`TaskTransport`)."""
-        request = await self._prepare(node_id, path, body)
+    async def post(self, node_id: str, kind: MessageKind, body: dict[str, Any]) -> dict[str, Any]:
+        """POST ``body`` to ``kind``'s route; the decoded answer (see :class:`TaskTransport`)."""
+        request = await self._prepare(node_id, kind, body)
         try:
             response = await self.client.send(request)
         except httpx.HTTPError as exc:
@@ -63,10 +68,10 @@ class HttpTaskTransport:
 
     @contextlib.asynccontextmanager
     async def stream(
-        self, node_id: str, path: str, body: dict[str, Any]
+        self, node_id: str, kind: MessageKind, body: dict[str, Any]
     ) -> AsyncIterator[AsyncIterator[bytes]]:
-        """POST ``body``; the answer's lines as they arrive."""
-        request = await self._prepare(node_id, path, body)
+        """POST ``body`` to ``kind``'s route; the answer's lines as they arrive."""
+        request = await self._prepare(node_id, kind, body)
         try:
             async with self.client.stream(request) as response:
                 if response.status_code != 200:
