@@ -21,6 +21,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from edgecoder.config import TasksConfig
+
 __all__ = ("ClaimTiming", "claim_delay_ms")
 
 
@@ -36,6 +38,12 @@ class ClaimTiming:
     """``claim_stagger_ms``: the least wait per rank."""
     jitter_ms: int = 10
     """``claim_jitter_ms``: the width of the jitter the caller draws."""
+
+    @classmethod
+    def of(cls, tasks: TasksConfig) -> ClaimTiming:
+        """The timing a node's ``[tasks]`` configuration sets."""
+        return cls(tasks.ttft_budget_ms, tasks.claim_delay_max_ms, tasks.claim_stagger_ms,
+                   tasks.claim_jitter_ms)  # fmt: skip
 
 
 def claim_delay_ms(

@@ -1,4 +1,4 @@
-"""How fit a node is for a task: predicted time to first token, candidates, claim delays.
+"""How fit a node is for a task: predicted time to first token and candidates.
 
 Pure functions of what a node knows (its own state, or a peer's signed advert), so the
 origin's choice of candidates, a worker's claim delay and the local-first decision all
@@ -9,9 +9,7 @@ use one model of cost:
 
 A model that is not loaded costs its load time (size over an assumed disk rate); a model
 whose context cannot hold the prompt plus at least one output token disqualifies the
-node. The claim delay maps TTFT onto ``[0, claim_delay_max_ms]`` monotonically, so the
-fittest candidate speaks first and the others hear that the attempt is closed before
-their own timers fire.
+node. The claim delay built on it is :func:`edgecoder.tasks.claim_delay.claim_delay_ms`.
 """
 
 from __future__ import annotations
@@ -24,7 +22,6 @@ from edgecoder.mesh.advert_types import Advert, AdvertModel
 __all__ = (
     "Fit",
     "ModelFit",
-    "claim_delay_ms",
     "estimate_prompt_tokens",
     "fits_context",
     "peer_fit",
@@ -131,14 +128,3 @@ def peer_fit(
     )
     # A price of 0 is read as the default, as it always was.
     return Fit(node_id, ttft, held.loaded, advert.owner_busy, advert.price_pct or 100)
-
-
-def claim_delay_ms(ttft_ms: int, budget_ms: int, max_delay_ms: int, jitter_ms: float) -> float:
-    """How long a candidate waits before claiming: grows with its TTFT, saturating.
-
-    ``max_delay * ttft / (ttft + budget)``: a node that predicts a first token well within
-    the budget claims almost at once; one far over it waits nearly the maximum. The jitter
-    (drawn by the caller, in ``[0, claim_jitter_ms]``) separates equally fit nodes.
-    """
-    ttft = max(0, ttft_ms)
-    return max_delay_ms * ttft / (ttft + max(1, budget_ms)) + jitter_ms

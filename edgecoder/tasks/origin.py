@@ -1,13 +1,16 @@
 """The origin side of the claim-delay protocol: offer, grant once, relay, fail over, sign.
 
-One task is one client request sent to the mesh. Each attempt offers it (no prompt) to
-the fittest candidates, grants the first valid claim (:class:`AttemptArbiter`), seals the
-request to the grantee alone, and relays the worker's sealed events to the client as
-deltas. A worker that dies, stalls past the lease, breaks the stream or fails with a
-retryable error ends the attempt: the next one excludes it and continues from the output
-already sent. A client that goes away closes the stream, which cancels the worker's
-generation; an explicit ``cancel`` notice follows. When the task ends the origin signs a
-receipt and asks the worker to countersign it; both keep it.
+One task is one client request sent to the mesh. Each attempt is an
+:class:`~edgecoder.tasks.offering.OfferAttempt` (the pure state machine that offers it,
+with no prompt, to the fittest candidates and grants one claim); this driver carries out
+its actions, seals the request to the grantee alone, and relays the worker's sealed
+events to the client as deltas, the lease watched by a
+:class:`~edgecoder.tasks.relaying.RunWatch`. A worker that dies, stalls past the lease,
+breaks the stream or fails with a retryable error ends the attempt: the next one
+excludes it and continues from the output already sent. A client that goes away closes
+the stream, which cancels the worker's generation; an explicit ``cancel`` notice
+follows. When the task ends the origin signs a receipt and asks the worker to
+countersign it; both keep it.
 """
 
 from __future__ import annotations
@@ -38,12 +41,23 @@ from edgecoder.security.payloads import seal
 from edgecoder.security.stream_box import StreamBox, new_stream_key
 from edgecoder.storage import tasks as store
 from edgecoder.storage.database import Database
-from edgecoder.tasks.arbiter import CLOSED, GRANTED, PENDING, AttemptArbiter
+from edgecoder.tasks.arbiter import CLOSED
 from edgecoder.tasks.codec import decode_event, encode_payload
-from edgecoder.tasks.errors import RETRYABLE, error_of
+from edgecoder.tasks.errors import error_of
 from edgecoder.tasks.fitness import Fit
 from edgecoder.tasks.messages import Claim, Grant, Notice, Offer, new_task_id
+from edgecoder.tasks.offering import (
+    ClaimWait,
+    Granted,
+    NoClaim,
+    OfferAction,
+    OfferAttempt,
+    SendClose,
+    SendOffer,
+    Wake,
+)
 from edgecoder.tasks.receipts import sign_receipt, verify_signature
+from edgecoder.tasks.relaying import RunWatch, Verdict
 from edgecoder.tasks.transport import UNAVAILABLE, MessageKind, TaskTransport
 
 __all__ = ("Origin", "RemoteTask")
@@ -54,7 +68,6 @@ CLAIM_PATIENCE_S = 30.0
 """How long a task waits for any peer to claim it (busy or silent peers) before it is refused."""
 _MAX_BACKGROUND = 512
 """Notices in flight beyond which ``close`` notices (advisory) are not sent."""
-_BACKOFF_S = (0.25, 0.5, 1.0, 2.0)
 
 
 class _AttemptFailedError(EdgeCoderError):
@@ -63,35 +76,13 @@ class _AttemptFailedError(EdgeCoderError):
 
 @dataclass(slots=True)
 class _Live:
-    arbiter: AttemptArbiter | None = None
-    granted: asyncio.Future[Claim] | None = None
+    """A task's open attempt, as the claim route finds it."""
+
+    offering: OfferAttempt | None = None
+    outcome: asyncio.Future[Claim] | None = None
+    wake: asyncio.TimerHandle | None = None
     claims: int = 0
-    claimers: set[str] = field(default_factory=set)
-    """Nodes that claimed the open attempt (their answer told them how it went)."""
-
-
-class _ClaimWait:
-    """How long a round of offers waits for a claim: ``offer_timeout_ms`` while claims
-    come quickly, longer when this node or its peers run behind (TCP's retransmission
-    timer: smoothed first-claim time plus four deviations, at most 8 times the floor)."""
-
-    def __init__(self, floor_ms: int) -> None:
-        self.floor_ms = floor_ms
-        self._mean: float | None = None
-        self._dev = 0.0
-
-    def observe(self, ms: float) -> None:
-        if self._mean is None:
-            self._mean, self._dev = ms, ms / 2
-            return
-        self._dev += (abs(ms - self._mean) - self._dev) / 4
-        self._mean += (ms - self._mean) / 8
-
-    def seconds(self) -> float:
-        if self._mean is None:
-            return self.floor_ms / 1000
-        wait = min(max(self.floor_ms, self._mean + 4 * self._dev), 8 * self.floor_ms)
-        return wait / 1000
+    """Claims received for the task, every attempt."""
 
 
 @dataclass(slots=True)
@@ -165,7 +156,7 @@ class Origin:
         self.assigned: Counter[str] = Counter()
         """How many of this node's attempts run on each worker now."""
         self._background: set[asyncio.Task[Any]] = set()
-        self._claim_wait = _ClaimWait(config.tasks.offer_timeout_ms)
+        self._claim_wait = ClaimWait(config.tasks.offer_timeout_ms)
         self.stats = {"tasks": 0, "offers": 0, "declined": 0, "rounds": 0, "claims": 0,
                       "late_claims": 0, "grants": 0, "failovers": 0, "done": 0, "failed": 0,
                       "cancelled": 0}  # fmt: skip
@@ -174,32 +165,22 @@ class Origin:
 
     def on_claim(self, claim: Claim) -> str:
         """Decide on a claim: ``granted`` (the grant follows), ``pending`` or ``closed``."""
-        self.stats["claims"] += 1
         live = self._live.get(claim.task_id)
-        if live is None:
+        offering = live.offering if live is not None else None
+        if live is None or offering is None:
+            self.stats["claims"] += 1
             self.stats["late_claims"] += 1
             log.debug("late claim for finished task %s attempt %d from %s: dropped",
                       claim.task_id, claim.attempt, claim.worker)  # fmt: skip
             return CLOSED
         live.claims += 1
-        live.claimers.add(claim.worker)
-        arbiter, future = live.arbiter, live.granted
-        if arbiter is None or future is None:
-            return CLOSED
-        decision = arbiter.claim(claim, self.clock.now_ms())
-        if decision == GRANTED and not future.done():
-            future.set_result(claim)
-        elif decision == PENDING and arbiter.claims == 1:
-            asyncio.get_running_loop().call_later(
-                arbiter.window_ms / 1000, self._decide, arbiter, future
-            )
+        decision, actions = offering.on_claim(claim, self._now_ms())
+        self._apply(live, offering, actions)
         return decision
 
     @staticmethod
-    def _decide(arbiter: AttemptArbiter, future: asyncio.Future[Claim]) -> None:
-        granted = arbiter.decide()
-        if granted is not None and not future.done():
-            future.set_result(granted)
+    def _now_ms() -> float:
+        return asyncio.get_running_loop().time() * 1000
 
     # -- running a task -------------------------------------------------------------------
 
@@ -289,21 +270,13 @@ class Origin:
         job.add_done_callback(self._background.discard)
 
     async def _offer(self, task: RemoteTask, deadline_ms: int) -> Claim:
-        """Offer the attempt until one claim is granted.
-
-        Rounds of offers widen the attempt down the ranking (the earlier candidates' late
-        claims stay valid: one arbiter, one grant). A round ends when its wait passes or
-        every candidate offered so far declined (busy, overloaded, unreachable); after a
-        pass over every candidate, the next starts after a backoff.
+        """Run the attempt's :class:`OfferAttempt` until it grants one claim.
 
         :raises InferenceError: no peer can run the task, or none claimed it within
             :data:`CLAIM_PATIENCE_S`.
         """
         cfg = self.config.tasks
-        loop = asyncio.get_running_loop()
         live = self._live[task.task_id]
-        arbiter = AttemptArbiter(task.task_id, task.attempt, frozenset(), cfg.grant_window_ms)
-        live.arbiter, live.granted, live.claimers = arbiter, loop.create_future(), set()
         offer = Offer(
             task_id=task.task_id,
             attempt=task.attempt,
@@ -316,114 +289,73 @@ class Origin:
             deadline_ms=deadline_ms,
             price_pct=self.config.mesh.price_pct,
         )
-        answers: dict[str, asyncio.Task[str]] = {}
-        started = loop.time()
         patience = CLAIM_PATIENCE_S if task.claim_patience_s is None else task.claim_patience_s
-        give_up = started + min(patience, cfg.deadline_s)
-        asked: set[str] = set()  # in this pass over the candidates
-        sent: dict[str, float] = {}  # when each candidate was last offered the attempt
-        passes = 0
-        claim: Claim | None = None
+        offering = OfferAttempt(
+            offer=offer,
+            candidates=lambda: task.candidates(frozenset(task.excluded)),
+            max_candidates=cfg.max_candidates,
+            patience_ms=min(patience, cfg.deadline_s) * 1000,
+            wait=self._claim_wait,
+            grant_window_ms=cfg.grant_window_ms,
+            failed_before=len(task.excluded),
+            stats=self.stats,
+        )
+        live.offering, live.outcome = offering, asyncio.get_running_loop().create_future()
+        outcome = live.outcome
+        self._apply(live, offering, offering.start(self._now_ms()))
         try:
-            while claim is None and loop.time() < give_up:
-                fits = task.candidates(frozenset(task.excluded))
-                if not fits:
-                    raise BackendUnavailableError(
-                        f"no peer can run model '{task.request.model}' for this request now"
-                        + (f" ({len(task.excluded)} failed already)" if task.excluded else "")
-                    )
-                batch = [fit for fit in fits if fit.node_id not in asked][: cfg.max_candidates]
-                if not batch:  # everyone was asked: give them a moment, then ask again
-                    asked.clear()
-                    passes += 1
-                    pause = _BACKOFF_S[min(passes, len(_BACKOFF_S)) - 1]
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(
-                            asyncio.shield(live.granted), min(pause, give_up - loop.time())
-                        )
-                    if live.granted.done():
-                        claim = live.granted.result()
-                    continue
-                asked.update(fit.node_id for fit in batch)
-                self.stats["rounds"] += 1
-                arbiter.widen(frozenset(fit.node_id for fit in batch))
-                task.prices.update((fit.node_id, fit.price_pct) for fit in batch)
-                for rank, fit in enumerate(batch):
-                    body = replace(offer, rank=rank).as_dict()
-                    earlier = answers.get(fit.node_id)
-                    if earlier is not None:
-                        self._adopt(earlier)
-                    answers[fit.node_id] = asyncio.ensure_future(self._ask(fit.node_id, body))
-                    sent[fit.node_id] = loop.time()
-                self.stats["offers"] += len(batch)
-                until = min(give_up, loop.time() + self._claim_wait.seconds())
-                claim = await self._await_claim(live, answers, until)
-            if claim is not None and claim.worker in sent:
-                self._claim_wait.observe((loop.time() - sent[claim.worker]) * 1000)
+            claim = await outcome
         finally:
-            arbiter.close()
-            for job in answers.values():
-                self._adopt(job)
-            self._close_others(task, live, answers, claim.worker if claim else "")
-        if claim is None:
-            log.info("task %s attempt %d: no claim within %.1f s from %d peers",
-                     task.task_id, task.attempt, loop.time() - started, len(answers))  # fmt: skip
-            raise BackendUnavailableError(
-                f"no peer took the task within {patience:.0f} s: the mesh is busy"
-            )
+            if not offering.done:  # the client went away while the attempt was offered
+                self._apply(live, offering, offering.cancel())
+            if live.wake is not None:
+                live.wake.cancel()
+            task.prices.update(offering.prices)
         self.stats["grants"] += 1
         return claim
 
-    async def _await_claim(
-        self, live: _Live, answers: dict[str, asyncio.Task[str]], until: float
-    ) -> Claim | None:
-        """The granted claim, or None at ``until`` or once every offer was declined."""
-        loop = asyncio.get_running_loop()
-        granted = live.granted
-        assert granted is not None
-        while not granted.done():
-            open_answers = {job for job in answers.values() if not job.done()}
-            declined = all(job.done() and job.result() != "considering" for job in answers.values())
-            remaining = until - loop.time()
-            if declined or remaining <= 0:
-                return None
-            waiting: set[asyncio.Future[Any]] = {granted, *open_answers}
-            await asyncio.wait(waiting, timeout=remaining, return_when=asyncio.FIRST_COMPLETED)
-        return granted.result()
+    def _apply(self, live: _Live, offering: OfferAttempt, actions: list[OfferAction]) -> None:
+        """Carry out what the attempt's state machine asks."""
+        outcome = live.outcome
+        for action in actions:
+            if isinstance(action, SendOffer):
+                self._spawn(self._ask(live, offering, action))
+            elif isinstance(action, SendClose):
+                # Advisory (a late claim is told ``closed``), so skipped when backlogged.
+                if len(self._background) <= _MAX_BACKGROUND:
+                    body = action.notice.as_dict()
+                    self._spawn(self._post_quietly(action.node_id, MessageKind.CLOSE, body))
+            elif isinstance(action, Wake):
+                if live.wake is not None:
+                    live.wake.cancel()
+                loop = asyncio.get_running_loop()
+                delay_s = max(0.0, action.at_ms / 1000 - loop.time())
+                live.wake = loop.call_later(delay_s, self._wake, live, offering)
+            elif isinstance(action, Granted):
+                if outcome is not None and not outcome.done():
+                    outcome.set_result(action.claim)
+            elif isinstance(action, NoClaim):
+                log.info("task %s attempt %d: %s (%d peers offered)", offering.offer.task_id,
+                         offering.offer.attempt, action.code, len(offering.answers))  # fmt: skip
+                if outcome is not None and not outcome.done():
+                    outcome.set_exception(BackendUnavailableError(action.message))
 
-    async def _ask(self, node_id: str, body: dict[str, Any]) -> str:
-        """Offer to one candidate; its answer (``considering``, or why it will not claim)."""
+    def _wake(self, live: _Live, offering: OfferAttempt) -> None:
+        live.wake = None
+        self._apply(live, offering, offering.on_timer(self._now_ms()))
+
+    async def _ask(self, live: _Live, offering: OfferAttempt, action: SendOffer) -> None:
+        """Offer to one candidate; feed its answer (``considering``, or why it will not
+        claim) to the attempt."""
         try:
-            answer = await self.transport.post(node_id, MessageKind.OFFER, body)
+            answer = await self.transport.post(
+                action.node_id, MessageKind.OFFER, action.offer.as_dict()
+            )
+            result = str(answer.get("result", ""))
         except PeerTransportError as exc:
-            log.debug("offer to %s: %s", node_id, exc)
-            self.stats["declined"] += 1
-            return exc.code
-        result = str(answer.get("result", ""))
-        if result != "considering":
-            self.stats["declined"] += 1
-        return result
-
-    def _adopt(self, job: asyncio.Task[Any]) -> None:
-        """Let an exchange still in flight finish in the background."""
-        if not job.done():
-            self._background.add(job)
-            job.add_done_callback(self._background.discard)
-
-    def _close_others(
-        self, task: RemoteTask, live: _Live, answers: dict[str, asyncio.Task[str]], worker: str
-    ) -> None:
-        """Tell the candidates still weighing the attempt that it is taken, so they stay
-        silent. Advisory (a late claim is told ``closed``), so skipped when backlogged."""
-        if len(self._background) > _MAX_BACKGROUND:
-            return
-        closing = Notice(task.task_id, task.attempt).as_dict()
-        for node_id, job in answers.items():
-            if node_id == worker or node_id in live.claimers:
-                continue
-            if job.done() and job.result() != "considering":
-                continue
-            self._spawn(self._post_quietly(node_id, MessageKind.CLOSE, closing))
+            log.debug("offer to %s: %s", action.node_id, exc)
+            result = exc.code
+        self._apply(live, offering, offering.on_answer(action.node_id, result, self._now_ms()))
 
     async def _attempt(
         self,
@@ -448,12 +380,13 @@ class Origin:
                       base64.b64encode(sealed).decode())  # fmt: skip
         box = StreamBox(stream_key, task.task_id, task.attempt)
         started = time.monotonic()
-        tokens = 0
+        watch = RunWatch(lease_ms, self._now_ms())
         try:
             async with self.transport.stream(worker, MessageKind.RUN, grant.as_dict()) as lines:
                 while True:
+                    silence_s = max(0.0, (watch.expires_ms() - self._now_ms()) / 1000)
                     try:
-                        raw = await asyncio.wait_for(anext(lines), lease_ms / 1000)
+                        raw = await asyncio.wait_for(anext(lines), silence_s)
                     except StopAsyncIteration:
                         return
                     except TimeoutError:
@@ -464,16 +397,15 @@ class Origin:
                         event = decode_event(box.open(base64.b64decode(raw, validate=True)))
                     except (ValueError, PayloadError, InferenceError) as exc:
                         raise _AttemptFailedError(f"a bad event from the worker: {exc}") from None
-                    kind = event["t"]
-                    if kind == "admit":
+                    verdict = watch.on_event(event["t"], event.get("code"), self._now_ms())
+                    if verdict is Verdict.ADMITTED:
                         await persisted
                         if not admitted:
                             yield Delta()
-                    elif kind == "text":
-                        tokens += 1
+                    elif verdict is Verdict.OUTPUT:
                         task.partial.append(event["text"])
                         yield Delta(text=event["text"], tool_calls=event["calls"])
-                    elif kind == "end":
+                    elif verdict is Verdict.FINISHED:
                         text = event.get("text", "")
                         task.partial.append(text)
                         task.output_tokens = event["completion_tokens"] + task.earlier_tokens
@@ -483,16 +415,16 @@ class Origin:
                         yield Delta(text=text, finish_reason=event["finish"], usage=usage,
                                     tool_calls=event["calls"])  # fmt: skip
                         return
-                    elif kind == "error":
-                        if event["code"] in RETRYABLE:
-                            raise _AttemptFailedError(f"{event['code']}: {event['message']}")
+                    elif verdict is Verdict.RETRY:
+                        raise _AttemptFailedError(f"{event['code']}: {event['message']}")
+                    elif verdict is Verdict.FATAL:
                         raise error_of(event["code"], event["message"])
         except PeerTransportError as exc:
             if not exc.reachable or exc.code in UNAVAILABLE | {"not_claimed", "expired"}:
                 raise _AttemptFailedError(str(exc)) from None
             raise _AttemptFailedError(f"the worker refused the grant: {exc.code}: {exc}") from None
         finally:
-            task.earlier_tokens += tokens
+            task.earlier_tokens += watch.tokens
 
     async def _receipt(self, task: RemoteTask, end: dict[str, Any], wall_ms: int) -> None:
         worker = task.worker

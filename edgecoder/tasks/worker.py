@@ -1,17 +1,12 @@
-"""The worker side of the claim-delay protocol: weigh offers, claim, run only what is granted.
+"""The worker side of the claim-delay protocol: the asyncio driver of its state machine.
 
-An offer this node can serve starts a timer whose length grows with its predicted time
-to first token (:func:`~edgecoder.tasks.fitness.claim_delay_ms`). A ``close`` notice for
-the attempt before the timer fires cancels it: the node stays silent. When the timer
-fires it claims; the origin's answer says whether this node is the grantee. A grant is
-accepted only for an attempt this node claimed, from that attempt's origin, before its
-deadline, and only once (the run is recorded in SQLite before it starts, so not even a
-restart can run it twice). The result streams back as sealed events; a heartbeat renews
-the lease while the model reads the prompt or waits for a slot.
-
-A worker holds at most two claims per slot (one running, one waiting): beyond that it
-answers offers ``busy`` and lets timers that fire pass in silence, so work goes to free
-candidates instead of queueing where it cannot start.
+The rules live in :class:`~edgecoder.tasks.claiming.ClaimBook` (offers, claim timers,
+claims, which grants to run); this driver feeds it the messages, the clock and this
+node's standing, and carries out what it asks: timers on the event loop, claims over the
+transport, runs on the local backend. A run is recorded in SQLite before its first event
+leaves, so not even a restart can run an attempt twice. The result streams back as
+sealed events; a heartbeat renews the lease while the model reads the prompt or waits
+for a slot.
 """
 
 from __future__ import annotations
@@ -44,25 +39,27 @@ from edgecoder.security.payloads import open_sealed
 from edgecoder.security.stream_box import StreamBox
 from edgecoder.storage import tasks as store
 from edgecoder.storage.database import Database
+from edgecoder.tasks.claim_delay import ClaimTiming
+from edgecoder.tasks.claiming import (
+    CancelTimer,
+    ClaimBook,
+    Key,
+    SendClaim,
+    SetTimer,
+    Standing,
+    StopRun,
+    WorkerAction,
+)
 from edgecoder.tasks.codec import decode_payload, delta_event, encode_event
 from edgecoder.tasks.errors import code_of
-from edgecoder.tasks.fitness import (
-    DEFAULT_PREFILL_TPS,
-    claim_delay_ms,
-    fits_context,
-    predicted_ttft_ms,
-)
-from edgecoder.tasks.messages import Claim, Grant, Offer
+from edgecoder.tasks.fitness import DEFAULT_PREFILL_TPS, fits_context, predicted_ttft_ms
+from edgecoder.tasks.messages import Grant, Offer
 from edgecoder.tasks.receipts import check_receipt_body, sign_receipt, verify_signature
 from edgecoder.tasks.transport import MessageKind, TaskTransport
 
 __all__ = ("Worker", "WorkerHost")
 
 log = logging.getLogger(__name__)
-
-_EWMA_START_MS = 2000
-_MAX_PENDING = 4096
-_CLAIMS_PER_SLOT = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,17 +96,33 @@ class Worker:
         self.database = database
         self.transport = transport
         self.host = host
-        self._rng = rng or random.Random()  # noqa: S311 - claim jitter, not a secret
-        self._timers: dict[tuple[str, int], asyncio.TimerHandle] = {}
-        self._claimed: dict[tuple[str, int], Offer] = {}
-        self._running: dict[tuple[str, int], asyncio.Event] = {}
+        cfg = config.tasks
+        self.book = ClaimBook(
+            node_id=identity.node_id,
+            slots=cfg.worker_slots,
+            timing=ClaimTiming.of(cfg),
+            forget_after_ms=max(cfg.offer_timeout_ms * 2, cfg.lease_ms),
+            assess=self._assess,
+            rng=rng or random.Random(),  # noqa: S311 - claim jitter, not a secret
+        )
+        self._timers: dict[tuple[str, Key], asyncio.TimerHandle] = {}
+        self._stops: dict[Key, asyncio.Event] = {}
         self._tasks: set[asyncio.Task[None]] = set()
-        self.task_ms = _EWMA_START_MS
-        self.claim_rtt_ms = 0.0
+
+    @property
+    def stats(self) -> dict[str, int]:
+        """Counters; ``claim_delay_ms`` is the sum of the delays of the ``timers`` started."""
+        return self.book.stats
+
+    @property
+    def task_ms(self) -> int:
+        """Smoothed length of a finished run."""
+        return self.book.task_ms
+
+    @property
+    def claim_rtt_ms(self) -> float:
         """Smoothed time from sending a claim to its answer."""
-        self.stats = {"offers": 0, "claims": 0, "grants": 0, "runs": 0, "silent": 0,
-                      "busy": 0, "claim_delay_ms": 0}  # fmt: skip
-        """Counters; ``claim_delay_ms`` is the sum of the delays of every timer started."""
+        return self.book.claim_rtt_ms
 
     @property
     def slots(self) -> int:
@@ -120,105 +133,91 @@ class Worker:
 
     def consider(self, offer: Offer) -> str:
         """React to an offer: ``considering`` (a claim timer runs) or why not."""
-        self.stats["offers"] += 1
-        key = (offer.task_id, offer.attempt)
-        if self.slots <= 0:
-            return "not_a_worker"
-        if key in self._timers or key in self._claimed:
-            return "considering"
-        if offer.deadline_ms <= self.clock.now_ms():
-            return "expired"
-        if len(self._timers) >= _MAX_PENDING or self._full():
-            self.stats["busy"] += 1
-            return "busy"
+        answer, actions = self.book.on_offer(offer, self._now_ms(), self.clock.now_ms())
+        self._do(actions)
+        return answer
+
+    def close(self, task_id: str, attempt: int) -> bool:
+        """The attempt was granted elsewhere: stay silent. True if a timer was stopped."""
+        stopped, actions = self.book.on_close((task_id, attempt))
+        self._do(actions)
+        return stopped
+
+    def cancel(self, task_id: str, attempt: int) -> bool:
+        """Stop a running attempt (its origin's client went away). True if one was running
+        or about to be claimed."""
+        stopped, actions = self.book.on_cancel((task_id, attempt))
+        self._do(actions)
+        return stopped
+
+    def _assess(self, offer: Offer, peers_ahead: int) -> Standing:
+        """This node's standing for an offer, from its advert and its queues now."""
         advert = self.host.advert()
         held = advert.model(offer.model) if advert is not None else None
         if advert is None or held is None:
-            return "no_model"
+            return Standing("no_model")
         if not fits_context(held, offer.prompt_tokens):
-            return "context_too_small"
-        prefill_tps = advert.prefill_tps
+            return Standing("context_too_small")
+        local_ahead = max(0, self.host.in_flight() - self.config.inference.slots + 1)
         ttft = predicted_ttft_ms(
             model=held,
             prompt_tokens=offer.prompt_tokens,
-            prefill_tps=prefill_tps,
-            queued_ahead=self._queued_ahead(),
-            task_ms=self.task_ms,
+            prefill_tps=advert.prefill_tps,
+            queued_ahead=max(local_ahead, peers_ahead),
+            task_ms=self.book.task_ms,
             load_pct=advert.load_pct,
             owner_busy=advert.owner_busy,
         )
         # The origin's rank already orders candidates by their advertised prefill rates;
         # the delay adds what only this node knows now: its queue, load, owner, cold model.
-        prefill = offer.prompt_tokens * 1000 // max(1, prefill_tps or DEFAULT_PREFILL_TPS)
-        cfg = self.config.tasks
-        jitter = self._rng.uniform(0, cfg.claim_jitter_ms)
-        extra = max(0, ttft - prefill)
-        delay = claim_delay_ms(extra, cfg.ttft_budget_ms, cfg.claim_delay_max_ms, jitter)
-        # Rank r waits r staggers, each at least a claim's round trip: the time it takes the
-        # origin to hear a better-ranked claim and its close notice to come back.
-        delay += offer.rank * max(cfg.claim_stagger_ms, self.claim_rtt_ms)
-        self.stats["claim_delay_ms"] += round(delay)
+        rate = max(1, advert.prefill_tps or DEFAULT_PREFILL_TPS)
+        return Standing(None, ttft, max(0, ttft - offer.prompt_tokens * 1000 // rate))
+
+    @staticmethod
+    def _now_ms() -> float:
+        return asyncio.get_running_loop().time() * 1000
+
+    def _do(self, actions: list[WorkerAction]) -> None:
         loop = asyncio.get_running_loop()
-        self._timers[key] = loop.call_later(delay / 1000, self._fire, offer, ttft)
-        return "considering"
+        for action in actions:
+            if isinstance(action, SetTimer):
+                old = self._timers.pop(action.token, None)
+                if old is not None:
+                    old.cancel()
+                delay_s = max(0.0, action.at_ms / 1000 - loop.time())
+                self._timers[action.token] = loop.call_later(delay_s, self._fire, action.token)
+            elif isinstance(action, CancelTimer):
+                timer = self._timers.pop(action.token, None)
+                if timer is not None:
+                    timer.cancel()
+            elif isinstance(action, SendClaim):
+                task = asyncio.create_task(self._claim(action))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+            elif isinstance(action, StopRun):
+                stop = self._stops.get(action.key)
+                if stop is not None:
+                    stop.set()
 
-    def _full(self) -> bool:
-        """Whether this node holds all the claims it may: one running and one waiting per
-        slot. More would only queue here while other candidates are free."""
-        return len(self._claimed) >= self.slots * _CLAIMS_PER_SLOT
+    def _fire(self, token: tuple[str, Key]) -> None:
+        self._timers.pop(token, None)
+        self._do(self.book.on_timer(token, self._now_ms()))
 
-    def _queued_ahead(self) -> int:
-        local = max(0, self.host.in_flight() - self.config.inference.slots + 1)
-        peers = max(0, len(self._running) - self.slots + 1)
-        return max(local, peers)
-
-    def close(self, task_id: str, attempt: int) -> bool:
-        """The attempt was granted elsewhere: stay silent. True if a timer was stopped."""
-        key = (task_id, attempt)
-        if key not in self._running:
-            self._claimed.pop(key, None)  # a pending claim that lost: its capacity is free
-        timer = self._timers.pop(key, None)
-        if timer is None:
-            return False
-        timer.cancel()
-        self.stats["silent"] += 1
-        return True
-
-    def _fire(self, offer: Offer, ttft_ms: int) -> None:
-        key = (offer.task_id, offer.attempt)
-        if self._timers.pop(key, None) is None:
-            return
-        if self._full():
-            self.stats["silent"] += 1  # work was granted here meanwhile: let another take it
-            return
-        # Claimed before the claim leaves: the grant may overtake the claim's answer.
-        self._claimed[key] = offer
-        task = asyncio.create_task(self._claim(offer, ttft_ms))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _claim(self, offer: Offer, ttft_ms: int) -> None:
-        key = (offer.task_id, offer.attempt)
-        claim = Claim(offer.task_id, offer.attempt, self.identity.node_id, ttft_ms)
-        self.stats["claims"] += 1
+    async def _claim(self, action: SendClaim) -> None:
+        claim = action.claim
+        key = (claim.task_id, claim.attempt)
         loop = asyncio.get_running_loop()
         sent = loop.time()
+        rtt_ms: float | None = None
         try:
-            answer = await self.transport.post(offer.origin, MessageKind.CLAIM, claim.as_dict())
-            self.claim_rtt_ms += ((loop.time() - sent) * 1000 - self.claim_rtt_ms) / 8
+            answer = await self.transport.post(action.origin, MessageKind.CLAIM, claim.as_dict())
+            result = str(answer.get("result", ""))
+            rtt_ms = (loop.time() - sent) * 1000
         except PeerTransportError as exc:
-            log.debug("claim for %s refused or lost: %s", offer.task_id, exc)
+            log.debug("claim for %s refused or lost: %s", claim.task_id, exc)
             # Refused: not granted. Lost on the way back: it may have been, keep it.
-            answer = {"result": "closed" if exc.reachable else "unknown"}
-        if answer.get("result") == "closed" and key not in self._running:
-            self._claimed.pop(key, None)
-            return
-        # Granted (or pending, or unknown): the grant arrives as its own request, as late
-        # as a busy origin sends it; forget the claim if it never does.
-        cfg = self.config.tasks
-        await asyncio.sleep(max(cfg.offer_timeout_ms * 2, cfg.lease_ms) / 1000)
-        if key not in self._running:
-            self._claimed.pop(key, None)
+            result = "closed" if exc.reachable else "unknown"
+        self._do(self.book.on_claim_answer(key, result, rtt_ms, self._now_ms()))
 
     # -- granted work ---------------------------------------------------------------------
 
@@ -229,13 +228,11 @@ class Worker:
             or a payload this node cannot open.
         """
         key = (grant.task_id, grant.attempt)
-        offer = self._claimed.get(key)
-        if offer is None or offer.origin != sender:
-            raise RefusedError("not_claimed", "this node has no open claim for that attempt")
-        if grant.deadline_ms <= self.clock.now_ms():
-            raise RefusedError("expired", "the task's deadline has passed")
-        if key in self._running:
-            raise RefusedError("already_running", "this attempt is already running here")
+        refusal = self.book.grant_refusal(grant, sender, self.clock.now_ms())
+        if refusal is not None:
+            raise RefusedError(*refusal)
+        offer = self.book.claimed_offer(key)
+        assert offer is not None  # a grant is refused unless its attempt was claimed here
         try:
             sealed = base64.b64decode(grant.payload, validate=True)
             payload = decode_payload(open_sealed(self.identity, grant.task_id, sealed))
@@ -253,18 +250,10 @@ class Worker:
             )
         )
         cancel = asyncio.Event()
-        self._running[key] = cancel
-        self.stats["grants"] += 1
+        self._stops[key] = cancel
+        self.book.on_run_started(key)
         box = StreamBox(payload.key, grant.task_id, grant.attempt)
         return self._stream(grant, payload.request, box, cancel, recorded)
-
-    def cancel(self, task_id: str, attempt: int) -> bool:
-        """Stop a running attempt (its origin's client went away). True if one was running."""
-        event = self._running.get((task_id, attempt))
-        if event is None:
-            return self.close(task_id, attempt)
-        event.set()
-        return True
 
     async def _stream(
         self,
@@ -282,7 +271,6 @@ class Worker:
         deadline_s = started + max(0, grant.deadline_ms - self.clock.now_ms()) / 1000
         generation = self.host.execute(request)
         cancelled = asyncio.ensure_future(cancel.wait())
-        self.stats["runs"] += 1
 
         def line(event: dict[str, Any]) -> bytes:
             return base64.b64encode(box.seal(encode_event(event))) + b"\n"
@@ -351,11 +339,8 @@ class Worker:
             cancelled.cancel()
             # The insert finishes even if nobody waits for it (the end is recorded after it).
             recorded.add_done_callback(lambda f: f.cancelled() or f.exception())
-            self._running.pop(key, None)
-            self._claimed.pop(key, None)
-            elapsed_ms = int((time.monotonic() - started) * 1000)
-            if state == "done":
-                self.task_ms = (self.task_ms * 3 + elapsed_ms) // 4
+            self._stops.pop(key, None)
+            self.book.on_run_ended(key, state == "done", int((time.monotonic() - started) * 1000))
             # A cancelled response task may not await again: clean up in a task of its own.
             if step is not None and not step.done():
                 step.cancel()
@@ -440,7 +425,7 @@ class Worker:
         for timer in self._timers.values():
             timer.cancel()
         self._timers.clear()
-        for event in self._running.values():
+        for event in self._stops.values():
             event.set()
         for task in list(self._tasks):
             task.cancel()

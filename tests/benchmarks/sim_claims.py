@@ -144,8 +144,7 @@ class ClaimSim:
         self.now_ms = 0.0
         self._heap: list[tuple[float, int, Callable[..., None], tuple[Any, ...]]] = []
         self._seq = 0
-        self.timing = ClaimTiming(self.cfg.ttft_budget_ms, self.cfg.claim_delay_max_ms,
-                                  self.cfg.claim_stagger_ms, self.cfg.claim_jitter_ms)  # fmt: skip
+        self.timing = ClaimTiming.of(self.cfg)
         self.workers: dict[str, _Worker] = {}
         for i in range(scenario.workers):
             self._add_worker(f"w{i:05d}")

@@ -37,7 +37,6 @@ from edgecoder.tasks.codec import (
 from edgecoder.tasks.errors import RETRYABLE, code_of, error_of
 from edgecoder.tasks.fitness import (
     OWNER_BUSY_PENALTY_MS,
-    claim_delay_ms,
     estimate_prompt_tokens,
     peer_fit,
     predicted_ttft_ms,
@@ -193,14 +192,6 @@ def test_a_peer_without_the_model_the_context_or_worker_slots_is_no_candidate() 
     assigned = peer_fit("n", peer, "m", 100, 2000, assigned=1)
     assert assigned is not None
     assert assigned.ttft_ms == 3000  # the origin's own task there queues this one
-
-
-def test_the_claim_delay_is_monotonic_in_ttft_and_bounded() -> None:
-    delays = [claim_delay_ms(t, 2000, 200, 0) for t in (0, 100, 1000, 10_000, 10**9)]
-    assert delays == sorted(delays)
-    assert delays[0] == 0
-    assert delays[-1] <= 200
-    assert claim_delay_ms(0, 2000, 200, 7) == 7
 
 
 def test_the_prompt_estimate_errs_high() -> None:
