@@ -15,6 +15,7 @@ node. The claim delay built on it is :func:`edgecoder.tasks.claim_delay.claim_de
 from __future__ import annotations
 
 import math
+import random
 from dataclasses import dataclass
 
 from edgecoder.mesh.advert_types import Advert, AdvertModel
@@ -26,6 +27,7 @@ __all__ = (
     "fits_context",
     "peer_fit",
     "predicted_ttft_ms",
+    "rank",
 )
 
 LOAD_BYTES_PER_S = 500 * 1024 * 1024
@@ -128,3 +130,24 @@ def peer_fit(
     )
     # A price of 0 is read as the default, as it always was.
     return Fit(node_id, ttft, held.loaded, advert.owner_busy, advert.price_pct or 100)
+
+
+RANK_BANDS_PER_BUDGET = 8
+"""Candidates whose predicted TTFT falls in the same band of ``ttft_budget_ms / 8`` rank
+as equals."""
+
+
+def rank(fits: list[Fit], budget_ms: int, rng: random.Random) -> list[Fit]:
+    """Candidates in the order to offer them: by predicted TTFT in bands of an eighth of
+    the budget, in random order within a band.
+
+    Every origin ranks from the same adverts, so a strict order sends every origin's
+    tasks to the same few fastest workers at once: they fill up, and the tasks walk down
+    the ranking round by round (the claim simulator measured p50 12 s of added TTFT at
+    1,000 workers). Workers within a band are all about as fast; spreading the tasks over
+    them costs each task at most a band.
+    """
+    band = max(1, budget_ms // RANK_BANDS_PER_BUDGET)
+    shuffled = list(fits)
+    rng.shuffle(shuffled)
+    return sorted(shuffled, key=lambda fit: fit.ttft_ms // band)

@@ -26,6 +26,7 @@ from edgecoder.tasks.fitness import (
     fits_context,
     peer_fit,
     predicted_ttft_ms,
+    rank,
 )
 from edgecoder.tasks.origin import Origin, RemoteTask
 
@@ -89,8 +90,7 @@ class Router:
             if fit is not None:
                 fits.append(fit)
         # Equally fit peers in random order, so that the same one does not always lead.
-        self._rng.shuffle(fits)
-        return sorted(fits, key=lambda fit: fit.ttft_ms)
+        return rank(fits, self.config.tasks.ttft_budget_ms, self._rng)
 
     def decide(self, request: ChatRequest | CompletionRequest, prompt_tokens: int) -> Decision:
         """Where ``request`` runs.
@@ -122,7 +122,7 @@ class Router:
             if queued == 0 and local_ttft <= cfg.ttft_budget_ms:
                 return Decision("local", "free slot within the TTFT budget", local_ttft)
         fits = self.candidates(request.model, prompt_tokens, frozenset())
-        best = fits[0] if fits else None
+        best = min(fits, key=lambda fit: fit.ttft_ms) if fits else None
         if best is None:
             if local_ttft is not None:
                 return Decision("local", "no peer can run it", local_ttft)

@@ -28,7 +28,7 @@ from typing import Any
 from edgecoder.config.model import TasksConfig
 from edgecoder.tasks.claim_delay import ClaimTiming
 from edgecoder.tasks.claiming import ClaimBook, SendClaim, SetTimer, Standing, StopRun
-from edgecoder.tasks.fitness import DEFAULT_PREFILL_TPS, Fit, ModelFit, predicted_ttft_ms
+from edgecoder.tasks.fitness import DEFAULT_PREFILL_TPS, Fit, ModelFit, predicted_ttft_ms, rank
 from edgecoder.tasks.messages import Grant, Offer
 from edgecoder.tasks.offering import (
     ClaimWait,
@@ -250,20 +250,19 @@ class ClaimSim:
     # -- origins --------------------------------------------------------------------------
 
     def _candidates(self, task: _Task) -> list[Fit]:
-        """As the router ranks peers (``peer_fit``: a loaded model, no load, no owner):
-        predicted TTFT from the advert's queue or this origin's own assignments, equally
-        fit peers in random order. Inlined: it runs for every round of every task."""
+        """As the router ranks peers (``peer_fit``: a loaded model, no load, no owner;
+        then :func:`~edgecoder.tasks.fitness.rank`): predicted TTFT from the advert's
+        queue or this origin's own assignments. Inlined: it runs for every round."""
         assigned = self.assigned[task.origin]
         skip = task.excluded | self.dead_known
         prompt = task.prompt_tokens * 1000
-        random = self.rng.random
-        ranked = sorted(
-            (prompt // w.prefill_tps + max(w.advertised_queue, assigned[w.node_id]) * 2000,
-             random(), w.node_id)
+        fits = [
+            Fit(w.node_id, prompt // w.prefill_tps
+                + max(w.advertised_queue, assigned[w.node_id]) * 2000, True, False)
             for w in self.workers.values()
             if w.node_id not in skip
-        )  # fmt: skip
-        return [Fit(node_id, ttft, True, False) for ttft, _, node_id in ranked]
+        ]  # fmt: skip
+        return rank(fits, self.cfg.ttft_budget_ms, self.rng)
 
     def _issue(self, origin: int) -> None:
         if self.issued >= self.s.tasks:
