@@ -18,7 +18,7 @@ from edgecoder.tasks.claiming import (
     Standing,
     StopRun,
 )
-from edgecoder.tasks.fitness import Fit, predicted_ttft_ms
+from edgecoder.tasks.fitness import Fit, predicted_ttft_ms, rank
 from edgecoder.tasks.messages import Claim, Grant, Notice, Offer
 from edgecoder.tasks.offering import (
     BACKOFF_MS,
@@ -301,3 +301,12 @@ def test_the_simulators_ranking_is_the_routers_fitness_model() -> None:
                                      prefill_tps=worker.prefill_tps, queued_ahead=0,
                                      task_ms=2000, load_pct=0, owner_busy=False)  # fmt: skip
         assert fit.ttft_ms == expected
+
+
+def test_candidates_rank_by_ttft_band_and_spread_within_one() -> None:
+    fits = [Fit(f"n{i}", ttft, True, False) for i, ttft in enumerate((900, 10, 200, 260, 240))]
+    orders = {tuple(f.node_id for f in rank(fits, 2000, random.Random(seed))) for seed in range(40)}
+    # Bands of 250 ms: {10, 200, 240} tie, then 260, then 900.
+    assert {order[3:] for order in orders} == {("n3", "n0")}
+    assert {frozenset(order[:3]) for order in orders} == {frozenset({"n1", "n2", "n4"})}
+    assert len({order[:3] for order in orders}) > 1  # spread, not always the same leader
