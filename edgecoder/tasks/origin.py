@@ -68,6 +68,9 @@ CLAIM_PATIENCE_S = 30.0
 """How long a task waits for any peer to claim it (busy or silent peers) before it is refused."""
 _MAX_BACKGROUND = 512
 """Notices in flight beyond which ``close`` notices (advisory) are not sent."""
+MAX_REST_S = 30.0
+"""The longest a peer's ``Retry-After`` keeps it at the end of the ranking."""
+_MAX_RESTING = 1024
 
 
 class _AttemptFailedError(EdgeCoderError):
@@ -157,6 +160,8 @@ class Origin:
         """How many of this node's attempts run on each worker now."""
         self._background: set[asyncio.Task[Any]] = set()
         self._claim_wait = ClaimWait(config.tasks.offer_timeout_ms)
+        self._resting: dict[str, float] = {}
+        """Peers that asked (``Retry-After``) to be left alone, until when (loop time)."""
         self.stats = {"tasks": 0, "offers": 0, "declined": 0, "rounds": 0, "claims": 0,
                       "late_claims": 0, "grants": 0, "failovers": 0, "done": 0, "failed": 0,
                       "cancelled": 0}  # fmt: skip
@@ -292,7 +297,7 @@ class Origin:
         patience = CLAIM_PATIENCE_S if task.claim_patience_s is None else task.claim_patience_s
         offering = OfferAttempt(
             offer=offer,
-            candidates=lambda: task.candidates(frozenset(task.excluded)),
+            candidates=lambda: self._rested_last(task.candidates(frozenset(task.excluded))),
             max_candidates=cfg.max_candidates,
             patience_ms=min(patience, cfg.deadline_s) * 1000,
             wait=self._claim_wait,
@@ -340,6 +345,23 @@ class Origin:
                 if outcome is not None and not outcome.done():
                     outcome.set_exception(BackendUnavailableError(action.message))
 
+    def _rest(self, node_id: str, seconds: float) -> None:
+        """Leave a peer that shed an offer alone for as long as it asked (at most 30 s)."""
+        now = asyncio.get_running_loop().time()
+        if len(self._resting) >= _MAX_RESTING:
+            self._resting = {n: t for n, t in self._resting.items() if t > now}
+        self._resting[node_id] = now + min(max(0.0, seconds), MAX_REST_S)
+
+    def _rested_last(self, fits: list[Fit]) -> list[Fit]:
+        """The ranking with the peers still resting moved to its end (in their order): they
+        are offered only once everyone else was, never dropped, so a mesh that is all
+        busy is still told so."""
+        if not self._resting:
+            return fits
+        now = asyncio.get_running_loop().time()
+        resting = self._resting
+        return sorted(fits, key=lambda fit: resting.get(fit.node_id, 0.0) > now)
+
     def _wake(self, live: _Live, offering: OfferAttempt) -> None:
         live.wake = None
         self._apply(live, offering, offering.on_timer(self._now_ms()))
@@ -355,6 +377,8 @@ class Origin:
         except PeerTransportError as exc:
             log.debug("offer to %s: %s", action.node_id, exc)
             result = exc.code
+            if exc.retry_after_s is not None:
+                self._rest(action.node_id, exc.retry_after_s)
         self._apply(live, offering, offering.on_answer(action.node_id, result, self._now_ms()))
 
     async def _attempt(
