@@ -2,14 +2,16 @@
 
 ``InProcessNode`` builds :class:`~edgecoder.services.Services` over a real database in a
 temporary directory, with a :class:`ScriptedBackend` that answers every generation with a
-fixed reply (and checks what it receives the way a real backend would: the model must
-exist, the text must encode). Requests go through ``httpx.ASGITransport`` to the very
-Starlette apps the listeners serve, middleware included.
+fixed reply or scripted deltas (and checks what it receives the way a real backend would:
+the model must exist, the text must encode). Requests go through ``httpx.ASGITransport``
+to the very Starlette apps the listeners serve, middleware included — so the official
+OpenAI and Ollama clients can be pointed at a node too (:meth:`InProcessNode.transport`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,10 +52,18 @@ MODEL = "scripted:1"
 class ScriptedBackend:
     """A backend that says ``reply`` word by word and records what it was asked.
 
-    Each word is one token; ``max_tokens`` cuts the reply (finish ``length``). With
-    ``tool_calls`` the reply ends in them (finish ``tool_calls``); ``refuse`` is raised
-    before admission, as a real backend refuses; ``fail_after`` words in, the stream
-    fails as a backend that dies mid-generation; ``delay_s`` paces the words.
+    It keeps the :class:`~edgecoder.inference.backend.Backend` contract: an empty
+    admission ``Delta()`` first (every refusal raised before it), then the words, then a
+    last delta with the finish reason and usage; closing the stream early cancels it.
+    Each word is one token, and so is each word of the prompt (``prompt_tokens``
+    overrides the count); ``max_tokens`` cuts the reply (finish ``length``). With
+    ``tool_calls`` the reply ends in them (finish ``tool_calls``); ``deltas`` replaces
+    everything after admission with exactly those deltas. ``refuse`` is raised before
+    admission, as a real backend refuses; ``fail_after`` words in, the stream fails as a
+    backend that dies mid-generation; ``delay_s`` paces the words, and with ``gate`` set
+    every word after the first waits for it (to hold a generation in flight).
+    ``admissions`` counts generations admitted, ``cancellations`` those closed before
+    their end (a client that went away); :meth:`until` waits for a count.
     """
 
     reply: str = "Hello from the script."
@@ -63,13 +73,23 @@ class ScriptedBackend:
     refuse: Exception | None = None
     fail_after: int | None = None
     delay_s: float = 0.0
+    deltas: tuple[Delta, ...] | None = None
+    prompt_tokens: int | None = None
+    family: str = "scripted"
+    gate: asyncio.Event | None = None
     requests: list[object] = field(default_factory=list)
+    admissions: int = 0
+    cancellations: int = 0
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set whenever ``admissions`` or ``cancellations`` grows."""
     embed_started: asyncio.Event = field(default_factory=asyncio.Event)
     embed_gate: asyncio.Event | None = None
     """When set, embeddings wait on it (to hold a request in flight)."""
 
     def _info(self) -> ModelInfo:
-        return ModelInfo(MODEL, self.name, self.context_length, supports_embeddings=True)
+        return ModelInfo(
+            MODEL, self.name, self.context_length, family=self.family, supports_embeddings=True
+        )
 
     def _check(self, model: str, *texts: str) -> None:
         if model != MODEL:
@@ -97,6 +117,29 @@ class ScriptedBackend:
         if self.refuse is not None:
             raise self.refuse
         yield Delta()
+        self.admissions += 1
+        self.changed.set()
+        try:
+            async with contextlib.aclosing(self._script(prompt_tokens, sampling)) as script:
+                async for delta in script:
+                    yield delta
+        except (GeneratorExit, asyncio.CancelledError):
+            self.cancellations += 1
+            self.changed.set()
+            raise
+
+    async def until(self, *, admissions: int = 0, cancellations: int = 0) -> None:
+        """Wait until at least that many generations were admitted, and cancelled."""
+        while self.admissions < admissions or self.cancellations < cancellations:
+            self.changed.clear()
+            await self.changed.wait()
+
+    async def _script(self, prompt_tokens: int, sampling: SamplingParams) -> AsyncIterator[Delta]:
+        if self.deltas is not None:
+            for delta in self.deltas:
+                yield delta
+            return
+        prompt_tokens = self.prompt_tokens if self.prompt_tokens is not None else prompt_tokens
         words = self.reply.split(" ")
         limit = sampling.max_tokens or len(words)
         for i, word in enumerate(words[:limit]):
@@ -104,6 +147,8 @@ class ScriptedBackend:
                 raise BackendUnavailableError("the scripted backend died mid-stream")
             if self.delay_s:
                 await asyncio.sleep(self.delay_s)
+            if self.gate is not None and i > 0:
+                await self.gate.wait()
             yield Delta(text=word if i == 0 else " " + word)
         said = min(limit, len(words))
         usage = Usage(prompt_tokens, said)
@@ -190,12 +235,17 @@ class InProcessNode:
     async def close(self) -> None:
         await self.services.database.close()
 
+    def transport(self, address: str = "127.0.0.1") -> httpx.ASGITransport:
+        """A transport to the client app, as from ``address`` (for an SDK's own client)."""
+        return httpx.ASGITransport(app=self.client_app, client=(address, 50000))
+
     def client(self, *, key: str | None = "", address: str = "127.0.0.1") -> httpx.AsyncClient:
         """An HTTP client of the client API, from ``address``, with the admin key by default."""
         token = self.admin_key if key == "" else key
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        transport = httpx.ASGITransport(app=self.client_app, client=(address, 50000))
-        return httpx.AsyncClient(transport=transport, base_url="http://node", headers=headers)
+        return httpx.AsyncClient(
+            transport=self.transport(address), base_url="http://node", headers=headers
+        )
 
     def mesh_client(self) -> httpx.AsyncClient:
         """An HTTP client of the mesh app (unsigned: only what answers unsigned works)."""

@@ -129,6 +129,37 @@ async def test_an_embedding_stops_when_its_client_goes_away(node: InProcessNode,
     assert sent[0]["status"] == 499
 
 
+@pytest.mark.parametrize("path", ["/v1/chat/completions", "/api/chat"])
+async def test_a_client_that_leaves_mid_stream_cancels_the_generation(
+    node: InProcessNode, path: str
+) -> None:
+    node.backend.gate = asyncio.Event()  # never set: the reply would wait forever
+    gone = asyncio.Event()
+    sent: list[Any] = []
+    delivered = False
+
+    async def receive() -> dict[str, Any]:
+        nonlocal delivered
+        if not delivered:
+            delivered = True
+            body = json.dumps({"model": MODEL, "stream": True,
+                               "messages": [{"role": "user", "content": "Go on."}]})  # fmt: skip
+            return {"type": "http.request", "body": body.encode(), "more_body": False}
+        await gone.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+        if b"Hello" in message.get("body", b""):
+            gone.set()  # the client read the first word and went away
+
+    await asyncio.wait_for(node.client_app(_scope(path, node.admin_key), receive, send), 60)
+    await asyncio.wait_for(node.backend.until(cancellations=1), 60)  # bounds a hang only
+    assert sent[0]["status"] == 200
+    assert node.backend.cancellations == 1
+    assert not any(b"from" in m.get("body", b"") for m in sent), "nothing after the first word"
+
+
 @pytest.mark.parametrize(
     ("error", "status", "code"),
     [
