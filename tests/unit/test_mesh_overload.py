@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
+from edgecoder.adapters.transports import mesh_auth
 from edgecoder.adapters.transports.mesh_auth import MeshAuthMiddleware
 from edgecoder.adapters.transports.mesh_client import MeshClient
 from edgecoder.clock import SystemClock
@@ -102,6 +103,31 @@ async def test_a_sender_that_disconnects_mid_body_is_not_audited_or_answered() -
     assert exchange.reached_app == []
     assert gate.audit.counts() == {}  # not a forged body_hash
     assert middleware.disconnects == 1
+
+
+async def test_a_body_that_never_finishes_is_answered_408_and_not_audited(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(mesh_auth, "BODY_TIMEOUT_S", 0.05)
+    body = b'{"network":"default","msg":{},"records":[]}'
+    gate = guard()
+    stalled = asyncio.Event()
+
+    class Stalling(Exchange):
+        async def receive(self) -> dict[str, Any]:
+            if self.messages:
+                return self.messages.pop(0)
+            await stalled.wait()  # the rest of the body never comes
+            return {"type": "http.disconnect"}
+
+    exchange = Stalling([{"type": "http.request", "body": body[:10], "more_body": True}])
+    middleware = MeshAuthMiddleware(exchange.app, guard=gate)
+    await middleware(signed_scope(body), exchange.receive, exchange.send)
+    assert exchange.status() == 408
+    assert exchange.error_code() == "body_timeout"
+    assert exchange.reached_app == []
+    assert gate.audit.counts() == {}  # slow, not forged
+    assert middleware.body_timeouts == 1
 
 
 async def test_a_whole_body_that_differs_from_its_hash_is_still_refused_as_forged() -> None:

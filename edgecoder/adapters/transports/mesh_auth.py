@@ -18,6 +18,7 @@ closes, cancels, receipts) is always taken.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Sequence
 
@@ -29,8 +30,12 @@ from edgecoder.security.mesh_guard import HEADERS, MeshGuard, PeerHeaders
 
 __all__ = ("MeshAuthMiddleware",)
 
+BODY_TIMEOUT_S = 10.0
+"""How long a request's body may take to arrive: a third of the default skew window, as
+long as a sender waits for its answer (a later body would be refused as ``skew`` anyway)."""
 _MESSAGES = {
     "too_large": "request body too large",
+    "body_timeout": f"the request body was not sent within {BODY_TIMEOUT_S:.0f} s",
     "missing_header": "a signed mesh request needs all of: " + ", ".join(HEADERS),
     "bad_header": "an envelope header is malformed",
     "wrong_recipient": "the request was signed for another node",
@@ -66,6 +71,7 @@ class MeshAuthMiddleware:
         self.app = app
         self.guard = guard
         self.disconnects = 0
+        self.body_timeouts = 0
         """Requests whose client went away mid-body (neither checked nor answered)."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -90,10 +96,15 @@ class MeshAuthMiddleware:
                 values[index] = value.decode("latin-1")
         headers = PeerHeaders(*values)
         try:
-            body = await _read_body(receive, self.guard.max_body)
+            async with asyncio.timeout(BODY_TIMEOUT_S):
+                body = await _read_body(receive, self.guard.max_body)
         except _DisconnectedError:
             self.disconnects += 1
             return  # nobody to answer, and nothing to audit: a lost sender is no forger
+        except TimeoutError:
+            self.body_timeouts += 1
+            await _refuse(send, "body_timeout")  # a slow sender, not a forger: no audit
+            return
         query = scope.get("query_string", b"")
         target = scope["path"] + ("?" + query.decode("latin-1") if query else "")
         address = (scope.get("client") or ("unknown", 0))[0]

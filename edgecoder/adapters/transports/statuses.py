@@ -28,7 +28,7 @@ REFUSAL_STATUS: Final = {
 }
 """Status of a refusal by a route (or of this node's state); every other code is 400."""
 
-AUTH_STATUS: Final = {"too_large": 413, "rate_limited": 429}
+AUTH_STATUS: Final = {"too_large": 413, "rate_limited": 429, "body_timeout": 408}
 """Status of a request whose envelope is refused; every other reason is 401."""
 
 
