@@ -262,6 +262,7 @@ class Mesh:
         """Grants accepted by a worker, by (task id, attempt)."""
         self.generations: list[Generation] = []
         self.on_run: list[Callable[[str, Grant], None]] = []
+        self._sabotaged: set[str] = set()
         """Called with (worker, grant) as a grant reaches a worker, before it is checked."""
         self.rng = random.Random(seed)
         self._changed = asyncio.Event()
@@ -407,11 +408,14 @@ class Mesh:
 
     def sabotage(self, attempt: int = 1, times: int = 1, **changes: Any) -> list[str]:
         """Change the :class:`Switches` (``changes``) of the next ``times`` workers that
-        receive a grant for ``attempt``, as the grant arrives; the list fills with them."""
+        receive a grant for ``attempt``, as the grant arrives; the list fills with them.
+
+        A worker is sabotaged once: later calls pick other workers."""
         hit: list[str] = []
 
         def hook(node_id: str, grant: Grant) -> None:
-            if grant.attempt == attempt and len(hit) < times and node_id not in hit:
+            if grant.attempt == attempt and len(hit) < times and node_id not in self._sabotaged:
+                self._sabotaged.add(node_id)
                 hit.append(node_id)
                 for name, value in changes.items():
                     setattr(self.switches[node_id], name, value)
