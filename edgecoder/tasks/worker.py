@@ -265,7 +265,8 @@ class Worker:
     ) -> AsyncIterator[bytes]:
         key = (grant.task_id, grant.attempt)
         started = time.monotonic()
-        state, prompt_tokens, output_tokens = "failed", 0, 0
+        # "running" until the run ends: done, failed (an error was sent) or cancelled.
+        state, prompt_tokens, output_tokens = "running", 0, 0
         digest = self._digest(request.model)
         heartbeat_s = max(0.05, grant.lease_ms / 4000)
         deadline_s = started + max(0, grant.deadline_ms - self.clock.now_ms()) / 1000
@@ -297,6 +298,7 @@ class Worker:
                         if cancel.is_set():
                             state = "cancelled"
                             return
+                        state = "failed"
                         yield line({"t": "error", "code": "deadline",
                                     "message": "the task's deadline passed"})  # fmt: skip
                         return
@@ -308,6 +310,7 @@ class Worker:
                     state = "done"
                     return
                 except EdgeCoderError as exc:
+                    state = "failed"
                     yield line({"t": "error", "code": code_of(exc), "message": str(exc)})
                     return
                 if not admitted:
@@ -319,6 +322,7 @@ class Worker:
                     except StorageError as exc:
                         duplicate = isinstance(exc.__cause__, sqlite3.IntegrityError)
                         code = "already_ran" if duplicate else "internal_error"
+                        state = "failed"
                         yield line({"t": "error", "code": code, "message": str(exc)})
                         return
                     yield line({"t": "admit"})
@@ -332,10 +336,12 @@ class Worker:
                     await self._record(grant, state, prompt_tokens, output_tokens)
                 yield line(event)
         except (GeneratorExit, asyncio.CancelledError):
-            if state != "done":
+            if state == "running":
                 state = "cancelled"  # the origin closed the exchange: its client went away
             raise
         finally:
+            if state == "running":
+                state = "failed"
             cancelled.cancel()
             # The insert finishes even if nobody waits for it (the end is recorded after it).
             recorded.add_done_callback(lambda f: f.cancelled() or f.exception())
