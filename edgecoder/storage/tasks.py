@@ -126,10 +126,11 @@ def finish_run(
     conn: sqlite3.Connection, task_id: str, attempt: int, state: str, prompt_tokens: int,
     output_tokens: int, now_ms: int,
 ) -> None:  # fmt: skip
-    """Record how a run for a peer ended."""
+    """Record how a run for a peer ended; once (a refused duplicate of an attempt that ran
+    here never changes that run's record)."""
     conn.execute(
         "UPDATE task_runs SET state = ?, prompt_tokens = ?, output_tokens = ?, finished_ms = ?"
-        " WHERE task_id = ? AND attempt = ?",
+        " WHERE task_id = ? AND attempt = ? AND state = 'running'",
         (state, prompt_tokens, output_tokens, now_ms, task_id, attempt),
     )
 
