@@ -40,6 +40,7 @@ from typing import Any, TypeVar
 
 from edgecoder.config import Config, TasksConfig
 from edgecoder.errors import PeerTransportError, ProtocolError
+from edgecoder.events import EventHub
 from edgecoder.inference.types import (
     ChatMessage,
     ChatRequest,
@@ -53,6 +54,7 @@ from edgecoder.security.payloads import open_sealed
 from edgecoder.security.stream_box import StreamBox
 from edgecoder.storage import tasks as store
 from edgecoder.storage.database import Database
+from edgecoder.storage.receipt_keeper import ReceiptKeeper
 from edgecoder.storage.task_rows import RunRow, TaskRow
 from edgecoder.tasks.codec import decode_payload, encode_event
 from edgecoder.tasks.errors import error_of
@@ -262,6 +264,8 @@ class Mesh:
         """Grants accepted by a worker, by (task id, attempt)."""
         self.generations: list[Generation] = []
         self.on_run: list[Callable[[str, Grant], None]] = []
+        self.events: dict[str, EventHub] = {}
+        """Each node's event hub (its receipts are kept in its database)."""
         self._sabotaged: set[str] = set()
         """Called with (worker, grant) as a grant reaches a worker, before it is checked."""
         self.rng = random.Random(seed)
@@ -304,12 +308,18 @@ class Mesh:
         database = await _WatchedDatabase.open(data_dir)
         database.changed = self.notify  # type: ignore[method-assign]
         self.databases[node_id] = database
+        clock = _NodeClock(self.clock, switches)
+        events = EventHub()
+        ReceiptKeeper(database, clock).attach(events)
+        events.subscribe(lambda event: self.notify())
+        self.events[node_id] = events
         common: dict[str, Any] = {
             "identity": identity,
             "config": cfg,
-            "clock": _NodeClock(self.clock, switches),
+            "clock": clock,
             "database": database,
             "transport": Transport(self, node_id),
+            "events": events,
         }
         if worker:
 
@@ -320,9 +330,7 @@ class Mesh:
                               peer_key=self.key)  # fmt: skip
             self.workers[node_id] = Worker(**common, host=host, rng=random.Random(i))
         else:
-            origin = Origin(**common, peer_key=self.key)
-            origin.events.append(lambda *event: self.notify())
-            self.origins[node_id] = origin
+            self.origins[node_id] = Origin(**common, peer_key=self.key)
 
     async def aclose(self) -> None:
         """Stop every node and close its database."""

@@ -35,6 +35,7 @@ from edgecoder.errors import (
     PeerTransportError,
     StorageError,
 )
+from edgecoder.events import EventHub, ReceiptSigned, TaskFinished, TaskStarted
 from edgecoder.inference.types import ChatRequest, CompletionRequest, Delta, Usage
 from edgecoder.security.identity import NodeIdentity
 from edgecoder.security.payloads import seal
@@ -146,7 +147,10 @@ class Origin:
         database: Database,
         transport: TaskTransport,
         peer_key: Callable[[str], bytes | None],
+        events: EventHub,
     ) -> None:
+        """``events``: where tasks starting and finishing, and receipts, are published
+        (receipts are recorded: kept before the worker is asked to countersign)."""
         self.identity = identity
         self.config = config
         self.clock = clock
@@ -154,8 +158,7 @@ class Origin:
         self.transport = transport
         self.peer_key = peer_key
         self._live: dict[str, _Live] = {}
-        self.events: list[Callable[[str, str, str], None]] = []
-        """Called with (``started``, task id, worker) and (``finished``, task id, state)."""
+        self.events = events
         self.assigned: Counter[str] = Counter()
         """How many of this node's attempts run on each worker now."""
         self._background: set[asyncio.Task[Any]] = set()
@@ -222,7 +225,7 @@ class Origin:
                             admitted = True
                             task.state = "running"
                             task.on_worker(claim.worker)
-                            self._emit("started", task.task_id, claim.worker)
+                            self.events.publish(TaskStarted(task.task_id, claim.worker))
                         yield delta
                         if delta.finish_reason is not None:
                             task.state = "done"
@@ -251,13 +254,6 @@ class Origin:
         finally:
             # A cancelled client response may not await again: finish in a task of its own.
             self._spawn(self._finish(task, persisted))
-
-    def _emit(self, kind: str, task_id: str, detail: str) -> None:
-        for listener in self.events:
-            try:
-                listener(kind, task_id, detail)
-            except Exception:
-                log.exception("a task event listener failed")
 
     def _notify(self, node_id: str, kind: MessageKind, task: RemoteTask) -> None:
         body = Notice(task.task_id, task.attempt).as_dict()
@@ -468,10 +464,11 @@ class Origin:
             "finished_ms": self.clock.now_ms(),
         }
         origin_sig = sign_receipt(self.identity, body)
-        now = self.clock.now_ms()
-        await self.database.run(
-            lambda c: store.store_receipt(c, "origin", body, origin_sig, "", now)
-        )
+        try:
+            await self.events.record(ReceiptSigned("origin", body, origin_sig, ""))
+        except StorageError as exc:
+            log.error("task %s: could not keep its receipt: %s", task.task_id, exc)
+            return
         try:
             answer = await self.transport.post(
                 worker, MessageKind.RECEIPT, {"body": body, "origin_sig": origin_sig}
@@ -488,9 +485,10 @@ class Origin:
         ):
             log.warning("task %s: the worker's countersignature does not verify", task.task_id)
             return
-        await self.database.run(
-            lambda c: store.store_receipt(c, "origin", body, origin_sig, worker_sig, now)
-        )
+        try:
+            await self.events.record(ReceiptSigned("origin", body, origin_sig, worker_sig))
+        except StorageError as exc:
+            log.error("task %s: could not keep the countersigned receipt: %s", task.task_id, exc)
 
     async def _finish(self, task: RemoteTask, persisted: asyncio.Future[None]) -> None:
         live = self._live.pop(task.task_id, None)
@@ -500,7 +498,7 @@ class Origin:
         if task.state == "cancelled" and task.worker is not None:
             self._notify(task.worker, MessageKind.CANCEL, task)
         self.stats[task.state] = self.stats.get(task.state, 0) + 1
-        self._emit("finished", task.task_id, task.state)
+        self.events.publish(TaskFinished(task.task_id, task.state))
         now = self.clock.now_ms()
         output = task.output_tokens or task.earlier_tokens
         try:

@@ -33,7 +33,7 @@ class MessageKind(StrEnum):
 
 
 UNAVAILABLE = frozenset(
-    {"bad_answer", "internal_error", "mesh_off", "overloaded", "tasks_off", "unavailable"}
+    {"bad_answer", "internal_error", "overloaded", "storage_unavailable", "unavailable"}
 )
 """Codes with which a peer that answered says it cannot serve now (its own state, not the
 request's fault), so another node may well succeed."""

@@ -32,6 +32,7 @@ from edgecoder.errors import (
     StorageError,
     TaskMessageError,
 )
+from edgecoder.events import EventHub, ReceiptSigned
 from edgecoder.inference.types import ChatRequest, CompletionRequest, Delta
 from edgecoder.mesh.advert_types import Advert
 from edgecoder.security.identity import NodeIdentity
@@ -88,14 +89,18 @@ class Worker:
         database: Database,
         transport: TaskTransport,
         host: WorkerHost,
+        events: EventHub,
         rng: random.Random | None = None,
     ) -> None:
+        """``events``: where countersigned receipts are recorded (kept before the
+        countersignature is handed out)."""
         self.identity = identity
         self.config = config
         self.clock = clock
         self.database = database
         self.transport = transport
         self.host = host
+        self.events = events
         cfg = config.tasks
         self.book = ClaimBook(
             node_id=identity.node_id,
@@ -391,7 +396,7 @@ class Worker:
         """Check the origin's receipt against this node's own record of the run; sign it.
 
         :raises RefusedError: malformed, not this node's run, numbers that differ from what
-            it did, or a bad origin signature.
+            it did, a bad origin signature, or this node cannot keep it now (a full disk).
         """
         if not isinstance(document, dict) or set(document) != {"body", "origin_sig"}:
             raise RefusedError("bad_receipt", "body must be {body, origin_sig}")
@@ -420,10 +425,11 @@ class Worker:
         if mine != theirs:
             raise RefusedError("receipt_mismatch", f"this node recorded {mine}, not {theirs}")
         worker_sig = sign_receipt(self.identity, body)
-        now = self.clock.now_ms()
-        await self.database.run(
-            lambda c: store.store_receipt(c, "worker", body, origin_sig, worker_sig, now)
-        )
+        try:
+            await self.events.record(ReceiptSigned("worker", body, origin_sig, worker_sig))
+        except StorageError as exc:
+            # Not kept, not given: a countersignature a crash could take back is none.
+            raise RefusedError("storage_unavailable", f"cannot keep the receipt: {exc}") from None
         return worker_sig
 
     async def aclose(self) -> None:

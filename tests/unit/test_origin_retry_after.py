@@ -12,6 +12,7 @@ import pytest
 from edgecoder.clock import SystemClock
 from edgecoder.config import Config, TasksConfig
 from edgecoder.errors import BackendUnavailableError, PeerTransportError
+from edgecoder.events import EventHub
 from edgecoder.inference.types import ChatMessage, ChatRequest, SamplingParams
 from edgecoder.security.identity import NodeIdentity
 from edgecoder.storage.database import Database
@@ -53,7 +54,8 @@ async def offers_of_two_tasks(tmp_path: Path, retry_after_s: float | None) -> li
     database = await Database.open(tmp_path)
     config = Config(tasks=TasksConfig(max_candidates=1, offer_timeout_ms=50))
     origin = Origin(identity=NodeIdentity.generate(), config=config, clock=SystemClock(),
-                    database=database, transport=transport, peer_key=lambda _: None)  # fmt: skip
+                    database=database, transport=transport, peer_key=lambda _: None,
+                    events=EventHub())  # fmt: skip
     request = ChatRequest("m", (ChatMessage("user", "hi"),), SamplingParams(max_tokens=1))
     try:
         for _ in range(2):

@@ -22,7 +22,8 @@ from pathlib import Path
 
 import pytest
 
-from edgecoder.errors import BackendUnavailableError, BadRequestError, PayloadError
+from edgecoder.errors import BackendUnavailableError, BadRequestError, PayloadError, StorageError
+from edgecoder.events import Event, ReceiptSigned
 from edgecoder.inference.types import Delta
 from edgecoder.security.payloads import open_sealed
 from edgecoder.tasks.messages import Grant
@@ -194,6 +195,63 @@ async def test_a_worker_whose_record_differs_refuses_to_countersign(tmp_path: Pa
         assert own["worker_sig"] == ""  # the origin keeps its own signed copy only
         assert own["body"]["output_tokens"] == 3 + 5
         assert await mesh.receipt_of(liar, inflated.task_id) is None
+
+
+async def test_both_sides_publish_their_receipt_signatures_once_kept(tmp_path: Path) -> None:
+    async with Mesh.open(tmp_path, workers=1, script=Script(reply="a b")) as mesh:
+        [worker_id] = mesh.workers
+        origin_id = next(iter(mesh.origins))
+        heard: dict[str, list[ReceiptSigned]] = {origin_id: [], worker_id: []}
+        for node_id, seen in heard.items():
+
+            def hear(event: Event, seen: list[ReceiptSigned] = seen) -> None:
+                assert isinstance(event, ReceiptSigned)
+                seen.append(event)
+
+            mesh.events[node_id].subscribe(hear, {ReceiptSigned.kind})
+        task = remote_task(mesh, "sign it")
+        assert await run_one(mesh.origin, task) == "a b"
+        await mesh.until(lambda: len(heard[origin_id]) == 2, "the countersigned receipt")
+        signed, countersigned = heard[origin_id]
+        [worker_side] = heard[worker_id]
+        # The origin's own signature first, then both; the worker's one event has both.
+        assert (signed.role, signed.worker_sig) == ("origin", "")
+        assert countersigned.role == "origin"
+        assert worker_side.role == "worker"
+        assert signed.origin_sig == countersigned.origin_sig == worker_side.origin_sig
+        assert countersigned.worker_sig == worker_side.worker_sig != ""
+        assert dict(signed.body) == dict(worker_side.body)
+        assert signed.body["task_id"] == task.task_id
+        # Each was kept before it was heard of.
+        for node_id, event in ((origin_id, countersigned), (worker_id, worker_side)):
+            kept = await mesh.receipt_of(node_id, task.task_id)
+            assert kept is not None
+            assert (kept["origin_sig"], kept["worker_sig"]) == (
+                event.origin_sig, event.worker_sig)  # fmt: skip
+
+
+async def test_a_worker_that_cannot_keep_a_receipt_does_not_countersign_it(
+    tmp_path: Path,
+) -> None:
+    async with Mesh.open(tmp_path, workers=1, script=Script(reply="a b")) as mesh:
+        [worker_id] = mesh.workers
+        origin_id = next(iter(mesh.origins))
+
+        async def full_disk(event: Event) -> None:
+            raise StorageError("data dir is full (No space left on device)")
+
+        mesh.events[worker_id].keep(full_disk, {ReceiptSigned.kind})
+        task = remote_task(mesh, "unkept")
+        assert await run_one(mesh.origin, task) == "a b"
+        await mesh.until(
+            lambda: any(m.refused or m.answer for m in mesh.sent_to(MessageKind.RECEIPT)),
+            "the worker's answer to the receipt",
+        )
+        [asked] = mesh.sent_to(MessageKind.RECEIPT)
+        assert asked.refused == "storage_unavailable"
+        own = await mesh.receipt_of(origin_id, task.task_id)
+        assert own is not None
+        assert own["worker_sig"] == ""  # no countersignature came back
 
 
 # -- the client -------------------------------------------------------------------------
