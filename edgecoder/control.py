@@ -136,8 +136,7 @@ class Control:
 
     def _peer_count(self) -> int:
         # Alive or suspect; counted on every peer.state event, so O(1), not a pass over peers.
-        mesh = self.services.mesh
-        return mesh.membership.live_count if mesh is not None else 0
+        return self.services.mesh.membership.live_count
 
     def status(self) -> dict[str, Any]:
         """The node's health document plus the operator's settings."""
@@ -147,8 +146,7 @@ class Control:
 
     def peers(self) -> list[dict[str, Any]]:
         """Every known peer, as JSON data (see :meth:`PeerView.as_json`)."""
-        mesh = self.services.mesh
-        return [peer.as_json() for peer in mesh.peers()] if mesh is not None else []
+        return [peer.as_json() for peer in self.services.mesh.peers()]
 
     async def models(self) -> list[dict[str, Any]]:
         """Every model this node can serve, itself or through a peer."""
@@ -238,9 +236,7 @@ class Control:
         """Say whether the owner is using this machine (peers then avoid it)."""
         self.services.owner_busy = busy
         await self._save(_OWNER_BUSY, "1" if busy else "0")
-        mesh = self.services.mesh
-        if mesh is not None:
-            await mesh.publish_advert()
+        await self.services.mesh.publish_advert()
         self._notify(OwnerBusy=busy)
 
     # -- API keys -----------------------------------------------------------------------------

@@ -25,7 +25,10 @@ from edgecoder.clock import SystemClock
 from edgecoder.config import Config
 from edgecoder.config.model import ApiConfig, NodeConfig
 from edgecoder.control import Control
+from edgecoder.daemon.mesh_runtime import MeshRuntime
 from edgecoder.errors import BackendUnavailableError, ModelNotFoundError, UnsupportedError
+from edgecoder.events import EventHub
+from edgecoder.inference.executor import BackendState, LocalExecutor
 from edgecoder.inference.types import (
     ChatRequest,
     CompletionRequest,
@@ -40,8 +43,9 @@ from edgecoder.inference.types import (
 )
 from edgecoder.security.identity import NodeIdentity
 from edgecoder.security.mesh_guard import MeshGuard
-from edgecoder.services import BackendState, Services
+from edgecoder.services import Services
 from edgecoder.storage.database import Database
+from edgecoder.storage.receipt_keeper import ReceiptKeeper
 
 __all__ = ("MODEL", "InProcessNode", "ScriptedBackend")
 
@@ -190,8 +194,17 @@ class ScriptedBackend:
 class InProcessNode:
     """A node's services and both its apps, in this process and this event loop."""
 
-    def __init__(self, services: Services, backend: ScriptedBackend, admin_key: str) -> None:
+    def __init__(
+        self,
+        services: Services,
+        runtime: MeshRuntime,
+        backend: ScriptedBackend,
+        admin_key: str,
+    ) -> None:
         self.services = services
+        self.runtime = runtime
+        """The node's mesh parts, built as the daemon builds them, never started: it has
+        no peers and sends nothing."""
         self.backend = backend
         self.admin_key = admin_key
         self.client_app = build_client_app(services, Control(services, lambda: services.config))
@@ -216,23 +229,46 @@ class InProcessNode:
             auth_failure_burst=config.api.auth_failure_burst,
             auth_failures_per_min=config.api.auth_failures_per_min,
         )
+        executor = LocalExecutor(
+            backend, BackendState("scripted", "scripted", "ready", "scripted for tests")
+        )
+        guard = MeshGuard(identity.node_id, config.mesh, clock)
+        events = EventHub()
+        ReceiptKeeper(database, clock).attach(events)
+        runtime = await MeshRuntime.build(
+            config=config,
+            identity=identity,
+            clock=clock,
+            database=database,
+            guard=guard,
+            events=events,
+            executor=executor,
+            mesh_port=4301,
+            api_port=4304,
+        )
         services = Services(
             config=config,
             identity=identity,
             database=database,
             clock=clock,
             access=access,
-            mesh_guard=MeshGuard(identity.node_id, config.mesh, clock),
+            mesh_guard=guard,
             extensions=False,
-            backend=backend,
-            backend_state=BackendState("scripted", "scripted", "ready", "scripted for tests"),
+            executor=executor,
+            mesh=runtime.node,
+            router=runtime.router,
+            origin=runtime.origin,
+            worker=runtime.worker,
+            events=events,
             listeners={"mesh": "in-process", "api": "in-process"},
             starts=1,
+            configured=(runtime,),
         )
         key = await access.create_key("tests", admin=True)
-        return cls(services, backend, key)
+        return cls(services, runtime, backend, key)
 
     async def close(self) -> None:
+        await self.runtime.aclose()
         await self.services.database.close()
 
     def transport(self, address: str = "127.0.0.1") -> httpx.ASGITransport:

@@ -67,11 +67,8 @@ def build_mesh_app(services: Services) -> Starlette:
         return JSONResponse({"results": results})
 
     async def gossip(request: Request) -> Response:
-        mesh = services.mesh
-        if mesh is None:
-            return _refused("mesh_off", "this node is not gossiping")
         try:
-            answer = mesh.receive(request.state.peer, await request.body())
+            answer = services.mesh.receive(request.state.peer, await request.body())
         except RefusedError as exc:
             return _refused(exc.code, str(exc))
         return JSONResponse(answer)

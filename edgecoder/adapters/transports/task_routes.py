@@ -37,8 +37,6 @@ def task_routes(services: Services) -> list[Route]:
 
     def guarded(handler: Callable[[Request, object], Awaitable[Response]]) -> Handler:
         async def endpoint(request: Request) -> Response:
-            if services.worker is None or services.origin is None:
-                return _error("tasks_off", "this node does not take part in mesh tasks")
             try:
                 body = canonical.decode(await request.body())
             except DecodeError as exc:
@@ -51,35 +49,29 @@ def task_routes(services: Services) -> list[Route]:
         return endpoint
 
     async def offer(request: Request, body: object) -> Response:
-        assert services.worker is not None
         result = services.worker.consider(parse_offer(body, request.state.peer))
         return JSONResponse({"result": result})
 
     async def claim(request: Request, body: object) -> Response:
-        assert services.origin is not None
         return JSONResponse(
             {"result": services.origin.on_claim(parse_claim(body, request.state.peer))}
         )
 
     async def close(request: Request, body: object) -> Response:
-        assert services.worker is not None
         notice = parse_notice(body)
         return JSONResponse({"stopped": services.worker.close(notice.task_id, notice.attempt)})
 
     async def cancel(request: Request, body: object) -> Response:
-        assert services.worker is not None
         notice = parse_notice(body)
         return JSONResponse({"stopped": services.worker.cancel(notice.task_id, notice.attempt)})
 
     async def run(request: Request, body: object) -> Response:
-        assert services.worker is not None
         grant = parse_grant(body, services.node_id)
         lines = await services.worker.accept(grant, request.state.peer)
         return StreamingResponse(lines, media_type="application/x-ndjson",
                                  headers={"Cache-Control": "no-store"})  # fmt: skip
 
     async def receipt(request: Request, body: object) -> Response:
-        assert services.worker is not None
         worker_sig = await services.worker.countersign(body, request.state.peer)
         return JSONResponse({"worker_sig": worker_sig})
 

@@ -61,11 +61,10 @@ def admin_routes(
 
     async def peers(request: Request) -> Response:
         require_admin(request)
-        mesh = services.mesh
         body = {
             "node_id": services.node_id,
             "network": services.config.node.network,
-            "peers": [peer.as_json() for peer in mesh.peers()] if mesh is not None else [],
+            "peers": [peer.as_json() for peer in services.mesh.peers()],
         }
         return JSONResponse(body, headers={"Cache-Control": "no-store"})
 
