@@ -178,6 +178,11 @@ class MeshConfig:
     advert_interval_s: int = field(default=10, metadata={"check": _between(1, DAY_S)})
     calibrate: bool = True
     price_pct: int = field(default=100, metadata={"check": _between(1, 10_000)})
+    # Load shedding (see docs/tasks.md "Under load"): how far behind the event loop may run
+    # before new offers, then gossip, are refused, and how many requests may be in progress.
+    shed_offers_lag_ms: int = field(default=1000, metadata={"check": _between(1, 600_000)})
+    shed_gossip_lag_ms: int = field(default=3000, metadata={"check": _between(1, 600_000)})
+    max_requests_in_progress: int = field(default=256, metadata={"check": _between(1, 65_536)})
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,6 +233,7 @@ class TasksConfig:
     lease_ms: int = field(default=10_000, metadata={"check": _between(1, HOUR_S * 1000)})
     max_attempts: int = field(default=3, metadata={"check": _between(1, 100)})
     deadline_s: int = field(default=600, metadata={"check": _between(1, DAY_S)})
+    claim_patience_s: int = field(default=30, metadata={"check": _between(1, DAY_S)})
 
 
 @dataclass(frozen=True, slots=True)
@@ -276,7 +282,18 @@ def _ack_within_period(config: Config) -> tuple[tuple[str, ...], str] | None:
     return None
 
 
-CROSS_CHECKS: tuple[CrossCheck, ...] = (_distinct_ports, _ack_within_period)
+def _offers_shed_first(config: Config) -> tuple[tuple[str, ...], str] | None:
+    mesh = config.mesh
+    if mesh.shed_offers_lag_ms > mesh.shed_gossip_lag_ms:
+        # Offers have other candidates; gossip lost makes peers suspect this node.
+        return ("mesh.shed_offers_lag_ms", "mesh.shed_gossip_lag_ms"), (
+            f"{{0}} must not exceed {{1}}, got {mesh.shed_offers_lag_ms} and "
+            f"{mesh.shed_gossip_lag_ms}"
+        )
+    return None
+
+
+CROSS_CHECKS: tuple[CrossCheck, ...] = (_distinct_ports, _ack_within_period, _offers_shed_first)
 """Rules the loader applies to the whole configuration once every key is valid."""
 
 

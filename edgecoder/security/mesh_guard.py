@@ -73,7 +73,11 @@ class MeshGuard:
         self.blacklist = Blacklist()
         self.rotations = KeyRotations()
         self.records = RecordStore()
-        self.load = LoadGauge()
+        self.load = LoadGauge(
+            offer_lag_ms=config.shed_offers_lag_ms,
+            gossip_lag_ms=config.shed_gossip_lag_ms,
+            max_in_flight=config.max_requests_in_progress,
+        )
 
     def peer_key(self, node_id: str) -> bytes | None:
         """A peer's public key, from the signed peer record this node holds for it."""

@@ -65,8 +65,6 @@ __all__ = ("Origin", "RemoteTask")
 
 log = logging.getLogger(__name__)
 
-CLAIM_PATIENCE_S = 30.0
-"""How long a task waits for any peer to claim it (busy or silent peers) before it is refused."""
 _MAX_BACKGROUND = 512
 """Notices in flight beyond which ``close`` notices (advisory) are not sent."""
 MAX_REST_S = 30.0
@@ -100,7 +98,7 @@ class RemoteTask:
     """The fittest peers for this task, best first, excluding the given node ids."""
     on_worker: Callable[[str], None] = lambda node_id: None
     claim_patience_s: float | None = None
-    """How long to wait for a claim before giving up (None: :data:`CLAIM_PATIENCE_S`);
+    """How long to wait for a claim before giving up (None: ``tasks.claim_patience_s``);
     shorter when the caller can run the request itself instead."""
     task_id: str = field(default_factory=new_task_id)
     attempt: int = 0
@@ -274,7 +272,7 @@ class Origin:
         """Run the attempt's :class:`OfferAttempt` until it grants one claim.
 
         :raises InferenceError: no peer can run the task, or none claimed it within
-            :data:`CLAIM_PATIENCE_S`.
+            ``tasks.claim_patience_s``.
         """
         cfg = self.config.tasks
         live = self._live[task.task_id]
@@ -290,7 +288,7 @@ class Origin:
             deadline_ms=deadline_ms,
             price_pct=self.config.mesh.price_pct,
         )
-        patience = CLAIM_PATIENCE_S if task.claim_patience_s is None else task.claim_patience_s
+        patience = cfg.claim_patience_s if task.claim_patience_s is None else task.claim_patience_s
         offering = OfferAttempt(
             offer=offer,
             candidates=lambda: self._rested_last(task.candidates(frozenset(task.excluded))),
