@@ -4,12 +4,14 @@ codes alone."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
 import httpx
 import pytest
 
+from edgecoder.adapters.transports import refusals
 from edgecoder.adapters.transports.gossip_transport import HttpGossipTransport
 from edgecoder.adapters.transports.mesh_client import MeshClient
 from edgecoder.adapters.transports.statuses import REFUSAL_STATUS, auth_status, refusal_status
@@ -75,6 +77,21 @@ async def test_retry_after_is_read_from_a_shed_answer() -> None:
     for value in ("Wed, 21 Oct 2015 07:28:00 GMT", "-1", "soon"):
         refused = await _gossip(_answer(503, "overloaded", **{"Retry-After": value}))
         assert refused.retry_after_s is None, value
+
+
+async def test_a_request_refused_for_clock_skew_tells_the_operator_to_check_the_clock(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(refusals, "_clock_warned_at", None)
+    with caplog.at_level(logging.WARNING, logger=refusals.__name__):
+        for _ in range(3):
+            refused = await _gossip(_answer(401, "skew"))
+            assert refused.code == "skew"
+        await _gossip(_answer(401, "replay"))
+    # Once a minute at most: a node whose clock is wrong is refused by every peer.
+    [warning] = [r.getMessage() for r in caplog.records]
+    assert "peer at peer:1" in warning
+    assert "check its time synchronisation" in warning
 
 
 async def test_an_answer_without_a_code_is_named_by_whose_trouble_it_was() -> None:
