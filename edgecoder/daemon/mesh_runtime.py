@@ -163,6 +163,7 @@ class MeshRuntime:
             own_advert=lambda: node.advert,
             in_flight=lambda: executor.in_flight,
             execute=executor.execute,
+            suspected=node.suspected,
         )
         runtime = cls(config=config, node=node, origin=origin, worker=worker, router=router,
                       executor=executor, guard=guard, clients=(gossip_client, task_client),

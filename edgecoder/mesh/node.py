@@ -425,15 +425,22 @@ class MeshNode:
         return self._advert
 
     def adverts(self) -> list[tuple[str, Advert]]:
-        """(node id, advert) of every member believed alive that holds a well-formed one."""
+        """(node id, advert) of every member not declared dead that holds a well-formed one.
+
+        Suspects are included: suspicion is often only a peer too busy to answer in time,
+        and one that is really gone fails its offer fast (see :meth:`suspected`)."""
         out = []
         for member in self.membership.members():
-            if member.state != ALIVE:
+            if member.state not in (ALIVE, SUSPECT):
                 continue
             advert = self.directory.advert(member.node_id)
             if advert is not None:
                 out.append((member.node_id, advert))
         return out
+
+    def suspected(self, node_id: str) -> bool:
+        """Whether the member is suspected of having failed (offered work last)."""
+        return self.membership.state_of(node_id) == SUSPECT
 
     def peers(self) -> list[PeerView]:
         """Every known peer: identity, addresses, state, last heard, and its advert."""

@@ -68,7 +68,10 @@ class Router:
         own_advert: Callable[[], Advert | None],
         in_flight: Callable[[], int],
         execute: Callable[[ChatRequest | CompletionRequest], AsyncIterator[Delta]],
+        suspected: Callable[[str], bool] = lambda node_id: False,
     ) -> None:
+        """``peers``: every live or suspect peer's advert; ``suspected``: whether a peer is
+        suspected of having failed (it is then offered work only after the others)."""
         self.config = config
         self.node_id = node_id
         self.origin = origin
@@ -76,6 +79,7 @@ class Router:
         self._own_advert = own_advert
         self._in_flight = in_flight
         self._execute = execute
+        self._suspected = suspected
         self.decisions = {"local": 0, "mesh": 0, "fallback": 0}
         self._rng = random.Random()  # noqa: S311 - load spreading, not a secret
 
@@ -89,8 +93,10 @@ class Router:
             fit = peer_fit(node_id, advert, model, prompt_tokens, _TASK_MS, assigned[node_id])
             if fit is not None:
                 fits.append(fit)
-        # Equally fit peers in random order, so that the same one does not always lead.
-        return rank(fits, self.config.tasks.ttft_budget_ms, self._rng)
+        # Equally fit peers in random order, so that the same one does not always lead;
+        # suspects after everyone else, in their order (a stable sort).
+        ranked = rank(fits, self.config.tasks.ttft_budget_ms, self._rng)
+        return sorted(ranked, key=lambda fit: self._suspected(fit.node_id))
 
     def decide(self, request: ChatRequest | CompletionRequest, prompt_tokens: int) -> Decision:
         """Where ``request`` runs.
