@@ -70,6 +70,7 @@ async def test_a_worker_holding_two_claims_per_slot_answers_busy(tmp_path: Path)
                     "deadline_ms": 2**50,
                     "price_pct": 100,
                     "rank": 0,
+                    "round_size": 1,
                 },
                 origin_id,
             )
