@@ -18,16 +18,15 @@ from pathlib import Path
 
 import httpx
 
-from edgecoder.access import AccessControl
 from edgecoder.adapters.transports.mesh_app import build_mesh_app
 from edgecoder.adapters.web.client_app import build_client_app
 from edgecoder.clock import SystemClock
 from edgecoder.config import Config
 from edgecoder.config.model import ApiConfig, NodeConfig
 from edgecoder.control import Control
+from edgecoder.daemon.assembly import assemble
 from edgecoder.daemon.mesh_runtime import MeshRuntime
 from edgecoder.errors import BackendUnavailableError, ModelNotFoundError, UnsupportedError
-from edgecoder.events import EventHub
 from edgecoder.inference.executor import BackendState, LocalExecutor
 from edgecoder.inference.types import (
     ChatRequest,
@@ -45,7 +44,6 @@ from edgecoder.security.identity import NodeIdentity
 from edgecoder.security.mesh_guard import MeshGuard
 from edgecoder.services import Services
 from edgecoder.storage.database import Database
-from edgecoder.storage.receipt_keeper import ReceiptKeeper
 
 __all__ = ("MODEL", "InProcessNode", "ScriptedBackend")
 
@@ -221,50 +219,23 @@ class InProcessNode:
         identity = NodeIdentity.generate()
         database = await Database.open(data_dir)
         backend = ScriptedBackend()
-        access = AccessControl(
-            database,
-            clock,
-            rate_per_min=config.api.rate_limit_per_min,
-            burst=config.api.rate_limit_burst,
-            auth_failure_burst=config.api.auth_failure_burst,
-            auth_failures_per_min=config.api.auth_failures_per_min,
-        )
         executor = LocalExecutor(
             backend, BackendState("scripted", "scripted", "ready", "scripted for tests")
         )
-        guard = MeshGuard(identity.node_id, config.mesh, clock)
-        events = EventHub()
-        ReceiptKeeper(database, clock).attach(events)
-        runtime = await MeshRuntime.build(
+        services, runtime = await assemble(
             config=config,
             identity=identity,
             clock=clock,
             database=database,
-            guard=guard,
-            events=events,
+            guard=MeshGuard(identity.node_id, config.mesh, clock),
             executor=executor,
+            extensions=False,
+            listeners={"mesh": "in-process", "api": "in-process"},
+            starts=1,
             mesh_port=4301,
             api_port=4304,
         )
-        services = Services(
-            config=config,
-            identity=identity,
-            database=database,
-            clock=clock,
-            access=access,
-            mesh_guard=guard,
-            extensions=False,
-            executor=executor,
-            mesh=runtime.node,
-            router=runtime.router,
-            origin=runtime.origin,
-            worker=runtime.worker,
-            events=events,
-            listeners={"mesh": "in-process", "api": "in-process"},
-            starts=1,
-            configured=(runtime,),
-        )
-        key = await access.create_key("tests", admin=True)
+        key = await services.access.create_key("tests", admin=True)
         return cls(services, runtime, backend, key)
 
     async def close(self) -> None:

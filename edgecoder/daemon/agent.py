@@ -26,12 +26,12 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from edgecoder import __version__
-from edgecoder.access import AccessControl
 from edgecoder.adapters.transports.mesh_app import build_mesh_app
 from edgecoder.adapters.web.client_app import build_client_app
 from edgecoder.clock import Clock, SystemClock
 from edgecoder.config import Config, SystemdEnv
 from edgecoder.control import Control
+from edgecoder.daemon.assembly import assemble
 from edgecoder.daemon.backends import start_backend
 from edgecoder.daemon.dbus_runtime import start_dbus
 from edgecoder.daemon.listeners import EmbeddedServer, bind_listener, describe
@@ -39,7 +39,6 @@ from edgecoder.daemon.mesh_runtime import MeshRuntime
 from edgecoder.daemon.sdnotify import Notifier
 from edgecoder.daemon.unwind import Unwind
 from edgecoder.errors import ConfigError, EdgeCoderError
-from edgecoder.events import EventHub
 from edgecoder.inference.executor import LocalExecutor
 from edgecoder.security.mesh_guard import MeshGuard
 from edgecoder.services import Services
@@ -48,7 +47,6 @@ from edgecoder.storage.database import Database
 from edgecoder.storage.datadir import DataDirSnapshot, prepare_data_dir, snapshot_data_dir
 from edgecoder.storage.keystore import load_or_create_identity
 from edgecoder.storage.node_meta import register_start
-from edgecoder.storage.receipt_keeper import ReceiptKeeper
 from edgecoder.storage.replay_state import load_replay_state, save_replay_state
 
 __all__ = ("Agent", "read_passphrase")
@@ -206,46 +204,20 @@ class Agent:
         executor = LocalExecutor(backend, backend_state)
         unwind.push("closing the inference backend", executor.close)
         log.info("inference: %s", backend_state.reason)
-        access = AccessControl(
-            database,
-            self.clock,
-            rate_per_min=cfg.api.rate_limit_per_min,
-            burst=cfg.api.rate_limit_burst,
-            auth_failure_burst=cfg.api.auth_failure_burst,
-            auth_failures_per_min=cfg.api.auth_failures_per_min,
-        )
-        events = EventHub()
-        ReceiptKeeper(database, self.clock).attach(events)
-        runtime = await MeshRuntime.build(
+        services, runtime = await assemble(
             config=cfg,
             identity=identity,
             clock=self.clock,
             database=database,
             guard=guard,
-            events=events,
             executor=executor,
+            extensions=USING_EXTENSIONS,
+            listeners={"mesh": describe(mesh_sock), "api": describe(api_sock)},
+            starts=starts,
             mesh_port=mesh_sock.getsockname()[1],
             api_port=api_sock.getsockname()[1],
         )
         unwind.push("closing the mesh connection pools", runtime.aclose)
-        services = Services(
-            config=cfg,
-            identity=identity,
-            database=database,
-            clock=self.clock,
-            access=access,
-            mesh_guard=guard,
-            extensions=USING_EXTENSIONS,
-            executor=executor,
-            mesh=runtime.node,
-            router=runtime.router,
-            origin=runtime.origin,
-            worker=runtime.worker,
-            events=events,
-            listeners={"mesh": describe(mesh_sock), "api": describe(api_sock)},
-            starts=starts,
-            configured=(runtime,),
-        )
         return services, runtime
 
     async def _serve(
