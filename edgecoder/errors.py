@@ -21,6 +21,7 @@ builtins are mixed in where callers would naturally catch them::
     │   ├── BlacklistError               a blacklist entry or chain without valid evidence
     │   ├── TaskMessageError             a task message malformed or inconsistent
     │   ├── PayloadError                 a sealed payload or stream event that cannot be opened
+    │   ├── LedgerError                  a ledger entry, chain or vouch that breaks the rules
     │   └── RefusedError                 a well-formed request this node declines (gossip, tasks)
     ├── PeerTransportError               a message to a peer got no answer, or a refusal (.code)
     ├── AuthError                        a missing, unknown or revoked API key
@@ -55,6 +56,7 @@ __all__ = (
     "EdgeCoderError",
     "IdentityError",
     "InferenceError",
+    "LedgerError",
     "ListenerError",
     "ModelNotFoundError",
     "NodeNotRunningError",
@@ -161,6 +163,14 @@ class TaskMessageError(ProtocolError):
 class PayloadError(ProtocolError):
     """A sealed payload or stream event cannot be opened: not for this node, not for this
     task, or altered (or, when sealing, the recipient's key is unusable)."""
+
+
+class LedgerError(ProtocolError):
+    """A ledger entry, chain segment or vouch that does not verify or breaks the chain
+    rules (``docs/ledger.md``); :attr:`code` says which."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(code, f"{code}: {message}")
 
 
 class RefusedError(ProtocolError):
