@@ -25,6 +25,7 @@ builtins are mixed in where callers would naturally catch them::
     │   └── RefusedError                 a well-formed request this node declines (gossip, tasks)
     ├── PeerTransportError               a message to a peer got no answer, or a refusal (.code)
     ├── AuthError                        a missing, unknown or revoked API key
+    ├── InsufficientCreditsError         the credits (or the key's budget) cannot cover a task
     ├── RateLimitedError                 a client exceeded its request rate
     └── InferenceError                   a generation could not be served
         ├── ModelNotFoundError(LookupError)        no such model here
@@ -56,6 +57,7 @@ __all__ = (
     "EdgeCoderError",
     "IdentityError",
     "InferenceError",
+    "InsufficientCreditsError",
     "LedgerError",
     "ListenerError",
     "ModelNotFoundError",
@@ -198,6 +200,11 @@ class PeerTransportError(EdgeCoderError):
 
 class AuthError(EdgeCoderError):
     """The request carries no API key, or one that is unknown or revoked."""
+
+
+class InsufficientCreditsError(EdgeCoderError):
+    """A request to the mesh that this node's available credits, or its API key's budget,
+    cannot cover; refused before anything runs."""
 
 
 class RateLimitedError(EdgeCoderError):

@@ -12,6 +12,7 @@ and an ``as_json()`` for remote subscribers:
 ``receipt.signed``     :class:`ReceiptSigned` — a receipt signed as origin or worker
 ``pull.progress``      :class:`PullProgress` — a model download moved on or ended
 ``properties.changed`` :class:`PropertiesChanged` — the D-Bus properties that changed
+``ledger.balance``     :class:`BalanceChanged` — this node's credits after an append
 =====================  ===================================================================
 
 Local subscribers (:meth:`EventHub.subscribe`) are called synchronously, in the
@@ -40,6 +41,7 @@ from typing import ClassVar
 __all__ = (
     "DEFAULT_STREAM_SIZE",
     "KINDS",
+    "BalanceChanged",
     "Event",
     "EventHub",
     "EventStream",
@@ -149,6 +151,16 @@ class PropertiesChanged(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class BalanceChanged(Event):
+    """This node's credits (mc) changed: an entry was appended or a reservation made."""
+
+    kind: ClassVar[str] = "ledger.balance"
+    balance: int
+    held: int
+    available: int
+
+
+@dataclass(frozen=True, slots=True)
 class Missed(Event):
     """Not published: what a stream reads in place of ``count`` events it had to drop."""
 
@@ -165,6 +177,7 @@ KINDS = frozenset(
         ReceiptSigned,
         PullProgress,
         PropertiesChanged,
+        BalanceChanged,
     )
 )
 """Every kind that is published (:class:`Missed` is not: streams make it)."""

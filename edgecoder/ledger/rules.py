@@ -115,17 +115,22 @@ class ChainState:
                 "overdraft", f"{kind} of {amount} exceeds the {self.available} available"
             )
 
-    def apply(self, entry: SignedEntry) -> None:
+    def apply(self, entry: SignedEntry) -> Callable[[], None]:
         """Check ``entry`` and take it as the chain's next.
 
+        :returns: what undoes it (for a writer whose write then failed), valid until the
+            next entry is applied.
         :raises LedgerError: it breaks a rule (the state is unchanged).
         """
         body = entry.entry
         self.check(body)
+        before = (self.seq, self.head, self.available, self.held, self.allowance)
+        key = (body.kind, body.party)
+        old_total = self.totals.get(key)
         self.seq, self.head = body.seq, entry.hash_hex
         self.available += EFFECT[body.kind] * body.amount
         if body.kind in ("earn", "spend"):
-            self.totals[(body.kind, body.party)] = body.total
+            self.totals[key] = body.total
         elif body.kind == "allowance":
             self.allowance = body.amount
         elif body.kind == "hold":
@@ -135,6 +140,21 @@ class ChainState:
         elif body.kind == "release":
             del self.holds[body.ref]
             self.held -= body.amount
+
+        def undo() -> None:
+            self.seq, self.head, self.available, self.held, self.allowance = before
+            if body.kind in ("earn", "spend"):
+                if old_total is None:
+                    del self.totals[key]
+                else:
+                    self.totals[key] = old_total
+            elif body.kind == "hold":
+                del self.holds[body.ref]
+                self.held_ever.discard(body.ref)
+            elif body.kind == "release":
+                self.holds[body.ref] = body.amount
+
+        return undo
 
     @classmethod
     def fold(

@@ -11,6 +11,7 @@ import pytest
 
 from edgecoder.events import (
     KINDS,
+    BalanceChanged,
     Event,
     EventHub,
     EventStream,
@@ -32,6 +33,7 @@ EXAMPLES: list[Event] = [
     ReceiptSigned("origin", {"task_id": "t1", "wall_ms": 5}, "ab" * 64, ""),
     PullProgress(3, "tiny:1b", "running", "downloading", 10, 100),
     PropertiesChanged({"Mode": "local-only"}),
+    BalanceChanged(1500, 300, 1200),
 ]
 
 
