@@ -119,7 +119,7 @@ async def test_a_cancelled_append_is_in_the_state_if_and_only_if_it_is_on_disk(
     for _ in range(20):
         ledger.reserve(f"t{ledger.state.seq}", 1)
         job = asyncio.create_task(ledger.hold(f"t{ledger.state.seq}"))
-        await asyncio.sleep(random.random() / 1000)  # noqa: S311
+        await asyncio.sleep(random.random() / 1000)
         job.cancel()
         await asyncio.gather(job, return_exceptions=True)
         on_disk = await database.run(lambda c: ledger_rows.entries_of(c, ME.node_id))
@@ -158,6 +158,7 @@ async def _interleavings(root: Path) -> None:
         nonlocal runs
         runs += 1
         # hypothesis is synchronous; each example runs in a loop of its own.
+        (root / str(runs)).mkdir()
         asyncio.run(_one(root / str(runs), batches))
 
     await asyncio.to_thread(check)
@@ -165,7 +166,6 @@ async def _interleavings(root: Path) -> None:
 
 
 async def _one(data_dir: Path, batches: list[list[tuple[str, int, int]]]) -> None:
-    data_dir.mkdir()
     database = await Database.open(data_dir)
     try:
         ledger = await funded(database, 1000)
