@@ -30,9 +30,11 @@ from edgecoder.inference.types import (
     ModelInfo,
     PullProgress,
 )
+from edgecoder.ledger.economy import Economy
 from edgecoder.mesh.node import MeshNode
 from edgecoder.security.identity import NodeIdentity
 from edgecoder.security.mesh_guard import MeshGuard
+from edgecoder.storage import ledger_rows
 from edgecoder.storage import tasks as task_store
 from edgecoder.storage.database import Database
 from edgecoder.storage.task_rows import RunRow, TaskRow
@@ -89,6 +91,7 @@ class Services:
         router: Router,
         origin: Origin,
         worker: Worker,
+        economy: Economy,
         events: EventHub,
         listeners: Mapping[str, str],
         starts: int,
@@ -108,6 +111,8 @@ class Services:
         self.router = router
         self.origin = origin
         self.worker = worker
+        self.economy = economy
+        """This node in its network's credit economy; ``economy.ledger`` is its chain."""
         self.events = events
         """The node's one event hub (see :mod:`edgecoder.events`)."""
         self.listeners = dict(listeners)
@@ -241,6 +246,32 @@ class Services:
         self.config = config
         for part in self._configured:
             part.config = config
+
+    # -- credits --------------------------------------------------------------------------
+
+    async def ledger_view(self, limit: int = 50, before: int | None = None) -> dict[str, object]:
+        """This node's credits and its newest chain entries (below seq ``before``), as JSON.
+
+        ``verified``: the chain verified when the node started and every entry since was
+        checked by the chain rules before it was written.
+        """
+        economy, ledger = self.economy, self.economy.ledger
+        state, node = ledger.state, self.node_id
+        entries = await self.database.run(
+            lambda c: ledger_rows.recent_entries(c, node, limit, before)
+        )
+        return {
+            "node_id": node,
+            "network_key": economy.book.network_key,
+            "holds_network_key": economy.network_key is not None,
+            "balance": state.balance,
+            "held": ledger.held,
+            "available": ledger.available,
+            "allowance": state.allowance,
+            "head": {"seq": state.seq, "hash": state.head},
+            "verified": True,
+            "entries": [e.as_json() for e in entries],
+        }
 
     # -- mesh tasks -----------------------------------------------------------------------
 

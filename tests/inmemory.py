@@ -49,6 +49,9 @@ from edgecoder.inference.types import (
     SamplingParams,
     Usage,
 )
+from edgecoder.ledger.book import Ledger, Posting
+from edgecoder.ledger.entries import TREASURY
+from edgecoder.ledger.keeper import LedgerKeeper
 from edgecoder.security.identity import NodeIdentity
 from edgecoder.security.payloads import open_sealed
 from edgecoder.security.stream_box import StreamBox
@@ -67,6 +70,7 @@ from tests.adverts import advert, model
 
 __all__ = (
     "ADVERT",
+    "ALLOWANCE",
     "MODEL",
     "Generation",
     "Mesh",
@@ -77,9 +81,14 @@ __all__ = (
     "Transport",
     "collect",
     "config",
+    "funded_ledger",
     "remote_task",
     "run_one",
 )
+
+ALLOWANCE = 10**9
+"""Each origin's allowance (mc): enough that no test task is refused for credits."""
+_VOUCH = "0" * 64
 
 T = TypeVar("T")
 
@@ -190,6 +199,8 @@ class Switches:
     truth)."""
     skew_ms: int = 0
     """How far its wall clock is ahead of the mesh's."""
+    lose_receipts: int = 0
+    """Receipts sent to it that are lost on the way (each one lost counts this down)."""
     script: Script = field(default_factory=Script)
     """What its backend does (workers)."""
 
@@ -265,7 +276,9 @@ class Mesh:
         self.generations: list[Generation] = []
         self.on_run: list[Callable[[str, Grant], None]] = []
         self.events: dict[str, EventHub] = {}
-        """Each node's event hub (its receipts are kept in its database)."""
+        """Each node's event hub (its receipts are kept in its database and its ledger)."""
+        self.ledgers: dict[str, Ledger] = {}
+        """Each node's chain: origins start with :data:`ALLOWANCE`, workers with nothing."""
         self._sabotaged: set[str] = set()
         """Called with (worker, grant) as a grant reaches a worker, before it is checked."""
         self.rng = random.Random(seed)
@@ -282,22 +295,31 @@ class Mesh:
         script: Script | None = None,
         clock: MeshClock | None = None,
         seed: int = 7,
+        allowance: int = ALLOWANCE,
         **tasks: Any,
     ) -> AsyncIterator[Mesh]:
         """A running mesh of ``workers`` workers (each following a copy of ``script``) and
-        ``origins`` origins configured with :func:`config` (``tasks`` changed); closed on
-        exit."""
+        ``origins`` origins (each granted ``allowance`` mc) configured with :func:`config`
+        (``tasks`` changed); closed on exit."""
         mesh = cls(clock, seed)
         cfg = config(**tasks)
         try:
             for i in range(workers + origins):
-                await mesh._add(tmp_path / f"node{i}", cfg, i, worker=i < workers, script=script)
+                await mesh._add(tmp_path / f"node{i}", cfg, i, worker=i < workers, script=script,
+                                allowance=allowance)  # fmt: skip
             yield mesh
         finally:
             await mesh.aclose()
 
     async def _add(
-        self, data_dir: Path, cfg: Config, i: int, *, worker: bool, script: Script | None
+        self,
+        data_dir: Path,
+        cfg: Config,
+        i: int,
+        *,
+        worker: bool,
+        script: Script | None,
+        allowance: int = 0,
     ) -> None:
         identity = NodeIdentity.generate()
         node_id = identity.node_id
@@ -311,6 +333,10 @@ class Mesh:
         clock = _NodeClock(self.clock, switches)
         events = EventHub()
         ReceiptKeeper(database, clock).attach(events)
+        # Origins pay; workers start with nothing and earn.
+        ledger = await funded_ledger(identity, database, clock, events, 0 if worker else allowance)
+        LedgerKeeper(ledger).attach(events)
+        self.ledgers[node_id] = ledger
         events.subscribe(lambda event: self.notify())
         self.events[node_id] = events
         common: dict[str, Any] = {
@@ -330,7 +356,7 @@ class Mesh:
                               peer_key=self.key)  # fmt: skip
             self.workers[node_id] = Worker(**common, host=host, rng=random.Random(i))
         else:
-            self.origins[node_id] = Origin(**common, peer_key=self.key)
+            self.origins[node_id] = Origin(**common, peer_key=self.key, ledger=ledger)
 
     async def aclose(self) -> None:
         """Stop every node and close its database."""
@@ -574,6 +600,10 @@ class Transport:
         try:
             await mesh.hop(self.sender, node_id)
             mesh.reach(self.sender, node_id)
+            switches = mesh.switches[node_id]
+            if kind == MessageKind.RECEIPT and switches.lose_receipts > 0:
+                switches.lose_receipts -= 1
+                raise PeerTransportError("unreachable", f"{node_id}: timed out", reachable=False)
             try:
                 answer = await self._deliver(node_id, kind, body)
             except ProtocolError as exc:
@@ -649,6 +679,18 @@ class Transport:
             await lines.aclose()  # type: ignore[attr-defined]
 
 
+async def funded_ledger(
+    identity: NodeIdentity, database: Database, clock: Any, events: EventHub, allowance: int
+) -> Ledger:
+    """A node's chain, opened, with ``allowance`` granted (none when 0)."""
+    ledger = Ledger(identity, database, clock, events,
+                    vouches=lambda ref, node: allowance if ref == _VOUCH else None)  # fmt: skip
+    await ledger.open()
+    if allowance:
+        await ledger.append(Posting("allowance", allowance, TREASURY, _VOUCH))
+    return ledger
+
+
 # -- tasks ------------------------------------------------------------------------------
 
 
@@ -669,7 +711,9 @@ def remote_task(
         else:
             ids = sorted(set(mesh.workers) - exclude)
             mesh.rng.shuffle(ids)
-        return [Fit(node_id, 100, True, False) for node_id in ids]
+        held = ADVERT.models[0]  # as the router reads every worker's advert
+        return [Fit(node_id, 100, True, False, 100, held.size_class, held.context_length)
+                for node_id in ids]  # fmt: skip
 
     return RemoteTask(request=request, prompt_tokens=3, candidates=candidates)
 

@@ -237,6 +237,17 @@ class TasksConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class LedgerConfig:
+    """``[ledger]``: how this node joins its network's credit economy (docs/ledger.md)."""
+
+    genesis_wait_s: int = field(default=30, metadata={"check": _between(0, DAY_S)})
+    founding_window_s: int = field(default=HOUR_S, metadata={"check": _between(0, 30 * DAY_S)})
+    founders_max: int = field(default=8, metadata={"check": _between(0, 1024)})
+    allowance_mc: int = field(default=100_000, metadata={"check": _between(1, 100_000)})
+    network_key_file: str = field(default="", metadata={"check": _absolute_or_empty})
+
+
+@dataclass(frozen=True, slots=True)
 class DaemonConfig:
     """``[daemon]``: process-level behaviour of the agent."""
 
@@ -255,6 +266,7 @@ class Config:
     api: ApiConfig = field(default_factory=ApiConfig)
     inference: InferenceConfig = field(default_factory=InferenceConfig)
     tasks: TasksConfig = field(default_factory=TasksConfig)
+    ledger: LedgerConfig = field(default_factory=LedgerConfig)
     daemon: DaemonConfig = field(default_factory=DaemonConfig)
     sources: tuple[str, ...] = ()
     """The files that contributed to this configuration, in the order applied."""

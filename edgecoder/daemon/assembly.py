@@ -78,6 +78,7 @@ async def assemble(
         router=runtime.router,
         origin=runtime.origin,
         worker=runtime.worker,
+        economy=runtime.economy,
         events=events,
         listeners=listeners,
         starts=starts,

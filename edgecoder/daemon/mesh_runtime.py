@@ -24,6 +24,10 @@ from edgecoder.errors import EdgeCoderError
 from edgecoder.events import EventHub
 from edgecoder.inference.calibration import Calibration, calibrate
 from edgecoder.inference.executor import LocalExecutor
+from edgecoder.ledger.book import Ledger
+from edgecoder.ledger.economy import Economy, VouchBook, check_head_record
+from edgecoder.ledger.heads import HEAD
+from edgecoder.ledger.keeper import LedgerKeeper
 from edgecoder.mesh.advert import local_advert
 from edgecoder.mesh.advert_types import Advert
 from edgecoder.mesh.interfaces import LanAddress, advertise_host, lan_addresses, url_for
@@ -63,6 +67,7 @@ class MeshRuntime:
         origin: Origin,
         worker: Worker,
         router: Router,
+        economy: Economy,
         executor: LocalExecutor,
         guard: MeshGuard,
         clients: tuple[MeshClient, ...],
@@ -76,6 +81,7 @@ class MeshRuntime:
         self.origin = origin
         self.worker = worker
         self.router = router
+        self.economy = economy
         self.executor = executor
         self.guard = guard
         self.mesh_port = mesh_port
@@ -141,13 +147,23 @@ class MeshRuntime:
             transport=HttpGossipTransport(gossip_client),
             advert_source=advert,
             events=events,
+            record_checks={HEAD: check_head_record},
         )
+        book = VouchBook(config.node.network)
+        ledger = Ledger(identity, database, clock, events, vouches=book.lookup)
+        economy = Economy(identity=identity, config=config, clock=clock, database=database,
+                          events=events, ledger=ledger, book=book, mesh=node)  # fmt: skip
+        await economy.open()
+        released = await ledger.release_all()
+        if released:
+            log.info("ledger: released the holds of %d task(s) the last run left", released)
         transport = HttpTaskTransport(task_client, node.directory.address)
         common: dict[str, Any] = {"identity": identity, "config": config, "clock": clock,
                                   "database": database, "transport": transport,
                                   "events": events}  # fmt: skip
+        LedgerKeeper(ledger).attach(events)
         peer_key = guard.peer_key
-        origin = Origin(**common, peer_key=peer_key)
+        origin = Origin(**common, peer_key=peer_key, ledger=ledger)
         host = WorkerHost(
             advert=lambda: node.advert,
             in_flight=lambda: executor.in_flight,
@@ -166,8 +182,9 @@ class MeshRuntime:
             suspected=node.suspected,
         )
         runtime = cls(config=config, node=node, origin=origin, worker=worker, router=router,
-                      executor=executor, guard=guard, clients=(gossip_client, task_client),
-                      addresses=addresses, mesh_port=mesh_port, api_port=api_port)  # fmt: skip
+                      economy=economy, executor=executor, guard=guard,
+                      clients=(gossip_client, task_client), addresses=addresses,
+                      mesh_port=mesh_port, api_port=api_port)  # fmt: skip
         return runtime
 
     async def start(self) -> None:
@@ -175,6 +192,9 @@ class MeshRuntime:
         cfg = self.config.mesh
         node = self.node
         self._tasks.append(asyncio.create_task(node.run(self._stop), name="edgecoder-gossip"))
+        self._tasks.append(
+            asyncio.create_task(self.economy.run(self._stop), name="edgecoder-economy")
+        )
         self._tasks.append(asyncio.create_task(self._watch_loop(), name="edgecoder-loop-lag"))
         log.info("mesh: gossiping as %s in network %r", node.url, self.config.node.network)
         if cfg.mdns:
@@ -273,6 +293,7 @@ class MeshRuntime:
             if task.get_name() == "edgecoder-calib":
                 task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        self.economy.close()
 
     async def aclose(self) -> None:
         """Close the connection pools (after :meth:`stop`, once the listeners are done)."""

@@ -50,7 +50,7 @@ class Posting:
 
 
 class Ledger:
-    """The node's own chain and its escrow."""
+    """The node's own chain and its escrow; :attr:`state` says only what is on disk."""
 
     def __init__(
         self,
@@ -110,8 +110,9 @@ class Ledger:
             return await self._append(postings)
 
     async def _append(self, postings: tuple[Posting, ...]) -> list[SignedEntry]:
-        # Taken into the state as they are made (each names the one before); undone, in
-        # reverse, if one breaks a rule or the write fails.
+        # Made and checked one after the other on the state (each names the one before),
+        # then taken back out: the state says only what is on disk, so nobody counts
+        # credits whose entry might yet fail to be written.
         made: list[SignedEntry] = []
         undo: list[Callable[[], None]] = []
         after, now = self.head, self.clock.now_ms()
@@ -122,16 +123,17 @@ class Ledger:
                 undo.append(self.state.apply(entry))
                 made.append(entry)
                 after = entry
-
-            def write(conn: sqlite3.Connection) -> None:
-                with transaction(conn):
-                    ledger_rows.append_entries(conn, made)
-
-            cancelled = await _written(self.database.run(write))
-        except BaseException:
+        finally:
             for step in reversed(undo):
                 step()
-            raise
+
+        def write(conn: sqlite3.Connection) -> None:
+            with transaction(conn):
+                ledger_rows.append_entries(conn, made)
+
+        cancelled = await _written(self.database.run(write))
+        for entry in made:
+            self.state.apply(entry)
         if made:
             self.head = made[-1]
             self.events.publish(BalanceChanged(self.state.balance, self.held, self.available))
@@ -176,6 +178,14 @@ class Ledger:
             amount = self.state.holds.get(task_id)
             if amount is not None:
                 await self._append((Posting("release", amount, ESCROW, task_id),))
+
+    async def release_all(self) -> int:
+        """Give back every open hold (at start: no task outlives its process); how many."""
+        async with self._lock:
+            holds = sorted(self.state.holds.items())
+            if holds:
+                await self._append(tuple(Posting("release", a, ESCROW, t) for t, a in holds))
+            return len(holds)
 
     def payer(self, worker: str) -> asyncio.Lock:
         """The lock under which receipts to ``worker`` are priced, signed and paid, one at

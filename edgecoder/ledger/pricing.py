@@ -8,7 +8,16 @@ from __future__ import annotations
 
 from typing import Final
 
-__all__ = ("MC_PER_CREDIT", "OUTPUT_WEIGHT", "SIZE_WEIGHTS", "format_mc", "price_mc", "weight")
+__all__ = (
+    "MC_PER_CREDIT",
+    "OUTPUT_WEIGHT",
+    "SIZE_WEIGHTS",
+    "UNBOUNDED_OUTPUT",
+    "format_mc",
+    "most_mc",
+    "price_mc",
+    "weight",
+)
 
 MC_PER_CREDIT: Final = 1000
 OUTPUT_WEIGHT: Final = 4
@@ -34,6 +43,26 @@ def price_mc(prompt_tokens: int, output_tokens: int, size_class: str, price_pct:
         raise ValueError("a price multiplier is at least 1 %")
     units = (prompt_tokens + OUTPUT_WEIGHT * output_tokens) * weight(size_class) * price_pct
     return -(-units // 100)  # whole mc, rounded up
+
+
+UNBOUNDED_OUTPUT: Final = 4096
+"""The output a task without ``max_tokens`` is held for when the model's context is not
+known either."""
+
+
+def most_mc(
+    prompt_tokens: int, max_tokens: int, size_class: str, price_pct: int, context_length: int
+) -> int:
+    """The most a task can cost on such a worker: its whole output budget, or, without one,
+    what the model's context leaves after the prompt (:data:`UNBOUNDED_OUTPUT` when the
+    context is unknown). What escrow holds before the task is offered."""
+    if max_tokens > 0:
+        output = max_tokens
+    elif context_length > 0:
+        output = max(1, context_length - prompt_tokens)
+    else:
+        output = UNBOUNDED_OUTPUT
+    return price_mc(prompt_tokens, output, size_class, price_pct)
 
 
 def format_mc(amount: int) -> str:

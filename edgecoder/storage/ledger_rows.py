@@ -9,8 +9,10 @@ that forks cannot be stored twice.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Iterable
+from typing import Any
 
 from edgecoder.ledger.entries import Entry, SignedEntry
 
@@ -20,6 +22,8 @@ __all__ = (
     "entries_of",
     "entry_at",
     "recent_entries",
+    "store_vouch",
+    "vouches",
 )
 
 _COLUMNS = ("v", "node", "seq", "prev", "kind", "amount", "party", "ref", "total", "ts")
@@ -85,3 +89,22 @@ def chain_heads(conn: sqlite3.Connection) -> dict[str, tuple[int, str]]:
         " (SELECT MAX(seq) FROM ledger_entries WHERE node = e.node)"
     ).fetchall()
     return {node: (seq, hash_hex) for node, seq, hash_hex in rows}
+
+
+def store_vouch(
+    conn: sqlite3.Connection, vouch_hash: str, node: str, voucher: str, document: dict[str, Any],
+    now_ms: int,
+) -> None:  # fmt: skip
+    """Keep a vouch (one this node issued, claimed or saw); again: nothing."""
+    conn.execute(
+        "INSERT INTO ledger_vouches (hash, node, voucher, body, sig, stored_ms)"
+        " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (hash) DO NOTHING",
+        (vouch_hash, node, voucher, json.dumps(document["body"], sort_keys=True),
+         document["sig"], now_ms),
+    )  # fmt: skip
+
+
+def vouches(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+    """Every vouch kept, as ``{"body", "sig"}`` documents, oldest first."""
+    rows = conn.execute("SELECT body, sig FROM ledger_vouches ORDER BY stored_ms, hash")
+    return [{"body": json.loads(body), "sig": sig} for body, sig in rows.fetchall()]

@@ -31,12 +31,16 @@ from edgecoder.errors import (
     BackendUnavailableError,
     EdgeCoderError,
     InferenceError,
+    InsufficientCreditsError,
+    LedgerError,
     PayloadError,
     PeerTransportError,
     StorageError,
 )
 from edgecoder.events import EventHub, ReceiptSigned, TaskFinished, TaskStarted
 from edgecoder.inference.types import ChatRequest, CompletionRequest, Delta, Usage
+from edgecoder.ledger.book import Ledger
+from edgecoder.ledger.pricing import most_mc, price_mc
 from edgecoder.security.identity import NodeIdentity
 from edgecoder.security.payloads import seal
 from edgecoder.security.stream_box import StreamBox, new_stream_key
@@ -110,6 +114,10 @@ class RemoteTask:
     output_tokens: int = 0
     prices: dict[str, int] = field(default_factory=dict)
     """Each candidate's advertised price multiplier, as offered to."""
+    fits: dict[str, Fit] = field(default_factory=dict)
+    """Each candidate as it was offered the task (its price multiplier and size class)."""
+    hold_mc: int = 0
+    """What escrow holds for the task: its largest price among the candidates."""
     state: str = "offered"
     error: str | None = None
 
@@ -146,9 +154,12 @@ class Origin:
         transport: TaskTransport,
         peer_key: Callable[[str], bytes | None],
         events: EventHub,
+        ledger: Ledger,
     ) -> None:
         """``events``: where tasks starting and finishing, and receipts, are published
-        (receipts are recorded: kept before the worker is asked to countersign)."""
+        (receipts are recorded: kept before the worker is asked to countersign);
+        ``ledger``: this node's chain, whose escrow holds each task's largest price
+        before it is offered and whose payments the receipts state."""
         self.identity = identity
         self.config = config
         self.clock = clock
@@ -157,6 +168,7 @@ class Origin:
         self.peer_key = peer_key
         self._live: dict[str, _Live] = {}
         self.events = events
+        self.ledger = ledger
         self.assigned: Counter[str] = Counter()
         """How many of this node's attempts run on each worker now."""
         self._background: set[asyncio.Task[Any]] = set()
@@ -199,6 +211,13 @@ class Origin:
         """
         self.stats["tasks"] += 1
         self._live[task.task_id] = _Live()
+        try:
+            self._reserve(task)
+        except InsufficientCreditsError as exc:
+            task.state, task.error = "failed", str(exc)
+            self._live.pop(task.task_id, None)
+            self.stats["unaffordable"] = self.stats.get("unaffordable", 0) + 1
+            raise
         now = self.clock.now_ms()
         persisted = asyncio.ensure_future(self.database.run(
             lambda c: store.insert_task(c, task.task_id, task.kind, task.request.model,
@@ -253,6 +272,27 @@ class Origin:
             # A cancelled client response may not await again: finish in a task of its own.
             self._spawn(self._finish(task, persisted))
 
+    def _most(self, task: RemoteTask, fit: Fit) -> int:
+        """The most ``task`` can cost on ``fit``'s node."""
+        return most_mc(task.prompt_tokens, task.max_tokens, fit.size_class, fit.price_pct,
+                       fit.context_length)  # fmt: skip
+
+    def _reserve(self, task: RemoteTask) -> None:
+        """Have escrow count the task's largest price among its candidates now.
+
+        :raises InsufficientCreditsError: this node's credits cannot cover it.
+        """
+        fits = task.candidates(frozenset())
+        if fits:  # with none, nobody will be paid: the offer fails on its own
+            task.hold_mc = max(self._most(task, fit) for fit in fits)
+            self.ledger.reserve(task.task_id, task.hold_mc)
+
+    def _affordable(self, task: RemoteTask, fits: list[Fit]) -> list[Fit]:
+        """The candidates whose price the task's hold covers (noting how each is offered)."""
+        out = [fit for fit in fits if self._most(task, fit) <= task.hold_mc]
+        task.fits.update((fit.node_id, fit) for fit in out)
+        return out
+
     def _notify(self, node_id: str, kind: MessageKind, task: RemoteTask) -> None:
         body = Notice(task.task_id, task.attempt).as_dict()
         self._spawn(self._post_quietly(node_id, kind, body))
@@ -291,7 +331,9 @@ class Origin:
         patience = cfg.claim_patience_s if task.claim_patience_s is None else task.claim_patience_s
         offering = OfferAttempt(
             offer=offer,
-            candidates=lambda: self._rested_last(task.candidates(frozenset(task.excluded))),
+            candidates=lambda: self._rested_last(
+                self._affordable(task, task.candidates(frozenset(task.excluded)))
+            ),
             max_candidates=cfg.max_candidates,
             patience_ms=min(patience, cfg.deadline_s) * 1000,
             wait=self._claim_wait,
@@ -397,6 +439,10 @@ class Origin:
         grant = Grant(task.task_id, task.attempt, worker, lease_ms, deadline_ms,
                       base64.b64encode(sealed).decode())  # fmt: skip
         box = StreamBox(stream_key, task.task_id, task.attempt)
+        try:
+            await self.ledger.hold(task.task_id)  # durable before anything runs anywhere
+        except StorageError as exc:
+            raise BackendUnavailableError(f"cannot hold the task's credits: {exc}") from None
         started = time.monotonic()
         watch = RunWatch(lease_ms, self._now_ms())
         try:
@@ -448,25 +494,32 @@ class Origin:
         worker = task.worker
         assert worker is not None
         key = self.peer_key(worker)
-        body = {
-            "task_id": task.task_id,
-            "attempt": task.attempt,
-            "origin": self.identity.node_id,
-            "worker": worker,
-            "model": task.request.model,
-            "model_digest": end["model_digest"],
-            "prompt_tokens": end["prompt_tokens"],
-            "output_tokens": end["completion_tokens"],
-            "wall_ms": wall_ms,
-            "price_pct": task.prices.get(worker, 100),
-            "finished_ms": self.clock.now_ms(),
-        }
-        origin_sig = sign_receipt(self.identity, body)
-        try:
-            await self.events.record(ReceiptSigned("origin", body, origin_sig, ""))
-        except StorageError as exc:
-            log.error("task %s: could not keep its receipt: %s", task.task_id, exc)
-            return
+        fit = task.fits.get(worker, Fit(worker, 0, False, False))
+        async with self.ledger.payer(worker):  # totals to one worker go up one receipt at a time
+            price = price_mc(end["prompt_tokens"], end["completion_tokens"], fit.size_class,
+                             task.prices.get(worker, fit.price_pct))  # fmt: skip
+            body = {
+                "task_id": task.task_id,
+                "attempt": task.attempt,
+                "origin": self.identity.node_id,
+                "worker": worker,
+                "model": task.request.model,
+                "model_digest": end["model_digest"],
+                "prompt_tokens": end["prompt_tokens"],
+                "output_tokens": end["completion_tokens"],
+                "wall_ms": wall_ms,
+                "price_pct": task.prices.get(worker, 100),
+                "finished_ms": self.clock.now_ms(),
+                "price": price,
+                "total": self.ledger.spent_to(worker) + price,
+            }
+            origin_sig = sign_receipt(self.identity, body)
+            try:
+                # Kept and paid (the hold released, the price spent) before it is sent.
+                await self.events.record(ReceiptSigned("origin", body, origin_sig, ""))
+            except (StorageError, LedgerError) as exc:
+                log.error("task %s: could not keep and pay its receipt: %s", task.task_id, exc)
+                return
         try:
             answer = await self.transport.post(
                 worker, MessageKind.RECEIPT, {"body": body, "origin_sig": origin_sig}
@@ -497,6 +550,11 @@ class Origin:
             self._notify(task.worker, MessageKind.CANCEL, task)
         self.stats[task.state] = self.stats.get(task.state, 0) + 1
         self.events.publish(TaskFinished(task.task_id, task.state))
+        if task.state != "done":
+            try:
+                await self.ledger.release(task.task_id)
+            except (StorageError, LedgerError) as exc:
+                log.error("task %s: could not release its hold: %s", task.task_id, exc)
         now = self.clock.now_ms()
         output = task.output_tokens or task.earlier_tokens
         try:

@@ -16,7 +16,12 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 from edgecoder.config import Config
-from edgecoder.errors import BackendUnavailableError, ContextOverflowError, ModelNotFoundError
+from edgecoder.errors import (
+    BackendUnavailableError,
+    ContextOverflowError,
+    InsufficientCreditsError,
+    ModelNotFoundError,
+)
 from edgecoder.inference.served import ServedStream
 from edgecoder.inference.types import ChatRequest, CompletionRequest, Delta
 from edgecoder.mesh.advert_types import Advert
@@ -197,10 +202,11 @@ class Router:
         async with contextlib.aclosing(self.origin.run(task)) as remote:
             try:
                 admitted = await anext(remote)
-            except BackendUnavailableError:
+            except (BackendUnavailableError, InsufficientCreditsError):
                 if decision.local_ttft_ms is None:
                     raise
-                # No peer took it after all: this node can, later than predicted.
+                # No peer took it after all, or this node cannot pay for it: this node
+                # can run it, later than predicted (and for free).
                 self.decisions["fallback"] += 1
                 async for delta in self._execute(request):
                     yield delta

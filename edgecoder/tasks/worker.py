@@ -26,6 +26,7 @@ from edgecoder.clock import Clock
 from edgecoder.config import Config
 from edgecoder.errors import (
     EdgeCoderError,
+    LedgerError,
     PayloadError,
     PeerTransportError,
     RefusedError,
@@ -34,6 +35,7 @@ from edgecoder.errors import (
 )
 from edgecoder.events import EventHub, ReceiptSigned
 from edgecoder.inference.types import ChatRequest, CompletionRequest, Delta
+from edgecoder.ledger.pricing import price_mc
 from edgecoder.mesh.advert_types import Advert
 from edgecoder.security.identity import NodeIdentity
 from edgecoder.security.payloads import open_sealed
@@ -418,16 +420,23 @@ class Worker:
         if run is None or run.origin != sender or run.state != "done":
             raise RefusedError("no_such_run", "this node finished no such run")
         advert = self.host.advert()
-        price = (advert.price_pct if advert is not None else 0) or 100
-        mine = (run.prompt_tokens, run.output_tokens, run.model, self._digest(run.model), price)
+        pct = (advert.price_pct if advert is not None else 0) or 100
+        held = advert.model(run.model) if advert is not None else None
+        price = price_mc(run.prompt_tokens, run.output_tokens,
+                         held.size_class if held is not None else "?", pct)  # fmt: skip
+        mine = (run.prompt_tokens, run.output_tokens, run.model, self._digest(run.model), pct,
+                price)  # fmt: skip
         theirs = (body["prompt_tokens"], body["output_tokens"], body["model"],
-                  body["model_digest"], body["price_pct"])  # fmt: skip
+                  body["model_digest"], body["price_pct"], body["price"])  # fmt: skip
         if mine != theirs:
             raise RefusedError("receipt_mismatch", f"this node recorded {mine}, not {theirs}")
+        if body["total"] < price:
+            raise RefusedError("receipt_mismatch", "the total paid is less than this price")
         worker_sig = sign_receipt(self.identity, body)
         try:
+            # Kept and earned (up to the receipt's total) before the signature is given.
             await self.events.record(ReceiptSigned("worker", body, origin_sig, worker_sig))
-        except StorageError as exc:
+        except (StorageError, LedgerError) as exc:
             # Not kept, not given: a countersignature a crash could take back is none.
             raise RefusedError("storage_unavailable", f"cannot keep the receipt: {exc}") from None
         return worker_sig

@@ -30,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from tests.netns.lan import Lan, netns_available
 from tests.netns.test_lan_tasks import Node, start_all
+from tests.waiting import wait_until
 
 PROMPT = "Write one line of Python that prints hello."
 
@@ -129,9 +130,7 @@ def main() -> None:
         nodes = [origin, worker]
         try:
             start_all(nodes)
-            deadline = time.monotonic() + 60
-            while origin.workers_seen() < 1 and time.monotonic() < deadline:
-                time.sleep(0.2)
+            wait_until(lambda: origin.workers_seen() >= 1 and origin.funded(), timeout=60)
             time.sleep(3)  # calibration and the adverts that publish it
             rows = [measure(lan, origin, worker, rtt, n) for rtt in (1.0, 20.0)]
             tasks = origin.admin("/admin/tasks?limit=1000")

@@ -38,6 +38,10 @@ def clean_env(config_file: Path, **extra: str) -> dict[str, str]:
     env["EDGECODER_CONFIG"] = str(config_file)
     # Nothing listens on port 1: the auto backend falls back to the embedded one at once.
     env["EDGECODER_INFERENCE_OLLAMA_URL"] = "http://127.0.0.1:1"
+    # A test mesh founds its economy within seconds, and every node in it is a founder
+    # (docs/ledger.md §5): requesters can pay their peers as soon as the mesh forms.
+    env["EDGECODER_LEDGER_GENESIS_WAIT_S"] = "3"
+    env["EDGECODER_LEDGER_FOUNDERS_MAX"] = "1024"
     env.update(extra)
     return env
 

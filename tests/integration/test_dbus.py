@@ -517,6 +517,10 @@ def test_peer_and_task_signals(tmp_path: Path) -> None:
             await until(lambda: origin.agent.get(f"{origin.agent.api_url}/healthz")[1]["mesh"]
                         ["peer_count"] == 1)  # fmt: skip
             await asyncio.sleep(1.5)  # the worker's advert with its model
+            admin_key = await iface.call_create_api_key("signals-admin", True)
+            ledger_url = f"{origin.agent.api_url}/admin/ledger"
+            await until(lambda: httpx.get(ledger_url, timeout=10, headers={
+                "Authorization": f"Bearer {admin_key}"}).json()["allowance"])  # fmt: skip
             body = {"model": "gemma3:270m", "max_tokens": 4,
                     "messages": [{"role": "user", "content": "Hi"}]}  # fmt: skip
             url = f"{origin.agent.api_url}/v1/chat/completions"

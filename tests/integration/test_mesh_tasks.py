@@ -51,6 +51,11 @@ def models_seen(node: ModelNode) -> int:
     return sum(1 for p in peers if p["state"] == "alive" and p["models"])
 
 
+def funded(node: ModelNode) -> bool:
+    """Whether the node was granted its allowance (so it can pay for peers' work)."""
+    return bool(admin(node, "/admin/ledger")["allowance"])
+
+
 class Trio:
     def __init__(self, root: Path) -> None:
         self.b = ModelNode(root / "b", config(1))
@@ -58,6 +63,7 @@ class Trio:
         self.a = ModelNode(root / "a", config(0, self.b))
         self.workers = {self.b.node_id: self.b, self.c.node_id: self.c}
         wait_until(lambda: models_seen(self.a) == 2)
+        wait_until(lambda: funded(self.a), what="the requester's allowance")
 
     def close(self) -> None:
         for node in (self.a, self.b, self.c):

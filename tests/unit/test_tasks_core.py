@@ -281,7 +281,8 @@ def test_error_codes_survive_the_trip_and_say_whether_to_retry() -> None:
 def test_a_receipt_is_signed_by_both_and_any_change_breaks_it() -> None:
     body = {"task_id": new_task_id(), "attempt": 1, "origin": ORIGIN.node_id,
             "worker": WORKER.node_id, "model": "m", "model_digest": "d", "prompt_tokens": 5,
-            "output_tokens": 7, "wall_ms": 300, "price_pct": 100, "finished_ms": 1}  # fmt: skip
+            "output_tokens": 7, "wall_ms": 300, "price_pct": 100, "finished_ms": 1,
+            "price": 33, "total": 33}  # fmt: skip
     assert check_receipt_body(body) is body
     origin_sig = sign_receipt(ORIGIN, body)
     worker_sig = sign_receipt(WORKER, body)

@@ -74,9 +74,19 @@ def admin_routes(
         body = {"node_id": services.node_id, **(await services.recent_tasks(limit)).as_json()}
         return JSONResponse(body, headers={"Cache-Control": "no-store"})
 
+    async def ledger(request: Request) -> Response:
+        require_admin(request)
+        params = request.query_params
+        limit = whole_number(params.get("limit", "50"), "limit", 1, 1000)
+        before = params.get("before")
+        below = whole_number(before, "before", 1, 2**53) if before is not None else None
+        body = await services.ledger_view(limit, below)
+        return JSONResponse(body, headers={"Cache-Control": "no-store"})
+
     routes = [
         route("/admin/peers", peers, OPENAI, ["GET"]),
         route("/admin/tasks", tasks, OPENAI, ["GET"]),
+        route("/admin/ledger", ledger, OPENAI, ["GET"]),
     ]
     if control is not None:
         routes += _control_routes(control, route)

@@ -212,6 +212,9 @@ def _admin(summary: str, body: Schema | None = None, **kwargs: Any) -> Schema:
 def _paths() -> Schema:
     limit = {"name": "limit", "in": "query", "required": False,
              "schema": {"type": "integer", "minimum": 1, "maximum": 1000}}  # fmt: skip
+    before = {"name": "before", "in": "query", "required": False,
+              "schema": {"type": "integer", "minimum": 1, "maximum": 2**53},
+              "description": "only entries below this sequence number (paging)"}  # fmt: skip
     job = _path_param("job", {"type": "integer", "minimum": 0})
     kinds = {"name": "kinds", "in": "query", "required": False, "schema": _TEXT,
              "description": "comma-separated event kinds (default: all)"}  # fmt: skip
@@ -243,6 +246,8 @@ def _paths() -> Schema:
                                                body=OLLAMA_EMBEDDINGS)},
         "/admin/peers": {"get": _admin("the mesh peers")},
         "/admin/tasks": {"get": _admin("recent mesh tasks", params=[limit])},
+        "/admin/ledger": {"get": _admin("this node's credits and newest chain entries",
+                                        params=[limit, before])},
         "/admin/status": {"get": _admin("node status")},
         "/admin/models": {"get": _admin("models and the default")},
         "/admin/models/pull": {"post": _admin("start pulling a model", MODEL_NAME, status=202)},
