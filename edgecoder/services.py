@@ -19,6 +19,7 @@ from edgecoder.config import Config
 from edgecoder.errors import BackendUnavailableError, ModelNotFoundError
 from edgecoder.events import EventHub
 from edgecoder.inference.backend import Backend
+from edgecoder.inference.estimate import approximate_prompt_tokens
 from edgecoder.inference.served import ServedStream
 from edgecoder.inference.types import (
     ChatRequest,
@@ -255,6 +256,21 @@ class Services:
                 yield delta
         finally:
             self.in_flight -= 1
+
+    async def count_tokens(self, request: ChatRequest) -> int:
+        """Tokens in ``request``'s prompt: the local backend's count, else an estimate.
+
+        A model only peers serve is estimated (:mod:`edgecoder.inference.estimate`).
+
+        :raises ModelNotFoundError: no such model here or on any peer.
+        """
+        if self.backend is not None:
+            try:
+                return await self.backend.count_tokens(request)
+            except ModelNotFoundError:
+                pass
+        await self.show_model(request.model)
+        return approximate_prompt_tokens(request)
 
     async def embed(self, request: EmbeddingRequest) -> EmbeddingResult:
         """Embed texts."""

@@ -164,6 +164,10 @@ class ScriptedBackend:
         async for delta in self._say(prompt, request.sampling):
             yield delta
 
+    async def count_tokens(self, request: ChatRequest) -> int:
+        self._check(request.model, *(m.content for m in request.messages))
+        return sum(len(m.content.split()) for m in request.messages)
+
     async def complete(self, request: CompletionRequest) -> AsyncIterator[Delta]:
         self._check(request.model, request.prompt, request.suffix)
         self.requests.append(request)

@@ -61,6 +61,8 @@ class SamplingParams:
     top_p: float | None = None
     stop: tuple[str, ...] = ()
     seed: int | None = None
+    top_k: int | None = None
+    """Sample from the ``top_k`` likeliest tokens only (Anthropic's and Ollama's ``top_k``)."""
     ignore_eos: bool = False
     """Generate exactly ``max_tokens`` (vLLM's extension; for benchmarks and tests)."""
 
@@ -81,6 +83,8 @@ class ChatRequest:
     Set when a mesh task fails over after some output reached the client; the new
     generation (and its usage) covers only what comes after this text.
     """
+    parallel_tool_calls: bool = True
+    """Whether the model may call several tools in one turn (else at most one)."""
 
 
 @dataclass(frozen=True, slots=True)

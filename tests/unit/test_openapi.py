@@ -50,5 +50,7 @@ async def test_every_route_but_the_public_ones_needs_a_key(node: InProcessNode) 
             error = response.json()["error"]
             if path.startswith("/api/"):
                 assert isinstance(error, str), (method, path)  # Ollama's dialect
+            elif path.startswith("/v1/messages"):
+                assert error["type"] == "authentication_error", (method, path)  # Anthropic's
             else:
                 assert error["code"] == "invalid_api_key", (method, path)

@@ -258,6 +258,14 @@ class LlamaCppBackend:
             async for delta in stream:
                 yield delta
 
+    async def count_tokens(self, request: ChatRequest) -> int:
+        """The exact number of tokens the request's prompt takes on this model."""
+        resident = await self._resident_model(request.model)
+        prompt, _ = self._chat_prompt(resident.entry, request.messages)
+        llm = resident.model.llm
+        tokens = await self._in_thread(llm.tokenize, prompt.encode("utf-8"), True, True)
+        return len(tokens)
+
     def _chat_prompt(
         self, entry: ModelEntry, messages: Sequence[ChatMessage]
     ) -> tuple[str, tuple[str, ...]]:

@@ -24,6 +24,7 @@ __all__ = ("Generated", "LoadedModel", "embed", "generate", "load_model", "open_
 
 _DEFAULT_TEMPERATURE = 0.8
 _DEFAULT_TOP_P = 0.95
+_DEFAULT_TOP_K = 40
 _log_callback: Any = None
 
 
@@ -144,8 +145,12 @@ def _generate(
     finish: FinishReason = "length"
     temperature = _DEFAULT_TEMPERATURE if sampling.temperature is None else sampling.temperature
     top_p = _DEFAULT_TOP_P if sampling.top_p is None else sampling.top_p
+    top_k = _DEFAULT_TOP_K if sampling.top_k is None else sampling.top_k
     if max_tokens > 0:
-        for token in llm.generate(list(tokens), temp=temperature, top_p=top_p, reset=True):
+        generation = llm.generate(
+            list(tokens), temp=temperature, top_p=top_p, top_k=top_k, reset=True
+        )
+        for token in generation:
             if cancel.is_set():
                 break
             if token in model.eos and not sampling.ignore_eos:

@@ -27,6 +27,7 @@ from edgecoder.errors import (
     ModelNotFoundError,
     UnsupportedError,
 )
+from edgecoder.inference.estimate import approximate_prompt_tokens
 from edgecoder.inference.slots import SlotPool
 from edgecoder.inference.types import (
     ChatRequest,
@@ -70,6 +71,8 @@ def _options(sampling: SamplingParams, num_ctx: int, max_tokens: int) -> dict[st
         options["temperature"] = sampling.temperature
     if sampling.top_p is not None:
         options["top_p"] = sampling.top_p
+    if sampling.top_k is not None:
+        options["top_k"] = sampling.top_k
     if sampling.seed is not None:
         options["seed"] = sampling.seed
     if sampling.stop:
@@ -263,6 +266,11 @@ class OllamaBackend:
                 raise
             except Exception as exc:
                 raise _client_error(exc, request.model) from None
+
+    async def count_tokens(self, request: ChatRequest) -> int:
+        """An estimate (:mod:`edgecoder.inference.estimate`): Ollama's API has no tokenizer."""
+        await self.show(request.model)
+        return approximate_prompt_tokens(request)
 
     async def complete(self, request: CompletionRequest) -> AsyncIterator[Delta]:
         """Stream a raw completion, or fill-in-the-middle with ``suffix``."""

@@ -1,5 +1,5 @@
-"""The Starlette app on the client listener: health, its OpenAPI document, the OpenAI and
-Ollama APIs, the admin routes."""
+"""The Starlette app on the client listener: health, its OpenAPI document, the OpenAI,
+Anthropic and Ollama APIs, the admin routes."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from starlette.responses import JSONResponse, Response
 
 from edgecoder.adapters.request_guard import RequestGuardMiddleware
 from edgecoder.adapters.web.admin_api import admin_routes
+from edgecoder.adapters.web.anthropic_api import anthropic_routes
 from edgecoder.adapters.web.auth import PathKeyMiddleware, shown_path
 from edgecoder.adapters.web.dialects import OPENAI
 from edgecoder.adapters.web.events_api import events_routes
@@ -61,6 +62,7 @@ def build_client_app(services: Services, control: Control | None = None) -> Star
             route("/openapi.json", openapi, OPENAI, ["GET"], public=True),
             *openai_routes(services, route),
             *responses_routes(services, route),
+            *anthropic_routes(services, route),
             *infill_routes(services, route),
             *ollama_routes(services, route),
             *admin_routes(services, route, control),

@@ -85,9 +85,13 @@ class Dialect(abc.ABC):
     def chat_answer(self, parsed: ParsedChat) -> Answer:
         """The answer to ``parsed``, begun now (its id, creation time and clock)."""
 
+    def status(self, exc: EdgeCoderError) -> int:
+        """The HTTP status of an error (the shared mapping, unless the dialect differs)."""
+        return classify(exc)[0]
+
     def error_response(self, exc: EdgeCoderError) -> JSONResponse:
         """The whole HTTP answer to an error: status, body and headers."""
-        status = classify(exc)[0]
+        status = self.status(exc)
         headers = {}
         if isinstance(exc, RateLimitedError):
             headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after_s)))

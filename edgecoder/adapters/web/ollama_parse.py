@@ -46,6 +46,7 @@ def sampling(fields: Fields) -> SamplingParams:
         max_tokens=limit if limit is not None and limit > 0 else None,
         temperature=options.number("temperature", 0.0, 2.0),
         top_p=options.number("top_p", 0.0, 1.0),
+        top_k=options.integer("top_k", minimum=0),
         stop=options.stops("stop"),
         seed=options.integer("seed"),
     )

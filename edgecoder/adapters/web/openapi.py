@@ -138,6 +138,34 @@ OLLAMA_GENERATE = _body(["model"], {
 OLLAMA_EMBED = _body(["model"], {"model": _TEXT, "input": _TEXTS})
 OLLAMA_EMBEDDINGS = _body(["model", "prompt"], {"model": _TEXT, "prompt": _TEXT})
 MODEL_NAME = _body(["model"], {"model": _TEXT})
+_ANTHROPIC_BLOCKS: Schema = {"type": "array", "items": _body(["type"], {"type": _TEXT})}
+_ANTHROPIC_CHAT: Schema = {
+    "model": _TEXT,
+    "system": {"oneOf": [_TEXT, _ANTHROPIC_BLOCKS]},
+    "messages": {"type": "array", "minItems": 1, "maxItems": MAX_MESSAGES,
+                 "items": _body(["role", "content"], {
+                     "role": {"enum": ["user", "assistant"]},
+                     "content": {"oneOf": [_TEXT, _ANTHROPIC_BLOCKS]}})},
+    "tools": {"type": "array", "maxItems": MAX_TOOLS, "items": _body(["name", "input_schema"], {
+        "name": _TEXT, "description": _TEXT, "input_schema": _ANY_OBJECT,
+        "type": {"const": "custom"}})},
+    "tool_choice": _body(["type"], {"type": {"enum": ["auto", "any", "tool", "none"]},
+                                    "name": _TEXT,
+                                    "disable_parallel_tool_use": {"type": "boolean"}}),
+    "thinking": _ANY_OBJECT,
+}  # fmt: skip
+ANTHROPIC_MESSAGES = _body(["model", "max_tokens", "messages"], {
+    **_ANTHROPIC_CHAT,
+    "max_tokens": {"type": "integer", "minimum": 1},
+    "temperature": {"type": "number", "minimum": 0, "maximum": 1},
+    "top_p": {"type": "number", "minimum": 0, "maximum": 1},
+    "top_k": {"type": "integer", "minimum": 0},
+    "stop_sequences": {"type": "array", "maxItems": MAX_STOPS,
+                       "items": {"type": "string", "maxLength": MAX_STOP_CHARS}},
+    "metadata": _ANY_OBJECT,
+    "stream": {"type": "boolean"},
+})  # fmt: skip
+ANTHROPIC_COUNT = _body(["model", "messages"], _ANTHROPIC_CHAT)
 
 _OPENAI_ERROR: Schema = {
     "type": "object",
@@ -150,6 +178,10 @@ _OPENAI_ERROR: Schema = {
     },
 }  # fmt: skip
 _OLLAMA_ERROR: Schema = _body(["error"], {"error": _TEXT})
+_ANTHROPIC_ERROR: Schema = _body(["type", "error"], {
+    "type": {"const": "error"},
+    "error": _body(["type", "message"], {"type": _TEXT, "message": _TEXT}),
+})  # fmt: skip
 _MESSAGES = {
     400: "malformed, mistyped or out-of-range input; the message names the field",
     401: "no API key, or an unknown or revoked one",
@@ -161,6 +193,7 @@ _MESSAGES = {
     429: "over the key's rate, or too many failed authentications from this address",
     500: "an internal error; the message carries the request id",
     503: "no backend, overloaded, or storage unavailable (see Retry-After)",
+    529: "every slot busy and the queue full (Anthropic's overloaded_error)",
     507: "the data dir is full",
 }
 _STREAMS = {"sse": "text/event-stream", "ndjson": "application/x-ndjson"}
@@ -170,17 +203,21 @@ def _operation(
     summary: str,
     *,
     ollama: bool = False,
+    anthropic: bool = False,
     body: Schema | None = None,
     status: int = 200,
     stream: str | None = None,
     params: list[Schema] | None = None,
     secured: bool = True,
 ) -> Schema:
-    error = {"application/json": {"schema": _OLLAMA_ERROR if ollama else _OPENAI_ERROR}}
+    shape = _OLLAMA_ERROR if ollama else _ANTHROPIC_ERROR if anthropic else _OPENAI_ERROR
+    error = {"application/json": {"schema": shape}}
     content: Schema = {"application/json": {"schema": _ANY_OBJECT}}
     if stream is not None:
         content[_STREAMS[stream]] = {"schema": _TEXT}
     codes = [400, 401, 404, 405, 413, 429, 500, 503, 507] if secured else [500]
+    if anthropic:
+        codes.append(529)
     responses: Schema = {str(status): {"description": "success", "content": content}}
     responses |= {str(c): {"description": _MESSAGES[c], "content": error} for c in codes}
     operation: Schema = {"summary": summary, "responses": responses}
@@ -229,6 +266,10 @@ def _paths() -> Schema:
         "/v1/embeddings": {"post": _operation("embeddings", body=EMBEDDINGS)},
         "/v1/responses": {"post": _operation("Responses API, text only", body=RESPONSES,
                                              stream="sse")},
+        "/v1/messages": {"post": _operation("Anthropic Messages", anthropic=True,
+                                            body=ANTHROPIC_MESSAGES, stream="sse")},
+        "/v1/messages/count_tokens": {"post": _operation("Anthropic token count", anthropic=True,
+                                                         body=ANTHROPIC_COUNT)},
         "/infill": {"post": _operation("llama.cpp server's FIM", body=INFILL, stream="ndjson")},
         "/api/version": {"get": _operation("Ollama version", ollama=True)},
         "/api/tags": {"get": _operation("Ollama model list", ollama=True)},
@@ -276,8 +317,8 @@ def openapi_document() -> Schema:
         "info": {
             "title": "EdgeCoder client API",
             "version": __version__,
-            "description": "OpenAI- and Ollama-compatible inference, and the node's admin "
-            "routes. See docs/api.md and docs/limits.md.",
+            "description": "OpenAI-, Anthropic- and Ollama-compatible inference, and the "
+            "node's admin routes. See docs/api.md and docs/limits.md.",
         },
         "components": {
             "securitySchemes": {"apiKey": {"type": "http", "scheme": "bearer"}},
