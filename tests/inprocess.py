@@ -88,8 +88,9 @@ class ScriptedBackend:
 
     def _info(self) -> ModelInfo:
         return ModelInfo(
-            MODEL, self.name, self.context_length, family=self.family, supports_embeddings=True
-        )
+            MODEL, self.name, self.context_length, family=self.family, supports_tools=True,
+            supports_embeddings=True, parameter_count=1_000_000,
+        )  # fmt: skip
 
     def _check(self, model: str, *texts: str) -> None:
         if model != MODEL:

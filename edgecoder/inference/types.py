@@ -159,6 +159,20 @@ class ModelInfo:
     supports_embeddings: bool = False
     modified_ms: int = 0
     loaded: bool = False
+    parameter_count: int = 0
+    """Parameters in the model (0: not known here, as for a model a peer serves)."""
+
+    @property
+    def capabilities(self) -> list[str]:
+        """What the model does, in Ollama's words: ``completion``, ``insert``, ``tools``…"""
+        found = ["completion"]
+        if self.supports_fim:
+            found.append("insert")
+        if self.supports_tools:
+            found.append("tools")
+        if self.supports_embeddings:
+            found.append("embedding")
+        return found
 
 
 @dataclass(frozen=True, slots=True)

@@ -153,12 +153,40 @@ def test_the_model_s_own_refusals_through_the_sdk(client: openai.OpenAI) -> None
         client.chat.completions.create(
             model=MODEL, messages=[{"role": "user", "content": "hi"}], max_tokens=4000
         )
-    with pytest.raises(openai.BadRequestError, match="does not support tools"):
-        client.chat.completions.create(
-            model=MODEL,
-            messages=[{"role": "user", "content": "weather?"}],
-            tools=[{"type": "function", "function": {"name": "weather", "parameters": {}}}],
-        )
+
+
+WEATHER_TOOL = {"type": "function", "function": {
+    "name": "get_weather", "description": "The weather in a city",
+    "parameters": {"type": "object", "additionalProperties": False, "required": ["city", "unit"],
+                   "properties": {"city": {"type": "string", "minLength": 1, "maxLength": 30},
+                                  "unit": {"enum": ["celsius", "fahrenheit"]}}}}}  # fmt: skip
+
+
+def test_a_grammar_constrained_tool_call_streams_through_the_sdk(client: openai.OpenAI) -> None:
+    stream = client.chat.completions.create(
+        model=MODEL, messages=[{"role": "user", "content": "What is the weather in Paris?"}],
+        tools=[WEATHER_TOOL], tool_choice={"type": "function", "function": {"name": "get_weather"}},
+        stream=True, max_tokens=120, seed=7,
+    )  # fmt: skip
+    chunks = list(stream)
+    fragments = [f for c in chunks for f in (c.choices[0].delta.tool_calls or [])]
+    assert fragments[0].index == 0
+    assert fragments[0].id
+    assert fragments[0].function is not None
+    assert fragments[0].function.name == "get_weather"
+    arguments = json.loads("".join(f.function.arguments or "" for f in fragments if f.function))
+    assert set(arguments) == {"city", "unit"}
+    assert 1 <= len(arguments["city"]) <= 30
+    assert arguments["unit"] in {"celsius", "fahrenheit"}
+    assert chunks[-1].choices[0].finish_reason == "tool_calls"
+
+
+def test_the_model_reports_its_capabilities(node: ModelNode) -> None:
+    with ollama.Client(host=f"{node.url}/k/{node.key}") as client:
+        shown = client.show(MODEL)
+    assert shown.capabilities == ["completion", "tools", "embedding"]
+    assert shown.modelinfo is not None
+    assert shown.modelinfo["general.parameter_count"] == 268_098_176
 
 
 def test_ollama_client_chats_streamed_and_whole(node: ModelNode) -> None:

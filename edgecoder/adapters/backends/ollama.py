@@ -29,6 +29,7 @@ from edgecoder.errors import (
 )
 from edgecoder.inference.estimate import approximate_prompt_tokens
 from edgecoder.inference.slots import SlotPool
+from edgecoder.inference.tool_calls import new_call_id
 from edgecoder.inference.types import (
     ChatRequest,
     CompletionRequest,
@@ -139,6 +140,7 @@ class OllamaBackend:
             supports_fim="insert" in capabilities,
             supports_embeddings="embedding" in capabilities or "completion" in capabilities,
             modified_ms=_ms(shown.modified_at),
+            parameter_count=int(model_info.get("general.parameter_count", 0) or 0),
         )
 
     async def show(self, model: str) -> ModelInfo:
@@ -253,15 +255,18 @@ class OllamaBackend:
                 stream = await self._client.chat(
                     request.model, messages, tools=tools or None, stream=True, options=options
                 )
+                called = False
                 async for part in stream:
+                    # Ollama's calls have no ids; the clients' tool results need one each.
                     calls = tuple(
-                        ToolCall(f"call_{i}", c.function.name, json.dumps(c.function.arguments))
-                        for i, c in enumerate(part.message.tool_calls or [])
+                        ToolCall(new_call_id(), c.function.name, json.dumps(c.function.arguments))
+                        for c in part.message.tool_calls or []
                     )
+                    called = called or bool(calls)
                     if part.message.content or calls:
                         yield Delta(text=part.message.content or "", tool_calls=calls)
                     if part.done:
-                        yield self._final(part, has_calls=bool(calls))
+                        yield self._final(part, has_calls=called)
             except InferenceError:
                 raise
             except Exception as exc:

@@ -64,12 +64,11 @@ def _base(prefix: str, model: str) -> dict[str, object]:
             "model": model, "system_fingerprint": FINGERPRINT}  # fmt: skip
 
 
-def _calls(calls: tuple[ToolCall, ...], indexed: bool) -> list[dict[str, object]]:
+def _calls(calls: tuple[ToolCall, ...]) -> list[dict[str, object]]:
     return [
-        {**({"index": i} if indexed else {}), "id": c.id, "type": "function",
-         "function": {"name": c.name, "arguments": c.arguments}}
-        for i, c in enumerate(calls)
-    ]  # fmt: skip
+        {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+        for c in calls
+    ]
 
 
 class ChatAnswer:
@@ -86,7 +85,7 @@ class ChatAnswer:
         """A ``chat.completion`` object."""
         message: dict[str, object] = {"role": "assistant", "content": done.text, "refusal": None}
         if done.tool_calls:
-            message["tool_calls"] = _calls(done.tool_calls, indexed=False)
+            message["tool_calls"] = _calls(done.tool_calls)
         return {
             **self.base,
             "object": "chat.completion",
@@ -96,8 +95,14 @@ class ChatAnswer:
         }  # fmt: skip
 
     async def frames(self, stream: AsyncIterator[Delta]) -> AsyncIterator[bytes]:
-        """The chunks, opening with the role chunk at once (admission was the first delta)."""
+        """The chunks, opening with the role chunk at once (admission was the first delta).
+
+        Each tool call streams as OpenAI's do: a fragment with its ``index``, ``id`` and
+        name (and empty arguments), then a fragment with the arguments; ``index`` counts
+        the calls of the whole answer.
+        """
         first = True
+        calls_sent = 0
         usage_field: dict[str, object] = {"usage": None} if self.include_usage else {}
 
         def chunk(delta: dict[str, object], finish: str | None) -> bytes:
@@ -106,7 +111,7 @@ class ChatAnswer:
                                      "finish_reason": finish}]})  # fmt: skip
 
         def frame(delta: Delta) -> list[bytes]:
-            nonlocal first
+            nonlocal first, calls_sent
             out: list[bytes] = []
             body: dict[str, object] = {}
             if first:
@@ -115,10 +120,15 @@ class ChatAnswer:
                 first = False
             if delta.text:
                 body["content"] = delta.text
-            if delta.tool_calls:
-                body["tool_calls"] = _calls(delta.tool_calls, indexed=True)
             if body:
                 out.append(chunk(body, None))
+            for call in delta.tool_calls:
+                opening = {"index": calls_sent, "id": call.id, "type": "function",
+                           "function": {"name": call.name, "arguments": ""}}  # fmt: skip
+                arguments = {"index": calls_sent, "function": {"arguments": call.arguments}}
+                out.append(chunk({"tool_calls": [opening]}, None))
+                out.append(chunk({"tool_calls": [arguments]}, None))
+                calls_sent += 1
             if delta.finish_reason is not None:
                 out.append(chunk({}, delta.finish_reason))
                 if self.include_usage and delta.usage is not None:
@@ -255,13 +265,15 @@ class OpenAIDialect(Dialect):
         }
 
     def model(self, info: ModelInfo) -> dict[str, object]:
-        """A ``model`` object, with the context length OpenAI's leaves out."""
+        """A ``model`` object, with what OpenAI's leaves out: the real context length and
+        the capabilities (Ollama's names: ``completion``, ``insert``, ``tools``…)."""
         return {
             "id": info.name,
             "object": "model",
             "created": info.modified_ms // 1000,
             "owned_by": "edgecoder",
             "context_length": info.context_length,
+            "capabilities": info.capabilities,
         }
 
     def models(self, models: list[ModelInfo]) -> object:

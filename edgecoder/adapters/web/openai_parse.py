@@ -97,6 +97,12 @@ def _tools(fields: Fields) -> tuple[ToolSpec, ...]:
     for i, tool in enumerate(raw):
         at = f"tools[{i}]"
         outer = item_fields(tool, at)
+        kind = outer.text("type", "function")
+        if kind != "function":
+            raise BadRequestError(
+                f"'{at}.type' {kind!r}: only function tools run here (the client runs them)",
+                f"{at}.type",
+            )
         fn = outer.mapping("function") or outer
         name = fn.text("name")
         if name is None:
@@ -179,13 +185,20 @@ def parse_chat(fields: Fields) -> ParsedChat:
     if not messages:
         raise BadRequestError("'messages' must not be empty", "messages")
     stream, include_usage = _stream_options(fields)
+    tools = _tools(fields)
+    choice = _tool_choice(fields)
+    if choice not in {"auto", "none", "required"} and choice not in {t.name for t in tools}:
+        raise BadRequestError(
+            f"'tool_choice' names {choice!r}, which is not in 'tools'", "tool_choice"
+        )
     return ParsedChat(
         ChatRequest(
             model=model,
             messages=messages,
             sampling=_sampling(fields),
-            tools=_tools(fields),
-            tool_choice=_tool_choice(fields),
+            tools=tools,
+            tool_choice=choice,
+            parallel_tool_calls=fields.flag("parallel_tool_calls", True),
         ),
         stream,
         include_usage,
