@@ -87,16 +87,21 @@ def test_refs_may_recurse() -> None:
     assert "tree-item ::= def-node" in grammar or "def-node" in grammar.split("children")[1]
 
 
-def test_tool_grammar_shapes() -> None:
+def test_a_turn_of_calls_starts_with_what_every_call_writes() -> None:
     city = {"type": "object", "properties": {"city": {"type": "string"}}}
     tools = [ToolSpec("get_weather", "", city),
              ToolSpec("noop", "", {"type": "object", "properties": {}})]  # fmt: skip
     required = call_grammar(tools, "required", GENERIC, parallel=True)
-    assert 'root ::= block ("\\n" block){0,7}' in required
-    assert "call ::= tool0-call | tool1-call" in required
+    assert required.prefix == '<tool_call>\n{"name": "'
+    assert 'root ::= first "\\n</tool_call>" ("\\n" block){0,7}' in required.grammar
+    assert "first ::= tool0-tail | tool1-tail" in required.grammar
     one = call_grammar(tools, "noop", GENERIC, parallel=True)
-    assert "get_weather" not in one
+    assert one.prefix == '<tool_call>\n{"name": "noop", "arguments":'
+    assert 'first ::= " " tool0-arguments "}"' in one.grammar  # the chosen tool's arguments
+    assert "get_weather" not in one.grammar
     lazy = call_grammar(tools, "auto", GENERIC, parallel=False, opened=True)
-    assert lazy.splitlines()[-1] == 'root ::= "\\n" call "\\n</tool_call>"'
+    assert lazy.prefix == '\n{"name": "'
+    assert lazy.grammar.splitlines()[-1] == 'root ::= first "\\n</tool_call>"'
     mistral = call_grammar(tools, "required", MISTRAL, parallel=False)
-    assert mistral.splitlines()[-1] == 'root ::= "[TOOL_CALLS]" "[" call "]"'
+    assert mistral.prefix == '[TOOL_CALLS][{"name": "'
+    assert mistral.grammar.splitlines()[-1] == 'root ::= first "]"'

@@ -75,9 +75,7 @@ def plan_chat(entry: ModelEntry, request: ChatRequest) -> ChatPlan:
     if tools_on:
         # A named choice forces that one call, as OpenAI's does; else the client decides.
         parallel = request.parallel_tool_calls and choice in {"auto", "required"}
-        if choice == "auto":
-            grammar = call_grammar(request.tools, choice, syntax, parallel=parallel, opened=True)
-            constraint = Constraint(grammar, trigger=syntax.open)
-        else:
-            constraint = Constraint(call_grammar(request.tools, choice, syntax, parallel=parallel))
+        lazy = choice == "auto"
+        turn = call_grammar(request.tools, choice, syntax, parallel=parallel, opened=lazy)
+        constraint = Constraint(turn.grammar, syntax.open if lazy else "", turn.prefix)
     return ChatPlan(prompt, stops, syntax, names, constraint)

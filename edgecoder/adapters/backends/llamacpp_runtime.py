@@ -131,15 +131,17 @@ class Generated:
 
 @dataclass(frozen=True, slots=True)
 class Constraint:
-    """A grammar (GBNF, root rule ``root``) the output must follow.
+    """A grammar (GBNF, root rule ``root``) the output must follow, after a fixed prefix.
 
     With no ``trigger`` it holds from the first token. With one, the model writes freely
     until its output contains ``trigger``; the grammar holds for what follows it (stop
-    strings do not apply there: they would cut a call in half).
+    strings do not apply there: they would cut a call in half). Either way ``prefix`` is
+    written first, as if the model had sampled it, and the grammar starts after it.
     """
 
     grammar: str
     trigger: str = ""
+    prefix: str = ""
 
 
 def check_grammar(model: LoadedModel, grammar: str) -> None:
@@ -206,12 +208,11 @@ class _Run:
             llm.reset()
         llm.set_seed(self.seed)
         if constraint is not None and not constraint.trigger:
-            self._constrained(list(tokens), constraint.grammar)
+            self._constrained(list(tokens), "", constraint)
         else:
             written = self._free(tokens, stops, constraint.trigger if constraint else "")
             if written is not None and constraint is not None:
-                ids = llm.tokenize(written.encode("utf-8"), add_bos=False, special=True)
-                self._constrained([*tokens, *ids], constraint.grammar)
+                self._constrained(list(tokens), written, constraint)
         return Generated(self.produced, self.finish, self.cancel.is_set())
 
     def _tokens(self, tokens: list[int], grammar: str = "") -> Generator[str, None, None]:
@@ -266,9 +267,17 @@ class _Run:
             self.emit(tail)
         return watch.written if fired else None
 
-    def _constrained(self, tokens: list[int], grammar: str) -> None:
+    def _constrained(self, tokens: list[int], written: str, constraint: Constraint) -> None:
+        """Write the prefix after ``written`` (the free part), then sample in the grammar."""
+        llm = self.model.llm
         self.finish = "length"
-        with contextlib.closing(self._tokens(tokens, grammar)) as pieces:
+        prefix_ids = llm.tokenize(constraint.prefix.encode("utf-8"), add_bos=False, special=True)
+        if constraint.prefix:
+            self.emit(constraint.prefix)
+            self.produced += len(prefix_ids)
+        context = written + constraint.prefix
+        ids = llm.tokenize(context.encode("utf-8"), add_bos=False, special=True) if context else []
+        with contextlib.closing(self._tokens([*tokens, *ids], constraint.grammar)) as pieces:
             for piece in pieces:
                 if piece:
                     self.emit(piece)

@@ -17,17 +17,34 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from edgecoder.adapters.backends.gbnf import GrammarBuilder, literal
 from edgecoder.inference.tool_calls import ToolSyntax
 from edgecoder.inference.types import ToolSpec
 
-__all__ = ("MAX_PARALLEL_CALLS", "call_grammar")
-
-_NEWLINE = literal("\n")
+__all__ = ("MAX_PARALLEL_CALLS", "ToolGrammar", "call_grammar")
 
 MAX_PARALLEL_CALLS = 8
 """Most calls in one turn when parallel calls are allowed."""
+
+_NAME = '{"name": "'
+_ARGUMENTS = '", "arguments":'
+
+
+@dataclass(frozen=True, slots=True)
+class ToolGrammar:
+    """A turn of calls: the text it must start with, and the grammar of the rest.
+
+    The ``prefix`` is what every allowed turn starts with (the opening marker, the call's
+    first characters, and the tool's name when only one is allowed). It is written, not
+    sampled: a small model asked for these characters one by one would be refused by the
+    grammar at nearly every token, and each refusal costs a check of the whole vocabulary.
+    It ends before a space, where tokenizers do not end a token.
+    """
+
+    prefix: str
+    grammar: str
 
 
 def call_grammar(
@@ -37,29 +54,37 @@ def call_grammar(
     *,
     parallel: bool,
     opened: bool = False,
-) -> str:
-    """The GBNF grammar (root rule ``root``) of a turn of tool calls.
+) -> ToolGrammar:
+    """The turn of tool calls (GBNF root rule ``root``, after the prefix).
 
     :param choice: ``auto``/``required`` (any tool) or one tool's name (only that one).
     :param opened: the output already ends with the syntax's opening marker.
     """
     chosen = [t for t in tools if t.name == choice] or list(tools)
-    names = []
     builder = GrammarBuilder()
+    tails = []
     for i, tool in enumerate(chosen):
         arguments = builder.schema(tool.parameters, f"tool{i}-arguments")
-        head = literal('{"name": ' + json.dumps(tool.name, ensure_ascii=False) + ', "arguments": ')
-        names.append(builder.rule(f"tool{i}-call", f'{head} {arguments} "}}"'))
-    call = builder.rule("call", " | ".join(names))
+        name = json.dumps(tool.name, ensure_ascii=False)[1:-1]
+        tails.append(
+            builder.rule(f"tool{i}-tail", f'{literal(name + _ARGUMENTS)} " " {arguments} "}}"')
+        )
+    # A call after the first is written whole; the first one's start is the prefix.
+    call = builder.rule("call", f"{literal(_NAME)} ({' | '.join(tails)})")
+    if len(chosen) == 1:
+        name = json.dumps(chosen[0].name, ensure_ascii=False)[1:-1]
+        started, first = _NAME + name + _ARGUMENTS, builder.rule("first", f'" " {arguments} "}}"')
+    else:
+        started, first = _NAME, builder.rule("first", " | ".join(tails))
     more = MAX_PARALLEL_CALLS - 1 if parallel else 0
     if syntax.array:
-        calls = f'{call} (", " {call}){{0,{more}}}' if more else call
-        opening = "" if opened else literal(syntax.open)
-        builder.rule("root", f'{opening} "[" {calls} "]"'.strip())
+        prefix = ("" if opened else syntax.open) + "[" + started
+        rest = f' (", " {call}){{0,{more}}}' if more else ""
+        builder.rule("root", f'{first}{rest} "]"')
     else:
+        prefix = ("" if opened else syntax.open) + "\n" + started
         close = literal("\n" + syntax.close)
         block = builder.rule("block", f"{literal(syntax.open + chr(10))} {call} {close}")
-        first = f"{_NEWLINE} {call} {close}" if opened else block
-        rest = f" ({_NEWLINE} {block}){{0,{more}}}" if more else ""
-        builder.rule("root", f"{first}{rest}")
-    return builder.text()
+        rest = f" ({literal(chr(10))} {block}){{0,{more}}}" if more else ""
+        builder.rule("root", f"{first} {close}{rest}")
+    return ToolGrammar(prefix, builder.text())
