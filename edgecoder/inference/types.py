@@ -85,6 +85,9 @@ class ChatRequest:
     """
     parallel_tool_calls: bool = True
     """Whether the model may call several tools in one turn (else at most one)."""
+    json_schema: dict[str, object] | None = None
+    """The answer must be JSON valid against this schema (``{"type": "object"}`` for any
+    object: a JSON mode); None for text. A tool call may still replace it."""
 
 
 @dataclass(frozen=True, slots=True)

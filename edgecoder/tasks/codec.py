@@ -80,6 +80,7 @@ def encode_payload(
         body["tools"] = [[t.name, t.description, t.parameters] for t in request.tools]
         body["tool_choice"] = request.tool_choice
         body["parallel_tool_calls"] = request.parallel_tool_calls
+        body["json_schema"] = request.json_schema
     else:
         kind = "complete"
         body["prompt"], body["suffix"] = request.prompt, request.suffix
@@ -172,10 +173,13 @@ def decode_payload(plaintext: bytes) -> Payload:
     if kind == "chat":
         choice = body.get("tool_choice", "auto")
         _expect(isinstance(choice, str), "tool_choice")
-        parallel = body.get("parallel_tool_calls", True)
+        parallel, schema = body.get("parallel_tool_calls", True), body.get("json_schema")
         _expect(isinstance(parallel, bool), "parallel_tool_calls")
+        _expect(schema is None or isinstance(schema, dict), "json_schema")
         messages, tools = _messages(body.get("messages")), _tools(body.get("tools", []))
-        request = ChatRequest(body["model"], messages, sampling, tools, choice, cont, parallel)
+        request = ChatRequest(
+            body["model"], messages, sampling, tools, choice, cont, parallel, schema
+        )
     elif kind == "complete":
         prompt, suffix = body.get("prompt"), body.get("suffix", "")
         _expect(isinstance(prompt, str) and isinstance(suffix, str), "prompt")

@@ -151,3 +151,37 @@ async def test_required_and_named_calls_always_validate(tmp_path: Path) -> None:
     finally:
         await backend.close()
         await database.close()
+
+
+@pytest.mark.anyio
+async def test_a_json_answer_validates_and_auto_tools_may_replace_it(tmp_path: Path) -> None:
+    answer = {"type": "object", "additionalProperties": False, "required": ["title", "tags"],
+              "properties": {"title": {"type": "string", "maxLength": 60},
+                             "tags": {"type": "array", "items": {"enum": ["bug", "feature"]},
+                                      "minItems": 1, "maxItems": 2}}}  # fmt: skip
+    validator = jsonschema_rs.validator_for(answer)
+    database = await Database.open(tmp_path)
+    backend = LlamaCppBackend(database, tmp_path, context_length=2048, threads=0, slots=1,
+                              max_queue=4)  # fmt: skip
+    try:
+        await backend.start()
+        for tools in ((), (READ,)):
+            for seed in range(2):
+                request = ChatRequest(
+                    model="gemma3:270m",
+                    messages=(ChatMessage("user", "File an issue: the login page is slow."),),
+                    sampling=SamplingParams(max_tokens=120, temperature=0.8, seed=seed),
+                    tools=tools,
+                    json_schema=answer,
+                )
+                deltas = [d async for d in backend.chat(request)]
+                calls = [c for d in deltas for c in d.tool_calls]
+                if calls:  # with tools on auto, a call may stand in for the answer
+                    assert all(c.name == "read_file" for c in calls)
+                    continue
+                assert deltas[-1].finish_reason == "stop", deltas[-1]
+                value = json.loads("".join(d.text for d in deltas))
+                assert validator.is_valid(value), value
+    finally:
+        await backend.close()
+        await database.close()

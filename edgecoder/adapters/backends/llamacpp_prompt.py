@@ -8,6 +8,9 @@ otherwise it is the generic syntax, and the conversation is rewritten into plain
 messages first (:mod:`edgecoder.inference.tool_prompt`). With tools on, decoding is
 constrained (:mod:`edgecoder.adapters.backends.tool_grammar`): from the first token when
 a call is required or named, from the syntax's opening marker when the choice is ``auto``.
+A JSON answer (``json_schema``: OpenAI's ``response_format``, the Responses API's
+``text.format``, Ollama's ``format``) is held to its schema from the first token; with
+tools on ``auto`` the turn is either calls or that JSON.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from dataclasses import dataclass
 
 from edgecoder.adapters.backends.chat_templates import render_template
 from edgecoder.adapters.backends.llamacpp_runtime import Constraint
-from edgecoder.adapters.backends.tool_grammar import call_grammar
+from edgecoder.adapters.backends.tool_grammar import answer_grammar, call_grammar
 from edgecoder.errors import BadRequestError
 from edgecoder.inference.prompting import (
     GEMMA_STOPS,
@@ -71,11 +74,19 @@ def plan_chat(entry: ModelEntry, request: ChatRequest) -> ChatPlan:
     else:
         instructions = tool_instructions(request.tools, choice, syntax) if tools_on else ""
         prompt, stops = _format(entry, plain_messages(request.messages, syntax, instructions))
-    constraint = None
-    if tools_on:
-        # A named choice forces that one call, as OpenAI's does; else the client decides.
-        parallel = request.parallel_tool_calls and choice in {"auto", "required"}
-        lazy = choice == "auto"
-        turn = call_grammar(request.tools, choice, syntax, parallel=parallel, opened=lazy)
-        constraint = Constraint(turn.grammar, syntax.open if lazy else "", turn.prefix)
-    return ChatPlan(prompt, stops, syntax, names, constraint)
+    return ChatPlan(prompt, stops, syntax, names, _constraint(request, syntax, tools_on))
+
+
+def _constraint(request: ChatRequest, syntax: ToolSyntax, tools_on: bool) -> Constraint | None:
+    """The grammar of the answer: calls, a JSON answer, either, or none (free text)."""
+    choice, schema = request.tool_choice, request.json_schema
+    if not tools_on:
+        return None if schema is None else Constraint(answer_grammar(schema))
+    # A named choice forces that one call, as OpenAI's does; else the client decides.
+    parallel = request.parallel_tool_calls and choice in {"auto", "required"}
+    if choice == "auto" and schema is not None:
+        turn = call_grammar(request.tools, choice, syntax, parallel=parallel, answer=schema)
+        return Constraint(turn.grammar)
+    lazy = choice == "auto"
+    turn = call_grammar(request.tools, choice, syntax, parallel=parallel, opened=lazy)
+    return Constraint(turn.grammar, syntax.open if lazy else "", turn.prefix)

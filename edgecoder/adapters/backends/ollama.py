@@ -253,8 +253,9 @@ class OllamaBackend:
         async with self._slots.slot():
             try:
                 stream = await self._client.chat(
-                    request.model, messages, tools=tools or None, stream=True, options=options
-                )
+                    request.model, messages, tools=tools or None, stream=True, options=options,
+                    format=request.json_schema,
+                )  # fmt: skip
                 called = False
                 async for part in stream:
                     # Ollama's calls have no ids; the clients' tool results need one each.

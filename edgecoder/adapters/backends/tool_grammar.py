@@ -23,7 +23,7 @@ from edgecoder.adapters.backends.gbnf import GrammarBuilder, literal
 from edgecoder.inference.tool_calls import ToolSyntax
 from edgecoder.inference.types import ToolSpec
 
-__all__ = ("MAX_PARALLEL_CALLS", "ToolGrammar", "call_grammar")
+__all__ = ("MAX_PARALLEL_CALLS", "ToolGrammar", "answer_grammar", "call_grammar")
 
 MAX_PARALLEL_CALLS = 8
 """Most calls in one turn when parallel calls are allowed."""
@@ -54,11 +54,14 @@ def call_grammar(
     *,
     parallel: bool,
     opened: bool = False,
+    answer: dict[str, object] | None = None,
 ) -> ToolGrammar:
     """The turn of tool calls (GBNF root rule ``root``, after the prefix).
 
     :param choice: ``auto``/``required`` (any tool) or one tool's name (only that one).
     :param opened: the output already ends with the syntax's opening marker.
+    :param answer: a JSON schema: the turn is either calls or a JSON answer of it (and
+        the prefix is then empty, since the two share no start).
     """
     chosen = [t for t in tools if t.name == choice] or list(tools)
     builder = GrammarBuilder()
@@ -80,11 +83,24 @@ def call_grammar(
     if syntax.array:
         prefix = ("" if opened else syntax.open) + "[" + started
         rest = f' (", " {call}){{0,{more}}}' if more else ""
-        builder.rule("root", f'{first}{rest} "]"')
+        body = f'{first}{rest} "]"'
     else:
         prefix = ("" if opened else syntax.open) + "\n" + started
         close = literal("\n" + syntax.close)
         block = builder.rule("block", f"{literal(syntax.open + chr(10))} {call} {close}")
         rest = f" ({literal(chr(10))} {block}){{0,{more}}}" if more else ""
-        builder.rule("root", f"{first} {close}{rest}")
+        body = f"{first} {close}{rest}"
+    if answer is not None:
+        value = builder.schema(answer, "answer")
+        builder.rule("root", f"{value} | {literal(prefix)} {body}")
+        return ToolGrammar("", builder.text())
+    builder.rule("root", body)
     return ToolGrammar(prefix, builder.text())
+
+
+def answer_grammar(schema: dict[str, object]) -> str:
+    """The grammar of an answer that is JSON valid against ``schema``."""
+    builder = GrammarBuilder()
+    value = builder.schema(schema, "answer")
+    builder.rule("root", value)
+    return builder.text()

@@ -5,7 +5,8 @@ Read as the Messages API documents them: ``system`` as a string or text blocks,
 ``tool_use``, ``tool_result``), ``max_tokens`` (required, as Anthropic requires it),
 ``stop_sequences``, ``temperature`` (0 to 1), ``top_p``, ``top_k``, ``tools`` (``name``,
 ``description``, ``input_schema``), ``tool_choice`` (``auto``, ``any``, ``tool``, ``none``,
-``disable_parallel_tool_use``), ``stream``.
+``disable_parallel_tool_use``), ``stream``, and ``output_config.format`` (or the older
+``output_format``): a ``json_schema`` the answer is held to.
 
 Accepted and ignored, honestly: ``metadata``, ``cache_control`` markers (this node caches
 the longest common prompt prefix by itself), ``thinking`` (no model here reasons in a
@@ -169,6 +170,20 @@ def _tool_choice(fields: Fields) -> tuple[str, bool]:
     raise BadRequestError("'tool_choice.type' must be auto, any, tool or none", "tool_choice.type")
 
 
+def _output_format(fields: Fields) -> dict[str, object] | None:
+    """Structured output: ``output_config.format`` (or the older ``output_format``)."""
+    config = fields.mapping("output_config")
+    form = config.mapping("format") if config else fields.mapping("output_format")
+    if form is None:
+        return None
+    if form.text("type", required=True) != "json_schema":
+        raise BadRequestError("the output format's 'type' must be json_schema", "output_config")
+    schema = form.mapping("schema")
+    if schema is None:
+        raise BadRequestError("the output format's 'schema' is required", "output_config")
+    return schema.data
+
+
 def _sampling(fields: Fields, *, need_max_tokens: bool) -> SamplingParams:
     max_tokens = fields.integer("max_tokens", minimum=1)
     if max_tokens is None and need_max_tokens:
@@ -211,6 +226,7 @@ def _request(fields: Fields, *, need_max_tokens: bool) -> ChatRequest:
         tools=tools,
         tool_choice=choice,
         parallel_tool_calls=parallel,
+        json_schema=_output_format(fields),
     )
 
 

@@ -2,7 +2,8 @@
 
 Ollama streams unless ``"stream": false``. Options map as Ollama documents them:
 ``num_predict`` (negative: up to the context) → max tokens, ``temperature``, ``top_p``,
-``seed``, ``stop``. ``num_ctx`` is ignored: each model runs with one fixed context here,
+``seed``, ``stop``; ``format`` (``"json"`` or a JSON schema) holds the answer to it.
+``num_ctx`` is ignored: each model runs with one fixed context here,
 reported by ``/api/show``, and a prompt that does not fit is refused, never truncated.
 """
 
@@ -30,6 +31,7 @@ from edgecoder.inference.types import (
 
 __all__ = (
     "OllamaGenerate",
+    "json_format",
     "model_name",
     "parse_chat",
     "parse_embed",
@@ -50,6 +52,21 @@ def sampling(fields: Fields) -> SamplingParams:
         stop=options.stops("stop"),
         seed=options.integer("seed"),
     )
+
+
+def json_format(fields: Fields) -> dict[str, object] | None:
+    """Ollama's ``format``: ``"json"`` (any JSON object), a JSON schema, or nothing.
+
+    :raises BadRequestError: another string.
+    """
+    raw = fields.data.get("format")
+    if raw is None or raw == "":
+        return None
+    if raw == "json":
+        return {"type": "object"}
+    if isinstance(raw, dict):
+        return raw
+    raise BadRequestError("'format' must be \"json\" or a JSON schema", "format")
 
 
 def model_name(fields: Fields) -> str:
@@ -101,6 +118,7 @@ def parse_chat(fields: Fields) -> ParsedChat:
         messages=tuple(messages),
         sampling=sampling(fields),
         tools=tuple(tools),
+        json_schema=json_format(fields),
     )
     return ParsedChat(request, fields.flag("stream", True))
 
@@ -132,14 +150,19 @@ def parse_generate(fields: Fields) -> OllamaGenerate:
     if not prompt and not suffix:
         return OllamaGenerate(model, stream, True, None, None)
     params = sampling(fields)
+    schema = json_format(fields)
     if suffix or fields.flag("raw"):
+        if schema is not None:
+            raise BadRequestError(
+                "'format' applies to templated prompts, not raw or suffix", "format"
+            )
         completion = CompletionRequest(model=model, prompt=prompt, suffix=suffix, sampling=params)
         return OllamaGenerate(model, stream, False, None, completion)
     messages = [ChatMessage("user", prompt)]
     system = fields.text("system")
     if system:
         messages.insert(0, ChatMessage("system", system))
-    chat = ChatRequest(model=model, messages=tuple(messages), sampling=params)
+    chat = ChatRequest(model=model, messages=tuple(messages), sampling=params, json_schema=schema)
     return OllamaGenerate(model, stream, False, chat, None)
 
 

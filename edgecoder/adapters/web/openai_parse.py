@@ -5,7 +5,8 @@ Accepted beyond the strict schema, because Continue, Cursor and others send it:
 markers ignored), the ``developer`` role (as ``system``), Responses-API-shaped bodies on
 ``/chat/completions`` (``input``, ``instructions``, ``max_output_tokens``; ``include``,
 ``reasoning``, ``text`` ignored), ``max_completion_tokens`` for ``max_tokens``, and
-vLLM's ``ignore_eos`` extension.
+vLLM's ``ignore_eos`` extension. ``response_format`` (``json_object``, ``json_schema``)
+holds the answer to the schema (see ``docs/inference.md``).
 Refused with a 400 naming the field: ``n`` other than 1, images, malformed messages.
 """
 
@@ -135,6 +136,29 @@ def _tool_choice(fields: Fields) -> str:
     raise BadRequestError("'tool_choice' must be auto, none, required or a function", "tool_choice")
 
 
+def _response_format(fields: Fields) -> dict[str, object] | None:
+    """The JSON schema ``response_format`` asks for (``json_object``: any object), or None."""
+    form = fields.mapping("response_format")
+    if form is None:
+        return None
+    kind = form.text("type", required=True)
+    if kind == "text":
+        return None
+    if kind == "json_object":
+        return {"type": "object"}
+    if kind == "json_schema":
+        spec = form.mapping("json_schema")
+        schema = spec.mapping("schema") if spec else None
+        if schema is None:
+            raise BadRequestError(
+                "'response_format.json_schema.schema' is required", "response_format.json_schema"
+            )
+        return schema.data
+    raise BadRequestError(
+        "'response_format.type' must be text, json_object or json_schema", "response_format.type"
+    )
+
+
 def _sampling(fields: Fields) -> SamplingParams:
     n = fields.integer("n", minimum=1)
     if n not in (None, 1):
@@ -199,6 +223,7 @@ def parse_chat(fields: Fields) -> ParsedChat:
             tools=tools,
             tool_choice=choice,
             parallel_tool_calls=fields.flag("parallel_tool_calls", True),
+            json_schema=_response_format(fields),
         ),
         stream,
         include_usage,

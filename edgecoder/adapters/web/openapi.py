@@ -98,6 +98,8 @@ CHAT = _body(["model", "messages"], {
                  "items": _OPENAI_MESSAGE},
     "tools": _TOOLS,
     "tool_choice": {"oneOf": [{"enum": ["auto", "none", "required"]}, _ANY_OBJECT]},
+    "parallel_tool_calls": {"type": "boolean"},
+    "response_format": _body(["type"], {"type": {"enum": ["text", "json_object", "json_schema"]}}),
     **_SAMPLING,
 })  # fmt: skip
 COMPLETION = _body(["model"], {
@@ -106,14 +108,37 @@ COMPLETION = _body(["model"], {
 EMBEDDINGS = _body(["model", "input"], {
     "model": _TEXT, "input": _TEXTS, "encoding_format": {"enum": ["float", "base64"]},
 })  # fmt: skip
+_RESPONSES_ITEM: Schema = {"oneOf": [
+    _OPENAI_MESSAGE,
+    _body(["type", "call_id", "name", "arguments"], {
+        "type": {"const": "function_call"}, "call_id": _TEXT, "name": _TEXT, "arguments": _TEXT}),
+    _body(["type", "call_id", "output"], {
+        "type": {"const": "function_call_output"}, "call_id": _TEXT, "output": _TEXT}),
+]}  # fmt: skip
 RESPONSES = _body(["model", "input"], {
     "model": _TEXT,
     "input": {"oneOf": [_TEXT, {"type": "array", "minItems": 1, "maxItems": MAX_MESSAGES,
-                                "items": _OPENAI_MESSAGE}]},
+                                "items": _RESPONSES_ITEM}]},
     "instructions": _TEXT,
     "max_output_tokens": {"type": "integer", "minimum": 1},
     "temperature": {"type": "number", "minimum": 0, "maximum": 2},
     "top_p": {"type": "number", "minimum": 0, "maximum": 1},
+    "tools": {"type": "array", "maxItems": MAX_TOOLS, "items": _body(["type", "name"], {
+        "type": {"const": "function"}, "name": _TEXT, "description": _TEXT,
+        "parameters": _ANY_OBJECT, "strict": {"type": "boolean"}})},
+    "tool_choice": {"oneOf": [{"enum": ["auto", "none", "required"]}, _body(["type", "name"], {
+        "type": {"const": "function"}, "name": _TEXT})]},
+    "parallel_tool_calls": {"type": "boolean"},
+    "max_tool_calls": {"type": "integer", "minimum": 0},
+    "text": {"type": "object", "properties": {"format": _body(["type"], {
+        "type": {"enum": ["text", "json_object", "json_schema"]}, "schema": _ANY_OBJECT})}},
+    "reasoning": _ANY_OBJECT,
+    "metadata": _ANY_OBJECT,
+    "store": {"type": "boolean"},
+    "include": {"type": "array", "items": _TEXT},
+    "truncation": {"enum": ["auto", "disabled"]},
+    "background": {"const": False},
+    "top_logprobs": {"const": 0},
     "stream": {"type": "boolean"},
 })  # fmt: skip
 INFILL = _body([], {
@@ -130,6 +155,7 @@ OLLAMA_CHAT = _body(["model"], {
         "tool_calls": {"type": "array", "maxItems": MAX_TOOLS, "items": _ANY_OBJECT},
     })},
     "tools": _TOOLS, "options": _OPTIONS, "stream": {"type": "boolean"},
+    "format": {"oneOf": [{"const": "json"}, _ANY_OBJECT]},
 })  # fmt: skip
 OLLAMA_GENERATE = _body(["model"], {
     "model": _TEXT, "prompt": _TEXT, "suffix": _TEXT, "system": _TEXT,
@@ -264,7 +290,7 @@ def _paths() -> Schema:
         "/v1/fim/completions": {"post": _operation("Continue's FIM", body=COMPLETION,
                                                    stream="sse")},
         "/v1/embeddings": {"post": _operation("embeddings", body=EMBEDDINGS)},
-        "/v1/responses": {"post": _operation("Responses API, text only", body=RESPONSES,
+        "/v1/responses": {"post": _operation("Responses API", body=RESPONSES,
                                              stream="sse")},
         "/v1/messages": {"post": _operation("Anthropic Messages", anthropic=True,
                                             body=ANTHROPIC_MESSAGES, stream="sse")},
