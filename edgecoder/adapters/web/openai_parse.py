@@ -22,6 +22,7 @@ from edgecoder.adapters.web.request_limits import (
     at_most,
 )
 from edgecoder.adapters.web.requests import Fields, item_fields, parse_tool_calls
+from edgecoder.adapters.web.responses_parse import input_items
 from edgecoder.errors import BadRequestError
 from edgecoder.inference.types import (
     ChatMessage,
@@ -198,7 +199,7 @@ def parse_chat(fields: Fields) -> ParsedChat:
         if isinstance(raw, str):
             messages = (ChatMessage("user", raw),)
         elif isinstance(raw, list):
-            messages = _messages(raw, "input")
+            messages = tuple(input_items(raw))
         else:
             raise BadRequestError("'input' must be a string or an array of items", "input")
         instructions = fields.text("instructions")

@@ -33,7 +33,7 @@ from edgecoder.adapters.web.requests import Fields, item_fields
 from edgecoder.errors import BadRequestError
 from edgecoder.inference.types import ChatMessage, ChatRequest, SamplingParams, ToolCall, ToolSpec
 
-__all__ = ("ParsedResponse", "parse_response")
+__all__ = ("ParsedResponse", "input_items", "parse_response")
 
 _ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant"}
 _TEXT_PARTS = {"input_text", "output_text", "text", "refusal"}
@@ -80,7 +80,8 @@ def _output_text(raw: Any, where: str) -> str:
     return raw if isinstance(raw, str) else _parts(raw, where)
 
 
-def _items(raw: list[Any]) -> list[ChatMessage]:
+def input_items(raw: list[Any]) -> list[ChatMessage]:
+    """Responses ``input`` items as chat messages (parallel calls share one turn)."""
     at_most(raw, MAX_MESSAGES, "input", "items")
     messages: list[ChatMessage] = []
     for i, item in enumerate(raw):
@@ -216,7 +217,7 @@ def parse_response(fields: Fields) -> ParsedResponse:
     if isinstance(raw, str):
         messages = [ChatMessage("user", raw)]
     elif isinstance(raw, list):
-        messages = _items(raw)
+        messages = input_items(raw)
     else:
         raise BadRequestError("'input' must be a string or an array of items", "input")
     instructions = fields.text("instructions")
