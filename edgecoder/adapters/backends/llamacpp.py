@@ -324,14 +324,9 @@ class LlamaCppBackend:
                 prompt_tokens=len(tokens),
                 context_length=n_ctx,
             )
-        if max_tokens > room:
-            raise ContextOverflowError(
-                f"this model's maximum context length is {n_ctx} tokens, but you requested "
-                f"{len(tokens) + max_tokens} tokens ({len(tokens)} in the prompt, {max_tokens} "
-                "for the output); shorten the prompt or lower max_tokens",
-                prompt_tokens=len(tokens),
-                context_length=n_ctx,
-            )
+        # More output than the context leaves is cut where it ends (finish "length"), as
+        # llama.cpp's server does: the prompt itself is never cut.
+        max_tokens = min(max_tokens, room)
         all_stops = tuple(stops) + sampling.stop
         resident.slots.admit()
         yield Delta()  # admitted: the caller may now commit to a streamed response

@@ -209,16 +209,15 @@ class OllamaBackend:
     def _budget(self, info: ModelInfo, prompt_bytes: int, sampling: SamplingParams) -> int:
         ceiling = prompt_bytes // BYTES_PER_TOKEN_FLOOR + 1
         room = info.context_length - ceiling
-        wanted = sampling.max_tokens if sampling.max_tokens is not None else max(room, 0)
-        if room <= 0 or wanted > room:
+        if room <= 0:
             raise ContextOverflowError(
                 f"this model's maximum context length is {info.context_length} tokens; the "
-                f"prompt may need up to {ceiling} and {wanted} more were requested for the "
-                "output; shorten the prompt or lower max_tokens",
+                f"prompt may need up to {ceiling}; shorten the prompt",
                 prompt_tokens=ceiling,
                 context_length=info.context_length,
             )
-        return wanted
+        # More output than the context leaves is cut where it ends (done_reason "length").
+        return min(sampling.max_tokens, room) if sampling.max_tokens is not None else room
 
     async def chat(self, request: ChatRequest) -> AsyncIterator[Delta]:
         """Stream a chat completion; tools are relayed to models that support them."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import time
 from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
@@ -16,11 +17,31 @@ from typing import TypeVar
 
 from starlette.requests import Request
 
-from edgecoder.inference.types import Delta, FinishReason, ToolCall, Usage
+from edgecoder.inference.types import (
+    ChatRequest,
+    CompletionRequest,
+    Delta,
+    FinishReason,
+    ToolCall,
+    Usage,
+)
 
-__all__ = ("Collected", "admit", "collect", "server_timing", "unless_disconnected")
+__all__ = ("Collected", "admit", "capped", "collect", "server_timing", "unless_disconnected")
 
 T = TypeVar("T")
+R = TypeVar("R", ChatRequest, CompletionRequest)
+
+
+def capped(request: R, default_max_tokens: int) -> R:
+    """``request`` with ``max_tokens`` set to ``default_max_tokens`` when it asked for none.
+
+    Without a cap a base model can run to the end of its context and hold its slot for
+    minutes (aider asks without ``max_tokens``); 0 means no cap.
+    """
+    if request.sampling.max_tokens is not None or default_max_tokens <= 0:
+        return request
+    sampling = dataclasses.replace(request.sampling, max_tokens=default_max_tokens)
+    return dataclasses.replace(request, sampling=sampling)
 
 
 async def admit(stream: AsyncIterator[Delta]) -> AsyncIterator[Delta]:

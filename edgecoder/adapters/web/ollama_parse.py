@@ -9,6 +9,7 @@ reported by ``/api/show``, and a prompt that does not fit is refused, never trun
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from edgecoder.adapters.web.parsed import ParsedChat
@@ -41,12 +42,17 @@ __all__ = (
 
 
 def sampling(fields: Fields) -> SamplingParams:
-    """The ``options`` object as sampling parameters."""
+    """The ``options`` object as sampling parameters.
+
+    :raises BadRequestError: a malformed option, or ``logprobs`` asked for.
+    """
+    if fields.flag("logprobs"):
+        raise BadRequestError("'logprobs': this node does not return log probabilities", "logprobs")
     options = fields.mapping("options") or Fields({}, "options.")
     limit = options.integer("num_predict")
     return SamplingParams(
         max_tokens=limit if limit is not None and limit > 0 else None,
-        temperature=options.number("temperature", 0.0, 2.0),
+        temperature=options.number("temperature", 0.0, math.inf),  # Ollama sets no ceiling
         top_p=options.number("top_p", 0.0, 1.0),
         top_k=options.integer("top_k", minimum=0),
         stop=options.stops("stop"),
@@ -91,7 +97,7 @@ def parse_chat(fields: Fields) -> ParsedChat:
         role = message.text("role", "")
         if role not in {"system", "user", "assistant", "tool"}:
             raise BadRequestError(f"'{at}.role' must be system, user, assistant or tool", at)
-        if message.has("images"):
+        if message.array("images"):  # LiteLLM sends an empty list with every message
             raise BadRequestError(f"'{at}.images': this node's models read text only", at)
         messages.append(
             ChatMessage(
@@ -143,7 +149,7 @@ def parse_generate(fields: Fields) -> OllamaGenerate:
     """
     model = model_name(fields)
     stream = fields.flag("stream", True)
-    if fields.has("images"):
+    if fields.array("images"):
         raise BadRequestError("'images': this node's models read text only", "images")
     prompt = fields.text("prompt", "") or ""
     suffix = fields.text("suffix", "") or ""
@@ -171,6 +177,10 @@ def parse_embed(fields: Fields) -> EmbeddingRequest:
 
     :raises BadRequestError: a field is missing or malformed.
     """
+    if fields.has("dimensions"):
+        raise BadRequestError(
+            "'dimensions': this node's models give vectors of one fixed size", "dimensions"
+        )
     raw = fields.data.get("input", fields.data.get("prompt"))
     if isinstance(raw, str):
         inputs: tuple[str, ...] = (raw,)

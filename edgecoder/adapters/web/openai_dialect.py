@@ -243,8 +243,10 @@ class OpenAIDialect(Dialect):
         """The answer to a ``/v1/fim/completions`` body."""
         return FimAnswer(self, parsed.request.model, parsed.include_usage)
 
-    def parse_embeddings(self, fields: Fields) -> tuple[EmbeddingRequest, str]:
-        """An embeddings body and its ``encoding_format`` (float or base64)."""
+    def parse_embeddings(
+        self, fields: Fields
+    ) -> tuple[EmbeddingRequest, str, list[list[int]] | None]:
+        """An embeddings body, its ``encoding_format``, and its token ids (if it sent ids)."""
         return openai_parse.parse_embeddings(fields)
 
     def embeddings_body(

@@ -164,6 +164,13 @@ def _sampling(fields: Fields) -> SamplingParams:
     n = fields.integer("n", minimum=1)
     if n not in (None, 1):
         raise BadRequestError("'n' must be 1: one completion per request", "n")
+    logprobs = fields.data.get("logprobs")
+    if logprobs not in (None, False, 0):
+        raise BadRequestError("'logprobs': this node does not return log probabilities", "logprobs")
+    if fields.integer("top_logprobs", minimum=0):
+        raise BadRequestError(
+            "'top_logprobs': this node does not return log probabilities", "top_logprobs"
+        )
     max_tokens = fields.integer("max_completion_tokens", minimum=1)
     if max_tokens is None:
         max_tokens = fields.integer("max_tokens", minimum=1)
@@ -258,21 +265,46 @@ def parse_completion(fields: Fields) -> ParsedCompletion:
     )
 
 
-def parse_embeddings(fields: Fields) -> tuple[EmbeddingRequest, str]:
-    """An embeddings body; returns the request and the encoding format (float or base64).
+def _is_id(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _ids(value: Any) -> bool:
+    return isinstance(value, list) and bool(value) and all(_is_id(x) for x in value)
+
+
+def parse_embeddings(
+    fields: Fields,
+) -> tuple[EmbeddingRequest, str, list[list[int]] | None]:
+    """An embeddings body: the request, the encoding format (float or base64), and the
+    inputs as token ids when they came so (the request's ``inputs`` are then empty: decode
+    them with :func:`~edgecoder.adapters.web.token_ids.decode_token_ids`, in a thread).
 
     :raises BadRequestError: a field is missing or malformed.
     """
     model = fields.text("model", required=True) or ""
+    encoding = fields.text("encoding_format", "float") or "float"
+    if encoding not in {"float", "base64"}:
+        raise BadRequestError("'encoding_format' must be float or base64", "encoding_format")
+    if fields.has("dimensions"):
+        raise BadRequestError(
+            "'dimensions': this node's models give vectors of one fixed size", "dimensions"
+        )
     raw = fields.data.get("input")
     if isinstance(raw, str):
         inputs: tuple[str, ...] = (raw,)
     elif isinstance(raw, list) and raw and all(isinstance(x, str) for x in raw):
         at_most(raw, MAX_EMBEDDING_INPUTS, "input", "texts")
         inputs = tuple(raw)
+    elif isinstance(raw, list) and raw and all(_is_id(x) for x in raw):
+        return EmbeddingRequest(model=model, inputs=()), encoding, [raw]
+    elif isinstance(raw, list) and raw and all(_ids(x) for x in raw):
+        at_most(raw, MAX_EMBEDDING_INPUTS, "input", "texts")
+        return EmbeddingRequest(model=model, inputs=()), encoding, raw
     else:
-        raise BadRequestError("'input' must be a string or a non-empty array of strings", "input")
-    encoding = fields.text("encoding_format", "float") or "float"
-    if encoding not in {"float", "base64"}:
-        raise BadRequestError("'encoding_format' must be float or base64", "encoding_format")
-    return EmbeddingRequest(model=model, inputs=inputs), encoding
+        raise BadRequestError(
+            "'input' must be a string, an array of strings, an array of token ids, or an "
+            "array of arrays of token ids",
+            "input",
+        )
+    return EmbeddingRequest(model=model, inputs=inputs), encoding, None

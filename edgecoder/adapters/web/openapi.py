@@ -279,6 +279,8 @@ def _paths() -> Schema:
     kinds = {"name": "kinds", "in": "query", "required": False, "schema": _TEXT,
              "description": "comma-separated event kinds (default: all)"}  # fmt: skip
     return {
+        "/": {"get": _operation("'Ollama is running', as Ollama answers (no key needed)",
+                                ollama=True, secured=False)},
         "/healthz": {"get": _operation("node health (no key needed)", secured=False)},
         "/openapi.json": {"get": _operation("this document (no key needed)", secured=False)},
         "/v1/models": {"get": _operation("models this node and its peers serve")},
@@ -287,6 +289,8 @@ def _paths() -> Schema:
                                                     stream="sse")},
         "/v1/completions": {"post": _operation("completion or FIM", body=COMPLETION,
                                                stream="sse")},
+        "/fim/completions": {"post": _operation("Continue's FIM, apiBase without a slash",
+                                                body=COMPLETION, stream="sse")},
         "/v1/fim/completions": {"post": _operation("Continue's FIM", body=COMPLETION,
                                                    stream="sse")},
         "/v1/embeddings": {"post": _operation("embeddings", body=EMBEDDINGS)},
