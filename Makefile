@@ -43,10 +43,18 @@ deb-deps:
 run: $(STAMP)
 	$(BIN)/edgecoder agent $(ARGS)
 
-test: $(STAMP)
+# The npm clients the client-API tests drive (tests/clients/node), as the lock pins them.
+NODE_CLIENTS := tests/clients/node
+NODE_STAMP := $(NODE_CLIENTS)/node_modules/.package-lock.json
+
+$(NODE_STAMP): $(NODE_CLIENTS)/package-lock.json
+	cd $(NODE_CLIENTS) && npm ci --no-audit --no-fund
+	@touch $@
+
+test: $(STAMP) $(NODE_STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-test-pure: $(STAMP)
+test-pure: $(STAMP) $(NODE_STAMP)
 	EDGECODER_NO_EXTENSIONS=1 $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
