@@ -22,17 +22,25 @@ from pathlib import Path
 
 import uvicorn
 
-from edgecoder.inference.types import ChatRequest, Delta, ToolCall, Usage
+from edgecoder.inference.types import ChatRequest, Delta, ToolCall, ToolSpec, Usage
 from tests.inprocess import InProcessNode, ScriptedBackend
 
-__all__ = ("ARGUMENTS", "Served", "agent_turn", "served_node")
+__all__ = ("Served", "agent_turn", "served_node")
 
-ARGUMENTS = {
-    "Read": {"filepath": "notes.txt"},
-    "read_file": {"path": "notes.txt"},
-    "get_weather": {"city": "Paris"},
-}
-"""The arguments the scripted model gives each tool it calls."""
+READERS = {"Read", "read_file"}
+"""Tools that read a file: the scripted model asks them for ``notes.txt``."""
+PATH_NAMES = ("file_path", "filepath", "path")
+
+
+def _arguments(tool: ToolSpec) -> dict[str, object] | None:
+    """What the scripted model passes ``tool``, or None if it does not use it."""
+    if tool.name == "get_weather":
+        return {"city": "Paris"}
+    if tool.name in READERS:
+        properties = tool.parameters.get("properties")
+        names = [n for n in PATH_NAMES if isinstance(properties, dict) and n in properties]
+        return {names[0]: "notes.txt"} if names else None
+    return None
 
 
 def agent_turn(request: ChatRequest) -> tuple[Delta, ...] | None:
@@ -45,8 +53,9 @@ def agent_turn(request: ChatRequest) -> tuple[Delta, ...] | None:
         answer = f"The tool said: {last.content.strip()}"
         return (Delta(text=answer), Delta(finish_reason="stop", usage=usage))
     for tool in request.tools:
-        if tool.name in ARGUMENTS:
-            call = ToolCall(f"call_{tool.name}", tool.name, json.dumps(ARGUMENTS[tool.name]))
+        arguments = _arguments(tool)
+        if arguments is not None:
+            call = ToolCall(f"call_{tool.name}", tool.name, json.dumps(arguments))
             return (Delta(tool_calls=(call,)), Delta(finish_reason="tool_calls", usage=usage))
     return None
 

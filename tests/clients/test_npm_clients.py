@@ -83,3 +83,30 @@ def test_ollama_npm_client_tools_and_errors(npm_clients: Path, served: Served) -
     assert out["arguments"] == {"city": "Paris"}  # an object, as Ollama's clients expect
     assert out["answer"] == "The tool said: sunny"
     assert out["error"] == "model 'no-such-model' not found"  # not "[object Object]"
+
+
+def test_claude_code_completes_an_agent_turn_with_a_tool(
+    npm_clients: Path, served: Served, tmp_path: Path
+) -> None:
+    work, home = tmp_path / "work", tmp_path / "home"
+    work.mkdir()
+    home.mkdir()
+    (work / "notes.txt").write_text("The meeting is on Tuesday.\n")
+    env = {
+        **os.environ, "HOME": str(home), "ANTHROPIC_BASE_URL": served.url,
+        "ANTHROPIC_API_KEY": served.key, "DISABLE_TELEMETRY": "1", "DISABLE_AUTOUPDATER": "1",
+        "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+    }  # fmt: skip
+    done = subprocess.run(
+        [str(npm_clients / "node_modules/.bin/claude"), "-p", "What does notes.txt say?",
+         "--model", MODEL, "--allowedTools", "Read"],
+        cwd=work, env=env, capture_output=True, text=True, timeout=180,
+        stdin=subprocess.DEVNULL, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, (done.stdout[-2000:], done.stderr[-2000:])
+    assert "The meeting is on Tuesday." in done.stdout  # Read ran; its result came back
+    turns = [r for r in served.backend.requests if isinstance(r, ChatRequest)]
+    assert "Read" in [t.name for t in turns[-1].tools]
+    assert [m.role for m in turns[-1].messages][-2:] == ["assistant", "tool"]
+    # Its billing line never reaches the model, so the prompt cache holds across turns.
+    assert all("x-anthropic-billing-header" not in m.content for m in turns[-1].messages)

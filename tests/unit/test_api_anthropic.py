@@ -271,14 +271,18 @@ async def test_claude_codes_request_shape(node: InProcessNode) -> None:
                 {"role": "user", "content": [
                     {"type": "tool_result", "tool_use_id": "toolu_9", "is_error": False,
                      "content": [{"type": "text", "text": "a.py\nb.py"}]}]},
+                # Claude Code 2.1 sends its environment notes as a system message here.
+                {"role": "system", "content": [{"type": "text", "text": "# Environment"}]},
             ],
+            "context_management": {"edits": [{"type": "clear_thinking_20251015", "keep": "all"}]},
+            "output_config": {"effort": "high"},
             "tools": [{"name": "Bash", "description": "Run a command",
                        "input_schema": {"type": "object",
                                         "properties": {"command": {"type": "string"}},
                                         "required": ["command"]}}],
             "tool_choice": {"type": "auto"},
-            "thinking": {"type": "enabled", "budget_tokens": 1024},
-            "metadata": {"user_id": "user_abc_account__session_x"},
+            "thinking": {"type": "adaptive", "display": "omitted"},
+            "metadata": {"user_id": '{"device_id":"d1","account_uuid":"","session_id":"s1"}'},
         }  # fmt: skip
 
     prompts = []
@@ -293,7 +297,8 @@ async def test_claude_codes_request_shape(node: InProcessNode) -> None:
             assert "event: message_stop" in response.text
             prompts.append(asked(node).messages)
     assert prompts[0] == prompts[1]  # the billing nonce is gone: the prompt is the same
-    system, user, assistant, tool = prompts[0]
+    system, user, assistant, tool, environment = prompts[0]
+    assert (environment.role, environment.content) == ("system", "# Environment")
     assert system.content == (
         "You are Claude Code, Anthropic's official CLI for Claude.\n\nUse the tools."
     )
@@ -309,7 +314,8 @@ async def test_claude_codes_request_shape(node: InProcessNode) -> None:
         ({"max_tokens": 8, "messages": []}, "messages"),
         ({"messages": HI}, "max_tokens"),
         ({"max_tokens": 8, "messages": HI, "temperature": 1.5}, "temperature"),
-        ({"max_tokens": 8, "messages": [{"role": "system", "content": "x"}]}, "messages[0].role"),
+        ({"max_tokens": 8, "messages": [{"role": "tool", "content": "x"}]}, "messages[0].role"),
+        ({"max_tokens": 8, "messages": [{"role": "system", "content": "x"}]}, "messages"),
         ({"max_tokens": 8, "messages": HI, "tools": [{"type": "web_search_20250305",
                                                       "name": "web_search"}]}, "tools[0].type"),
         ({"max_tokens": 8, "messages": HI, "tools": [WEATHER],

@@ -2,7 +2,8 @@
 
 Read as the Messages API documents them: ``system`` as a string or text blocks,
 ``messages`` of ``user``/``assistant`` turns whose content is a string or blocks (``text``,
-``tool_use``, ``tool_result``), ``max_tokens`` (required, as Anthropic requires it),
+``tool_use``, ``tool_result``), and ``system`` messages among them (Claude Code sends its
+environment notes so), ``max_tokens`` (required, as Anthropic requires it),
 ``stop_sequences``, ``temperature`` (0 to 1), ``top_p``, ``top_k``, ``tools`` (``name``,
 ``description``, ``input_schema``), ``tool_choice`` (``auto``, ``any``, ``tool``, ``none``,
 ``disable_parallel_tool_use``), ``stream``, and ``output_config.format`` (or the older
@@ -91,9 +92,14 @@ def _message(item: Any, at: str) -> list[ChatMessage]:
     """One Anthropic message as chat messages: tool results first, as ``tool`` messages."""
     fields = item_fields(item, at)
     role = fields.text("role", required=True)
-    if role not in {"user", "assistant"}:
-        raise BadRequestError(f"'{at}.role' must be user or assistant", f"{at}.role")
+    if role not in {"user", "assistant", "system"}:
+        raise BadRequestError(f"'{at}.role' must be user, assistant or system", f"{at}.role")
     content = item.get("content")
+    if role == "system":
+        # Claude Code puts its environment notes in a system message after the first turn.
+        text = content if isinstance(content, str) else _result_text(content, f"{at}.content")
+        text = strip_volatile_lines(text)
+        return [ChatMessage("system", text)] if text.strip() else []
     if isinstance(content, str):
         return [ChatMessage(role, content)]  # type: ignore[arg-type]
     if not isinstance(content, list):
