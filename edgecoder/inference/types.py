@@ -141,6 +141,8 @@ class Delta:
     finish_reason: FinishReason | None = None
     usage: Usage | None = None
     tool_calls: tuple[ToolCall, ...] = ()
+    stop_sequence: str = ""
+    """On the last piece: the client's stop string that ended the generation, if one did."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -334,3 +334,21 @@ async def test_bad_bodies_are_400_naming_the_field(
     assert error["type"] == "error"
     assert error["error"]["type"] == "invalid_request_error"
     assert param in error["error"]["message"]
+
+
+async def test_a_stop_sequence_is_reported_as_such(
+    client: anthropic.AsyncAnthropic, node: InProcessNode
+) -> None:
+    node.backend.deltas = (
+        Delta(text="one two"),
+        Delta(finish_reason="stop", usage=Usage(3, 2), stop_sequence="END"),
+    )
+    message = await client.messages.create(
+        model=MODEL, max_tokens=64, messages=HI, stop_sequences=["END"]
+    )
+    assert (message.stop_reason, message.stop_sequence) == ("stop_sequence", "END")
+    async with client.messages.stream(
+        model=MODEL, max_tokens=64, messages=HI, stop_sequences=["END"]
+    ) as stream:
+        final = await stream.get_final_message()
+    assert (final.stop_reason, final.stop_sequence) == ("stop_sequence", "END")

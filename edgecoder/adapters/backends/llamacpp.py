@@ -278,6 +278,7 @@ class LlamaCppBackend:
                     yield Delta(
                         finish_reason="tool_calls" if called else delta.finish_reason,
                         usage=delta.usage,
+                        stop_sequence=delta.stop_sequence,
                     )
 
     async def count_tokens(self, request: ChatRequest) -> int:
@@ -371,6 +372,7 @@ class LlamaCppBackend:
         yield Delta(
             finish_reason=result.finish_reason,
             usage=Usage(prompt_tokens=len(tokens), completion_tokens=result.completion_tokens),
+            stop_sequence=result.stop if result.stop in sampling.stop else "",
         )
 
     async def embed(self, request: EmbeddingRequest) -> EmbeddingResult:

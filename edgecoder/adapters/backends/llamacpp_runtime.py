@@ -127,6 +127,8 @@ class Generated:
     completion_tokens: int
     finish_reason: FinishReason
     cancelled: bool
+    stop: str = ""
+    """The stop string that ended it, if one did."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,6 +198,7 @@ class _Run:
         self.decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         self.produced = 0
         self.seed = 0
+        self.stop = ""
         self.finish: FinishReason = "length"
 
     def generate(
@@ -213,7 +216,7 @@ class _Run:
             written = self._free(tokens, stops, constraint.trigger if constraint else "")
             if written is not None and constraint is not None:
                 self._constrained(list(tokens), written, constraint)
-        return Generated(self.produced, self.finish, self.cancel.is_set())
+        return Generated(self.produced, self.finish, self.cancel.is_set(), self.stop)
 
     def _tokens(self, tokens: list[int], grammar: str = "") -> Generator[str, None, None]:
         """Decoded pieces of the sampled tokens, until end of text, budget or cancel."""
@@ -256,7 +259,7 @@ class _Run:
             if text:
                 self.emit(text)
             if scanner.stopped:
-                self.finish = "stop"
+                self.finish, self.stop = "stop", scanner.matched
                 return None
             if fired:
                 break

@@ -92,9 +92,11 @@ class MessageAnswer:
         self.id = f"msg_{secrets.token_hex(12)}"
         self.model = model
 
-    def _message(self, content: list[object], stop: str | None, usage: Usage) -> dict[str, object]:
+    def _message(
+        self, content: list[object], stop: str | None, usage: Usage, sequence: str = ""
+    ) -> dict[str, object]:
         return {"id": self.id, "type": "message", "role": "assistant", "model": self.model,
-                "content": content, "stop_reason": stop, "stop_sequence": None,
+                "content": content, "stop_reason": stop, "stop_sequence": sequence or None,
                 "usage": _usage(usage)}  # fmt: skip
 
     def body(self, done: Collected) -> object:
@@ -106,7 +108,8 @@ class MessageAnswer:
             {"type": "tool_use", "id": c.id, "name": c.name, "input": tool_input(c)}
             for c in done.tool_calls
         ]
-        return self._message(content, _STOP_REASONS[done.finish_reason], done.usage)
+        reason = "stop_sequence" if done.stop_sequence else _STOP_REASONS[done.finish_reason]
+        return self._message(content, reason, done.usage, done.stop_sequence)
 
     def frames(self, stream: AsyncIterator[Delta]) -> AsyncIterator[bytes]:
         """The events; blocks open as their content arrives (see the module's docstring)."""
@@ -150,9 +153,10 @@ class MessageAnswer:
                     out += start({"type": "text", "text": ""})
                 out += close()
                 usage = _usage(delta.usage or Usage(0, 0))
+                sequence = delta.stop_sequence
+                reason = "stop_sequence" if sequence else _STOP_REASONS[delta.finish_reason]
                 out.append(event("message_delta", {
-                    "delta": {"stop_reason": _STOP_REASONS[delta.finish_reason],
-                              "stop_sequence": None},
+                    "delta": {"stop_reason": reason, "stop_sequence": sequence or None},
                     "usage": usage}))  # fmt: skip
                 out.append(event("message_stop", {}))
             return out

@@ -67,6 +67,7 @@ class Collected:
     finish_reason: FinishReason
     usage: Usage
     tool_calls: tuple[ToolCall, ...]
+    stop_sequence: str = ""
 
 
 def server_timing(request: Request, backend_s: float) -> str:
@@ -85,15 +86,16 @@ async def _gather(stream: AsyncIterator[Delta]) -> Collected:
     finish: FinishReason = "stop"
     usage = Usage(0, 0)
     calls: tuple[ToolCall, ...] = ()
+    stop = ""
     async with contextlib.aclosing(stream):  # type: ignore[type-var]
         async for delta in stream:
             parts.append(delta.text)
             if delta.finish_reason is not None:
-                finish = delta.finish_reason
+                finish, stop = delta.finish_reason, delta.stop_sequence
             if delta.usage is not None:
                 usage = delta.usage
             calls += delta.tool_calls
-    return Collected("".join(parts), finish, usage, calls)
+    return Collected("".join(parts), finish, usage, calls, stop)
 
 
 async def _disconnected(request: Request) -> None:
