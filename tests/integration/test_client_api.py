@@ -185,6 +185,25 @@ def test_a_grammar_constrained_tool_call_streams_through_the_sdk(client: openai.
     assert chunks[-1].choices[0].finish_reason == "tool_calls"
 
 
+def test_anthropic_sdk_gets_a_valid_tool_use_from_the_model(node: ModelNode) -> None:
+    import anthropic
+
+    schema = WEATHER_TOOL["function"]["parameters"]  # type: ignore[index]
+    with anthropic.Anthropic(base_url=node.url, api_key=node.key, max_retries=0) as client:
+        message = client.messages.create(
+            model=MODEL, max_tokens=120, tools=[{"name": "get_weather", "input_schema": schema,
+                                                 "description": "The weather in a city"}],
+            tool_choice={"type": "tool", "name": "get_weather"},
+            messages=[{"role": "user", "content": "What is the weather in Paris?"}],
+        )  # fmt: skip
+    assert message.stop_reason == "tool_use"
+    uses = [block for block in message.content if block.type == "tool_use"]
+    assert len(uses) == 1
+    assert uses[0].name == "get_weather"
+    assert set(uses[0].input) == {"city", "unit"}  # type: ignore[arg-type]
+    assert uses[0].input["unit"] in {"celsius", "fahrenheit"}  # type: ignore[index]
+
+
 def test_the_model_reports_its_capabilities(node: ModelNode) -> None:
     with ollama.Client(host=f"{node.url}/k/{node.key}") as client:
         shown = client.show(MODEL)
