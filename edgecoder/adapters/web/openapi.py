@@ -235,10 +235,13 @@ def _operation(
     stream: str | None = None,
     params: list[Schema] | None = None,
     secured: bool = True,
+    plain: bool = False,
 ) -> Schema:
     shape = _OLLAMA_ERROR if ollama else _ANTHROPIC_ERROR if anthropic else _OPENAI_ERROR
     error = {"application/json": {"schema": shape}}
     content: Schema = {"application/json": {"schema": _ANY_OBJECT}}
+    if plain:
+        content = {"text/plain": {"schema": _TEXT}}
     if stream is not None:
         content[_STREAMS[stream]] = {"schema": _TEXT}
     codes = [400, 401, 404, 405, 413, 429, 500, 503, 507] if secured else [500]
@@ -280,7 +283,7 @@ def _paths() -> Schema:
              "description": "comma-separated event kinds (default: all)"}  # fmt: skip
     return {
         "/": {"get": _operation("'Ollama is running', as Ollama answers (no key needed)",
-                                ollama=True, secured=False)},
+                                ollama=True, secured=False, plain=True)},
         "/healthz": {"get": _operation("node health (no key needed)", secured=False)},
         "/openapi.json": {"get": _operation("this document (no key needed)", secured=False)},
         "/v1/models": {"get": _operation("models this node and its peers serve")},
