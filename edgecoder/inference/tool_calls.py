@@ -22,11 +22,12 @@ tool is given back as text; only a call cut off by the token limit is dropped.
 from __future__ import annotations
 
 import json
+import re
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from edgecoder.inference.types import ToolCall
+from edgecoder.inference.types import Delta, ToolCall
 
 __all__ = (
     "GENERIC",
@@ -98,8 +99,19 @@ def call_json(call: ToolCall) -> str:
     return json.dumps({"name": call.name, "arguments": arguments}, ensure_ascii=False)
 
 
+_HEAD = re.compile(r'\s*\{\s*"name"\s*:\s*"((?:[^"\\]|\\.)*)"\s*,\s*"arguments"\s*:\s*(?=\{)')
+"""The start of a call object, up to its arguments' opening brace (they are an object)."""
+
+
 class ToolCallScanner:
-    """Feed generated text; get back text to show and the calls completed so far."""
+    """Feed generated text; get back what to stream: text, calls begun and their arguments.
+
+    :meth:`feed` and :meth:`flush` return deltas: ``text`` to show; ``tool_call_start``
+    when a call's name is known (its id is fixed then), ``tool_call_text`` pieces of its
+    arguments as they are written, and the whole call in ``tool_calls`` once its block
+    closes (with the same id, and the streamed text as its arguments). Calls in an array
+    syntax (Mistral's) are given whole only.
+    """
 
     def __init__(self, syntax: ToolSyntax, tools: Iterable[str]) -> None:
         self._syntax = syntax
@@ -109,12 +121,14 @@ class ToolCallScanner:
         self._body = ""
         self._space = ""
         self._before = ""
+        self._started: ToolCall | None = None
+        self._arguments_at = 0
+        self._sent = 0
         self.calls_made = 0
 
-    def feed(self, text: str) -> tuple[str, list[ToolCall]]:
-        """Add ``text``; return the text that can be shown now and the calls completed."""
-        shown: list[str] = []
-        calls: list[ToolCall] = []
+    def feed(self, text: str) -> list[Delta]:
+        """Add ``text``; return what can be streamed now."""
+        out: list[Delta] = []
         buffer = self._held + text
         self._held = ""
         while buffer:
@@ -124,61 +138,99 @@ class ToolCallScanner:
                 at = body.find(close) if close else -1
                 if at < 0:
                     self._body = body
+                    self._stream(body, out, final=False)
                     break
-                self._finish(body[:at], close, shown, calls)
+                self._stream(body[:at], out, final=True)
+                self._finish(body[:at], close, out)
                 buffer = body[at + len(close) :]
                 continue
             at = buffer.find(self._syntax.open)
             if at < 0:
                 keep = _partial_suffix(buffer, self._syntax.open)
-                self._show(buffer[: len(buffer) - keep], shown)
+                self._show(buffer[: len(buffer) - keep], out)
                 self._held = buffer[len(buffer) - keep :]
                 break
-            self._show(buffer[:at], shown)
+            self._show(buffer[:at], out)
             # The blank before a call is layout, not content (unless it is no call).
             self._before, self._space = self._space, ""
             buffer = buffer[at + len(self._syntax.open) :]
             self._inside, self._body = True, ""
-        return "".join(shown), calls
+        return out
 
-    def flush(self, *, truncated: bool = False) -> tuple[str, list[ToolCall]]:
+    def flush(self, *, truncated: bool = False) -> list[Delta]:
         """The end of the output: a call without its closing marker is read as it is.
 
         With ``truncated`` (the output hit its token limit) an unfinished call is
         dropped: it is the start of a call, not text the model wrote for the reader, and
         the finish reason ``length`` tells the client it was cut.
         """
-        shown: list[str] = []
-        calls: list[ToolCall] = []
+        out: list[Delta] = []
         held, self._held = self._held, ""
-        self._show(held, shown)
+        self._show(held, out)
         if self._inside and truncated and self._syntax.close:
-            self._inside, self._body = False, ""
+            self._inside, self._body, self._started = False, "", None
         elif self._inside:
-            self._finish(self._body, "", shown, calls)
-        if not self.calls_made:
-            shown.append(self._space)
+            self._stream(self._body, out, final=True)
+            self._finish(self._body, "", out)
+        if not self.calls_made and self._space:
+            out.append(Delta(text=self._space))
         self._space = ""
-        return "".join(shown), calls
+        return out
 
-    def _show(self, text: str, shown: list[str]) -> None:
+    def _show(self, text: str, out: list[Delta]) -> None:
         """Pass ``text`` on, holding back trailing blanks (they may precede a call)."""
-        if self.calls_made and not self._space and not shown:
+        if self.calls_made and not self._space and not any(d.text for d in out):
             text = text.lstrip()  # the blank after a call is layout too
         body = text.rstrip()
         if body:
-            shown.append(self._space + body)
+            out.append(Delta(text=self._space + body))
             self._space = text[len(body) :]
         else:
             self._space += text
 
-    def _finish(self, body: str, close: str, shown: list[str], calls: list[ToolCall]) -> None:
+    def _stream(self, body: str, out: list[Delta], *, final: bool) -> None:
+        """Announce the call once its name is read, then stream its arguments' text.
+
+        The call object's own closing brace (and blanks, and a closing marker still being
+        written) stays back until it is clear it is not part of the arguments.
+        """
+        if self._syntax.array:
+            return
+        if self._started is None:
+            head = _HEAD.match(body)
+            if head is None:
+                return
+            try:
+                name = json.loads(f'"{head.group(1)}"')
+            except ValueError:
+                return
+            if name not in self._tools:
+                return
+            self._started = ToolCall(new_call_id(), name, "")
+            self._arguments_at = self._sent = head.end()
+            out.append(Delta(tool_call_start=self._started))
+        end = len(body) if final else len(body) - _partial_suffix(body, self._syntax.close)
+        end = len(body[:end].rstrip())
+        if end > self._arguments_at and body[end - 1] == "}":
+            end = len(body[: end - 1].rstrip())  # the call object's closing brace
+        if end > self._sent:
+            out.append(Delta(tool_call_text=body[self._sent : end]))
+            self._sent = end
+
+    def _finish(self, body: str, close: str, out: list[Delta]) -> None:
         self._inside, self._body = False, ""
+        started, self._started = self._started, None
         parsed = self._parse(body)
         if parsed is None:
-            shown.append(f"{self._before}{self._syntax.open}{body}{close}")
-            return
-        calls += parsed
+            if started is None:
+                out.append(Delta(text=f"{self._before}{self._syntax.open}{body}{close}"))
+                return
+            # Announced and streamed, so it stands, with the text the client already has.
+            parsed = [ToolCall(started.id, started.name, body[self._arguments_at : self._sent])]
+        elif started is not None:
+            arguments = body[self._arguments_at : self._sent]
+            parsed = [ToolCall(started.id, started.name, arguments)]
+        out.append(Delta(tool_calls=tuple(parsed)))
         self.calls_made += len(parsed)
 
     def _parse(self, body: str) -> list[ToolCall] | None:

@@ -133,8 +133,9 @@ class Usage:
 class Delta:
     """A piece of a streamed generation.
 
-    Text pieces have ``text``; the last piece has ``finish_reason`` and ``usage`` (and
-    ``tool_calls`` when the model called tools).
+    Text pieces have ``text``; a tool call comes whole in ``tool_calls``, announced
+    first by ``tool_call_start`` and ``tool_call_text`` pieces when it is read here; the
+    last piece has ``finish_reason`` and ``usage``.
     """
 
     text: str = ""
@@ -143,6 +144,15 @@ class Delta:
     tool_calls: tuple[ToolCall, ...] = ()
     stop_sequence: str = ""
     """On the last piece: the client's stop string that ended the generation, if one did."""
+    tool_call_start: ToolCall | None = None
+    """A call the model has begun: its id and name (no arguments yet)."""
+    tool_call_text: str = ""
+    """A piece of the arguments of the call begun last, as the model writes them.
+
+    The pieces of a begun call add up to its arguments; the whole call then follows in
+    ``tool_calls`` with the same id. Only a stream read on this node has these (a mesh
+    peer relays whole calls), so a reader must take a call it never saw begin as whole.
+    """
 
 
 @dataclass(frozen=True, slots=True)

@@ -352,3 +352,35 @@ async def test_a_stop_sequence_is_reported_as_such(
     ) as stream:
         final = await stream.get_final_message()
     assert (final.stop_reason, final.stop_sequence) == ("stop_sequence", "END")
+
+
+async def test_tool_input_streams_as_the_model_writes_it(
+    client: anthropic.AsyncAnthropic, node: InProcessNode
+) -> None:
+    node.backend.deltas = (
+        Delta(text="Checking."),
+        Delta(tool_call_start=ToolCall("toolu_a", "get_weather", "")),
+        Delta(tool_call_text='{"city": '),
+        Delta(tool_call_text='"Oslo"}'),
+        Delta(tool_calls=(ToolCall("toolu_a", "get_weather", '{"city": "Oslo"}'),)),
+        Delta(finish_reason="tool_calls", usage=Usage(3, 8)),
+    )
+    async with client.messages.stream(
+        model=MODEL,
+        max_tokens=64,
+        tools=[WEATHER],
+        messages=HI,  # type: ignore[list-item]
+    ) as stream:
+        events = [event async for event in stream if event.type != "text"]
+        final = await stream.get_final_message()
+    kinds = [e.type for e in events if e.type != "input_json"]
+    assert kinds == [
+        "message_start", "content_block_start", "content_block_delta", "content_block_stop",
+        "content_block_start", "content_block_delta", "content_block_delta",
+        "content_block_stop", "message_delta", "message_stop",
+    ]  # fmt: skip
+    deltas = [e.delta for e in events if e.type == "content_block_delta"]
+    pieces = [d.partial_json for d in deltas if d.type == "input_json_delta"]
+    assert pieces == ['{"city": ', '"Oslo"}']
+    assert [b.type for b in final.content] == ["text", "tool_use"]
+    assert final.content[1].input == {"city": "Oslo"}  # type: ignore[union-attr]

@@ -229,3 +229,32 @@ async def test_an_error_mid_stream_fails_the_response(
     assert failed.status == "failed"
     assert failed.error is not None
     assert "died mid-stream" in failed.error.message
+
+
+async def test_function_call_arguments_stream_as_written(
+    client: openai.AsyncOpenAI, node: InProcessNode
+) -> None:
+    node.backend.deltas = (
+        Delta(tool_call_start=ToolCall("call_a", "get_weather", "")),
+        Delta(tool_call_text='{"city": '),
+        Delta(tool_call_text='"Paris"}'),
+        Delta(tool_calls=(PARIS,)),
+        Delta(finish_reason="tool_calls", usage=Usage(4, 9)),
+    )
+    stream = await client.responses.create(
+        model=MODEL,
+        input="Weather?",
+        tools=[WEATHER],
+        stream=True,  # type: ignore[list-item]
+    )
+    events = [e async for e in stream]
+    assert [e.type for e in events] == [
+        "response.created", "response.in_progress", "response.output_item.added",
+        "response.function_call_arguments.delta", "response.function_call_arguments.delta",
+        "response.function_call_arguments.done", "response.output_item.done",
+        "response.completed",
+    ]  # fmt: skip
+    deltas = [e.delta for e in events if e.type == "response.function_call_arguments.delta"]  # type: ignore[union-attr]
+    assert deltas == ['{"city": ', '"Paris"}']
+    final = events[-1].response  # type: ignore[union-attr]
+    assert [(i.type, i.call_id) for i in final.output] == [("function_call", "call_a")]  # type: ignore[union-attr]

@@ -168,3 +168,36 @@ async def test_ollama_client_tool_calls_have_object_arguments(node: InProcessNod
     assert isinstance(history, ChatRequest)
     assert history.messages[1].tool_calls[0].arguments == '{"city": "Paris"}'
     assert (history.messages[2].role, history.messages[2].content) == ("tool", "sunny")
+
+
+STREAMED = (
+    Delta(tool_call_start=ToolCall("call_a", "get_weather", "")),
+    Delta(tool_call_text='{"city": '),
+    Delta(tool_call_text='"Paris"}'),
+    Delta(tool_calls=(PARIS,)),
+    Delta(tool_calls=(NOTES,)),  # whole, as a mesh peer relays it
+    Delta(finish_reason="tool_calls", usage=Usage(5, 9)),
+)
+
+
+async def test_arguments_stream_as_the_model_writes_them(
+    client: openai.AsyncOpenAI, node: InProcessNode
+) -> None:
+    node.backend.deltas = STREAMED
+    stream = await client.chat.completions.create(
+        model=MODEL,
+        messages=ASK,
+        tools=TOOLS,
+        stream=True,  # type: ignore[arg-type]
+    )
+    fragments = [
+        f for c in [c async for c in stream] for f in (c.choices[0].delta.tool_calls or [])
+    ]
+    assert [(f.index, f.id, f.function.arguments if f.function else None) for f in fragments] == [
+        (0, "call_a", ""), (0, None, '{"city": '), (0, None, '"Paris"}'),
+        (1, "call_b", ""), (1, None, '{"path": "notes.txt"}'),
+    ]  # fmt: skip
+    node.backend.deltas = STREAMED
+    whole = await client.chat.completions.create(model=MODEL, messages=ASK, tools=TOOLS)  # type: ignore[arg-type]
+    calls = whole.choices[0].message.tool_calls or []
+    assert [c.id for c in calls] == ["call_a", "call_b"]  # each call once

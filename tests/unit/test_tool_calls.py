@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -15,7 +16,7 @@ from edgecoder.inference.tool_calls import (
     syntax_for_template,
 )
 from edgecoder.inference.tool_prompt import plain_messages, tool_instructions
-from edgecoder.inference.types import ChatMessage, ToolCall, ToolSpec
+from edgecoder.inference.types import ChatMessage, Delta, ToolCall, ToolSpec
 
 WEATHER = '{"name": "get_weather", "arguments": {"city": "Paris"}}'
 READ = '{"name": "read_file", "arguments": {"path": "a.py"}}'
@@ -24,15 +25,22 @@ TOOLS = ("get_weather", "read_file")
 
 def scan(
     text: str, step: int, syntax: object = GENERIC, truncated: bool = False
-) -> tuple[str, list[tuple[str, str]]]:
+) -> tuple[str, list[tuple[str, Any]]]:
+    """The text shown and the calls made when ``text`` streams in pieces of ``step``."""
+    shown, calls, _ = stream(text, step, syntax, truncated)
+    return shown, [(c.name, json.loads(c.arguments)) for c in calls]
+
+
+def stream(
+    text: str, step: int, syntax: object = GENERIC, truncated: bool = False
+) -> tuple[str, list[ToolCall], list[Delta]]:
     scanner = ToolCallScanner(syntax, TOOLS)  # type: ignore[arg-type]
-    shown, calls = [], []
+    deltas: list[Delta] = []
     for i in range(0, len(text), step):
-        piece, made = scanner.feed(text[i : i + step])
-        shown.append(piece)
-        calls += made
-    piece, made = scanner.flush(truncated=truncated)
-    return "".join(shown) + piece, [(c.name, json.loads(c.arguments)) for c in calls + made]
+        deltas += scanner.feed(text[i : i + step])
+    deltas += scanner.flush(truncated=truncated)
+    calls = [c for d in deltas for c in d.tool_calls]
+    return "".join(d.text for d in deltas), calls, deltas
 
 
 @pytest.mark.parametrize("step", [1, 2, 5, 1000])
@@ -47,17 +55,33 @@ def test_calls_are_read_however_the_text_is_split(step: int) -> None:
 
 def test_text_streams_at_once_and_holds_back_only_a_possible_marker() -> None:
     scanner = ToolCallScanner(GENERIC, TOOLS)
-    assert scanner.feed("Hello world") == ("Hello world", [])
-    assert scanner.feed(" <tool") == ("", [])  # could be a call's opening
-    assert scanner.feed("box>") == (" <toolbox>", [])  # it was not
-    assert scanner.flush() == ("", [])
+    assert scanner.feed("Hello world") == [Delta(text="Hello world")]
+    assert scanner.feed(" <tool") == []  # could be a call's opening
+    assert scanner.feed("box>") == [Delta(text=" <toolbox>")]  # it was not
+    assert scanner.flush() == []
 
 
 def test_each_call_has_its_own_id() -> None:
-    scanner = ToolCallScanner(GENERIC, TOOLS)
-    _, calls = scanner.feed(f"<tool_call>{WEATHER}</tool_call><tool_call>{WEATHER}</tool_call>")
+    _, calls, _ = stream(f"<tool_call>{WEATHER}</tool_call><tool_call>{WEATHER}</tool_call>", 9)
     assert len({c.id for c in calls}) == 2
     assert all(c.id.startswith("call_") for c in calls)
+
+
+@pytest.mark.parametrize("step", [1, 3, 1000])
+def test_a_call_is_announced_and_its_arguments_stream_as_written(step: int) -> None:
+    arguments = '{\n  "path": "a.py",\n  "lines": [1, {"x": "}"}]\n}'
+    body = f'<tool_call>\n{{"name": "read_file", "arguments": {arguments}}}\n</tool_call>'
+    _, calls, deltas = stream(body, step)
+    starts = [d.tool_call_start for d in deltas if d.tool_call_start]
+    assert [(s.name, s.arguments) for s in starts] == [("read_file", "")]
+    pieces = "".join(d.tool_call_text for d in deltas)
+    assert pieces == arguments  # the call object's own brace and the layout stay out
+    assert calls == [ToolCall(starts[0].id, "read_file", arguments)]
+    order = [("start" if d.tool_call_start else "piece" if d.tool_call_text else "call")
+             for d in deltas]  # fmt: skip
+    assert order[0] == "start"
+    assert order[-1] == "call"
+    assert set(order[1:-1]) == {"piece"}
 
 
 @pytest.mark.parametrize(

@@ -251,8 +251,9 @@ class LlamaCppBackend:
     async def chat(self, request: ChatRequest) -> AsyncIterator[Delta]:
         """Stream a chat completion in the model's chat format, tool calls read out of it.
 
-        With tools on, text that forms a call becomes a :class:`ToolCall` (and the finish
-        reason ``tool_calls``); everything else streams as text.
+        With tools on, text that forms a call becomes a :class:`ToolCall`, announced as
+        soon as its name is written and its arguments streamed as they come (the finish
+        reason is then ``tool_calls``); everything else streams as text.
         """
         resident = await self._resident_model(request.model)
         plan = plan_chat(resident.entry, request)
@@ -267,13 +268,11 @@ class LlamaCppBackend:
                 if scanner is None or not (delta.text or delta.finish_reason):
                     yield delta
                     continue
-                text, calls = scanner.feed(delta.text)
+                for piece in scanner.feed(delta.text):
+                    yield piece
                 if delta.finish_reason is not None:
-                    tail, more = scanner.flush(truncated=delta.finish_reason == "length")
-                    text, calls = text + tail, calls + more
-                if text or calls:
-                    yield Delta(text=text, tool_calls=tuple(calls))
-                if delta.finish_reason is not None:
+                    for piece in scanner.flush(truncated=delta.finish_reason == "length"):
+                        yield piece
                     called = scanner.calls_made and delta.finish_reason == "stop"
                     yield Delta(
                         finish_reason="tool_calls" if called else delta.finish_reason,

@@ -7,7 +7,7 @@ event, in the Messages API's order::
 
     message_start
     content_block_start (text or tool_use), ping
-    content_block_delta (text_delta, or input_json_delta for a tool's input)…
+    content_block_delta (text_delta, or input_json_delta pieces of a tool's input)…
     content_block_stop
     … one start/deltas/stop per further block …
     message_delta (stop_reason, stop_sequence, usage), message_stop
@@ -116,6 +116,7 @@ class MessageAnswer:
         index = -1
         open_kind = ""  # the open block's type, "" when none is open
         pinged = False
+        begun: set[str] = set()  # calls announced before they were whole
 
         def start(block: dict[str, object]) -> list[bytes]:
             nonlocal index, open_kind, pinged
@@ -144,7 +145,17 @@ class MessageAnswer:
                 if open_kind != "text":
                     out += start({"type": "text", "text": ""})
                 out.append(piece({"type": "text_delta", "text": delta.text}))
+            if delta.tool_call_start is not None:
+                call = delta.tool_call_start
+                begun.add(call.id)
+                out += start({"type": "tool_use", "id": call.id, "name": call.name, "input": {}})
+            if delta.tool_call_text and open_kind == "tool_use":
+                out.append(piece({"type": "input_json_delta",
+                                  "partial_json": delta.tool_call_text}))  # fmt: skip
             for call in delta.tool_calls:
+                if call.id in begun:
+                    out += close()  # its input already streamed
+                    continue
                 out += start({"type": "tool_use", "id": call.id, "name": call.name, "input": {}})
                 arguments = json.dumps(tool_input(call))
                 out.append(piece({"type": "input_json_delta", "partial_json": arguments}))

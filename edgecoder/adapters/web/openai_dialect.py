@@ -98,11 +98,12 @@ class ChatAnswer:
         """The chunks, opening with the role chunk at once (admission was the first delta).
 
         Each tool call streams as OpenAI's do: a fragment with its ``index``, ``id`` and
-        name (and empty arguments), then a fragment with the arguments; ``index`` counts
-        the calls of the whole answer.
+        name (and empty arguments), then fragments of its arguments as they are written
+        (one fragment for a call that came whole); ``index`` counts the calls.
         """
         first = True
         calls_sent = 0
+        begun: dict[str, int] = {}  # the index of each call announced before it was whole
         usage_field: dict[str, object] = {"usage": None} if self.include_usage else {}
 
         def chunk(delta: dict[str, object], finish: str | None) -> bytes:
@@ -122,13 +123,27 @@ class ChatAnswer:
                 body["content"] = delta.text
             if body:
                 out.append(chunk(body, None))
-            for call in delta.tool_calls:
-                opening = {"index": calls_sent, "id": call.id, "type": "function",
-                           "function": {"name": call.name, "arguments": ""}}  # fmt: skip
-                arguments = {"index": calls_sent, "function": {"arguments": call.arguments}}
-                out.append(chunk({"tool_calls": [opening]}, None))
-                out.append(chunk({"tool_calls": [arguments]}, None))
+
+            def opening(call: ToolCall) -> bytes:
+                nonlocal calls_sent
+                fragment = {"index": calls_sent, "id": call.id, "type": "function",
+                            "function": {"name": call.name, "arguments": ""}}  # fmt: skip
                 calls_sent += 1
+                return chunk({"tool_calls": [fragment]}, None)
+
+            def arguments(index: int, text: str) -> bytes:
+                return chunk({"tool_calls": [{"index": index,
+                                              "function": {"arguments": text}}]}, None)  # fmt: skip
+
+            if delta.tool_call_start is not None:
+                begun[delta.tool_call_start.id] = calls_sent
+                out.append(opening(delta.tool_call_start))
+            if delta.tool_call_text and begun:
+                out.append(arguments(calls_sent - 1, delta.tool_call_text))
+            for call in delta.tool_calls:
+                if call.id not in begun:
+                    out.append(opening(call))
+                    out.append(arguments(calls_sent - 1, call.arguments))
             if delta.finish_reason is not None:
                 out.append(chunk({}, delta.finish_reason))
                 if self.include_usage and delta.usage is not None:

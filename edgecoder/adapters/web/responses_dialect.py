@@ -136,14 +136,30 @@ class ResponseAnswer:
                     event("response.content_part.added", item_id=message_id, output_index=index,
                           content_index=0, part=_text_part(""))]  # fmt: skip
 
+        begun: set[str] = set()  # calls announced before they were whole
+        current = ""  # the call whose arguments are being written
+
         def calls(delta: Delta) -> list[bytes]:
+            nonlocal current
             out = close_message()
-            for call in delta.tool_calls:
-                index, item_id = len(output), f"fc_{call.id}"
+            index = len(output)  # a call's item is appended to output when it is done
+            if delta.tool_call_start is not None:
+                call = delta.tool_call_start
+                begun.add(call.id)
+                current = f"fc_{call.id}"
                 out.append(event("response.output_item.added", output_index=index,
                                  item=self.function_call(call, "", "in_progress")))  # fmt: skip
-                out.append(event("response.function_call_arguments.delta", item_id=item_id,
-                                 output_index=index, delta=call.arguments))  # fmt: skip
+            if delta.tool_call_text and current:
+                out.append(event("response.function_call_arguments.delta", item_id=current,
+                                 output_index=index, delta=delta.tool_call_text))  # fmt: skip
+            for call in delta.tool_calls:
+                index, item_id = len(output), f"fc_{call.id}"
+                if call.id not in begun:
+                    out.append(event("response.output_item.added", output_index=index,
+                                     item=self.function_call(call, "", "in_progress")))  # fmt: skip
+                    out.append(event("response.function_call_arguments.delta",
+                                     item_id=item_id, output_index=index,
+                                     delta=call.arguments))  # fmt: skip
                 out.append(event("response.function_call_arguments.done", item_id=item_id,
                                  output_index=index, name=call.name,
                                  arguments=call.arguments))  # fmt: skip
@@ -163,7 +179,7 @@ class ResponseAnswer:
                     yield event("response.output_text.delta", item_id=message_id,
                                 output_index=len(output), content_index=0, delta=delta.text,
                                 logprobs=[])  # fmt: skip
-                if delta.tool_calls:
+                if delta.tool_calls or delta.tool_call_start or delta.tool_call_text:
                     for framed in calls(delta):
                         yield framed
                 if delta.finish_reason is not None:
