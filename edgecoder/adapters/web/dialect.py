@@ -1,9 +1,10 @@
 """What every client API dialect provides: keys, errors, framing, parsing and answers.
 
-A dialect is one object per API family — OpenAI's and Ollama's today, Anthropic's as one
-more — that says how its clients send their key, how an error looks (status, body,
-headers) and how it is framed once a stream has begun, how its streams are framed, how a
-chat body is read, and how the answer is rendered, whole or streamed (an :class:`Answer`).
+A dialect is one object per API family (OpenAI's Chat Completions and Responses,
+Anthropic's Messages, Ollama's) that says how its clients send their key, how an error
+looks (status, body, headers) and how it is framed once a stream has begun, how its
+streams are framed, how a chat body is read, and how the answer is rendered, whole or
+streamed (an :class:`Answer`).
 Routes are built with their dialect (:mod:`edgecoder.adapters.web.routing`), so nothing
 looks at a path prefix or passes a boolean to choose a shape, and one chat handler serves
 every dialect (:mod:`edgecoder.adapters.web.chat_api`).
