@@ -291,7 +291,12 @@ class Control:
             await asyncio.gather(*self._tasks, return_exceptions=True)
 
 
-_LIVE_KEYS = {"inference.model", "node.log_level", "mesh.price_pct"}
+_LIVE_KEYS = {
+    "inference.default_max_tokens",
+    "inference.model",
+    "mesh.price_pct",
+    "node.log_level",
+}
 
 
 def _changed_keys(old: Config, new: Config) -> set[str]:

@@ -20,6 +20,7 @@ from edgecoder.clock import Clock
 from edgecoder.config import Config
 from edgecoder.errors import ModelNotFoundError
 from edgecoder.events import EventHub
+from edgecoder.inference.estimate import approximate_prompt_tokens
 from edgecoder.inference.executor import BackendState, LocalExecutor
 from edgecoder.inference.served import ServedStream
 from edgecoder.inference.types import (
@@ -228,6 +229,21 @@ class Services:
     def complete(self, request: CompletionRequest) -> ServedStream:
         """Stream a raw or fill-in-the-middle completion, here or on a peer."""
         return self.router.route(request)
+
+    async def count_tokens(self, request: ChatRequest) -> int:
+        """Tokens in ``request``'s prompt: the local backend's count, else an estimate.
+
+        A model only peers serve is estimated (:mod:`edgecoder.inference.estimate`).
+
+        :raises ModelNotFoundError: no such model here or on any peer.
+        """
+        if self.executor.available:
+            try:
+                return await self.executor.backend().count_tokens(request)
+            except ModelNotFoundError:
+                pass
+        await self.show_model(request.model)
+        return approximate_prompt_tokens(request)
 
     async def embed(self, request: EmbeddingRequest) -> EmbeddingResult:
         """Embed texts here."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -87,11 +87,14 @@ class ScriptedBackend:
     embed_started: asyncio.Event = field(default_factory=asyncio.Event)
     embed_gate: asyncio.Event | None = None
     """When set, embeddings wait on it (to hold a request in flight)."""
+    script: Callable[[ChatRequest], tuple[Delta, ...] | None] | None = None
+    """Chooses a chat's deltas from the request (an agent's turns); None: the reply."""
 
     def _info(self) -> ModelInfo:
         return ModelInfo(
-            MODEL, self.name, self.context_length, family=self.family, supports_embeddings=True
-        )
+            MODEL, self.name, self.context_length, family=self.family, supports_tools=True,
+            supports_embeddings=True, parameter_count=1_000_000,
+        )  # fmt: skip
 
     def _check(self, model: str, *texts: str) -> None:
         if model != MODEL:
@@ -115,14 +118,20 @@ class ScriptedBackend:
     async def loaded_models(self) -> list[ModelInfo]:
         return [self._info()]
 
-    async def _say(self, prompt_tokens: int, sampling: SamplingParams) -> AsyncIterator[Delta]:
+    async def _say(
+        self,
+        prompt_tokens: int,
+        sampling: SamplingParams,
+        deltas: tuple[Delta, ...] | None = None,
+    ) -> AsyncIterator[Delta]:
         if self.refuse is not None:
             raise self.refuse
         yield Delta()
         self.admissions += 1
         self.changed.set()
         try:
-            async with contextlib.aclosing(self._script(prompt_tokens, sampling)) as script:
+            steps = self._script(prompt_tokens, sampling, deltas)
+            async with contextlib.aclosing(steps) as script:
                 async for delta in script:
                     yield delta
         except (GeneratorExit, asyncio.CancelledError):
@@ -136,9 +145,12 @@ class ScriptedBackend:
             self.changed.clear()
             await self.changed.wait()
 
-    async def _script(self, prompt_tokens: int, sampling: SamplingParams) -> AsyncIterator[Delta]:
-        if self.deltas is not None:
-            for delta in self.deltas:
+    async def _script(
+        self, prompt_tokens: int, sampling: SamplingParams, deltas: tuple[Delta, ...] | None
+    ) -> AsyncIterator[Delta]:
+        deltas = deltas if deltas is not None else self.deltas
+        if deltas is not None:
+            for delta in deltas:
                 yield delta
             return
         prompt_tokens = self.prompt_tokens if self.prompt_tokens is not None else prompt_tokens
@@ -163,8 +175,13 @@ class ScriptedBackend:
         self._check(request.model, *(m.content for m in request.messages))
         self.requests.append(request)
         prompt = sum(len(m.content.split()) for m in request.messages)
-        async for delta in self._say(prompt, request.sampling):
+        deltas = self.script(request) if self.script is not None else None
+        async for delta in self._say(prompt, request.sampling, deltas):
             yield delta
+
+    async def count_tokens(self, request: ChatRequest) -> int:
+        self._check(request.model, *(m.content for m in request.messages))
+        return sum(len(m.content.split()) for m in request.messages)
 
     async def complete(self, request: CompletionRequest) -> AsyncIterator[Delta]:
         self._check(request.model, request.prompt, request.suffix)

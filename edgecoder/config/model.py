@@ -75,6 +75,16 @@ def _http_urls(value: tuple[str, ...]) -> str | None:
     return None
 
 
+def _origins(value: tuple[str, ...]) -> str | None:
+    for origin in value:
+        parts = urlsplit(origin)
+        if origin == "*":
+            continue
+        if parts.scheme not in {"http", "https"} or not parts.hostname or parts.path:
+            return f"has {origin!r}; an origin is '*' or scheme://host[:port], with no path"
+    return None
+
+
 def _node_ids(value: tuple[str, ...]) -> str | None:
     for node_id in value:
         if len(node_id) != 32 or not set(node_id) <= set("abcdefghijklmnopqrstuvwxyz234567"):
@@ -202,6 +212,7 @@ class ApiConfig:
     idle_timeout_s: int = field(default=30, metadata={"check": _between(1, HOUR_S)})
     max_connections: int = field(default=256, metadata={"check": _between(1, 65_536)})
     max_connections_per_address: int = field(default=64, metadata={"check": _between(1, 65_536)})
+    cors_origins: tuple[str, ...] = field(default=(), metadata={"check": _origins})
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,6 +226,7 @@ class InferenceConfig:
     slots: int = field(default=1, metadata={"check": _between(1, 256)})
     max_queue: int = field(default=16, metadata={"check": _between(0, 10_000)})
     threads: int = field(default=0, metadata={"check": _between(0, 1024)})
+    default_max_tokens: int = field(default=2048, metadata={"check": _between(0, 1024 * KIB)})
 
 
 @dataclass(frozen=True, slots=True)

@@ -143,22 +143,73 @@ def test_embeddings(client: openai.OpenAI) -> None:
     assert result.usage.prompt_tokens > 0
 
 
-def test_the_model_s_own_refusals_through_the_sdk(client: openai.OpenAI) -> None:
+def test_a_prompt_too_long_is_refused_and_output_too_long_is_cut(client: openai.OpenAI) -> None:
     with pytest.raises(openai.BadRequestError, match="context") as too_long:
         client.chat.completions.create(
             model=MODEL, messages=[{"role": "user", "content": "word " * 5000}]
         )
     assert too_long.value.code == "context_length_exceeded"
-    with pytest.raises(openai.BadRequestError, match="max_tokens"):
-        client.chat.completions.create(
-            model=MODEL, messages=[{"role": "user", "content": "hi"}], max_tokens=4000
-        )
-    with pytest.raises(openai.BadRequestError, match="does not support tools"):
-        client.chat.completions.create(
-            model=MODEL,
-            messages=[{"role": "user", "content": "weather?"}],
-            tools=[{"type": "function", "function": {"name": "weather", "parameters": {}}}],
-        )
+    # More output than the context leaves is cut where the context ends, as llama-server does.
+    cut = client.chat.completions.create(
+        model=MODEL, messages=[{"role": "user", "content": "7 " * 1000}], max_tokens=4000,
+        extra_body={"ignore_eos": True},
+    )  # fmt: skip
+    assert cut.choices[0].finish_reason == "length"
+    assert cut.usage is not None
+    assert cut.usage.total_tokens == 2048
+
+
+WEATHER_TOOL = {"type": "function", "function": {
+    "name": "get_weather", "description": "The weather in a city",
+    "parameters": {"type": "object", "additionalProperties": False, "required": ["city", "unit"],
+                   "properties": {"city": {"type": "string", "minLength": 1, "maxLength": 30},
+                                  "unit": {"enum": ["celsius", "fahrenheit"]}}}}}  # fmt: skip
+
+
+def test_a_grammar_constrained_tool_call_streams_through_the_sdk(client: openai.OpenAI) -> None:
+    stream = client.chat.completions.create(
+        model=MODEL, messages=[{"role": "user", "content": "What is the weather in Paris?"}],
+        tools=[WEATHER_TOOL], tool_choice={"type": "function", "function": {"name": "get_weather"}},
+        stream=True, max_tokens=120, seed=7,
+    )  # fmt: skip
+    chunks = list(stream)
+    fragments = [f for c in chunks for f in (c.choices[0].delta.tool_calls or [])]
+    assert fragments[0].index == 0
+    assert fragments[0].id
+    assert fragments[0].function is not None
+    assert fragments[0].function.name == "get_weather"
+    arguments = json.loads("".join(f.function.arguments or "" for f in fragments if f.function))
+    assert set(arguments) == {"city", "unit"}
+    assert 1 <= len(arguments["city"]) <= 30
+    assert arguments["unit"] in {"celsius", "fahrenheit"}
+    assert chunks[-1].choices[0].finish_reason == "tool_calls"
+
+
+def test_anthropic_sdk_gets_a_valid_tool_use_from_the_model(node: ModelNode) -> None:
+    import anthropic
+
+    schema = WEATHER_TOOL["function"]["parameters"]  # type: ignore[index]
+    with anthropic.Anthropic(base_url=node.url, api_key=node.key, max_retries=0) as client:
+        message = client.messages.create(
+            model=MODEL, max_tokens=120, tools=[{"name": "get_weather", "input_schema": schema,
+                                                 "description": "The weather in a city"}],
+            tool_choice={"type": "tool", "name": "get_weather"},
+            messages=[{"role": "user", "content": "What is the weather in Paris?"}],
+        )  # fmt: skip
+    assert message.stop_reason == "tool_use"
+    uses = [block for block in message.content if block.type == "tool_use"]
+    assert len(uses) == 1
+    assert uses[0].name == "get_weather"
+    assert set(uses[0].input) == {"city", "unit"}  # type: ignore[arg-type]
+    assert uses[0].input["unit"] in {"celsius", "fahrenheit"}  # type: ignore[index]
+
+
+def test_the_model_reports_its_capabilities(node: ModelNode) -> None:
+    with ollama.Client(host=f"{node.url}/k/{node.key}") as client:
+        shown = client.show(MODEL)
+    assert shown.capabilities == ["completion", "tools", "embedding"]
+    assert shown.modelinfo is not None
+    assert shown.modelinfo["general.parameter_count"] == 268_098_176
 
 
 def test_ollama_client_chats_streamed_and_whole(node: ModelNode) -> None:

@@ -208,17 +208,19 @@ def test_a_chat_payload_round_trips_with_its_continuation() -> None:
         messages=(ChatMessage("system", "be brief"),
                   ChatMessage("assistant", "", (ToolCall("c1", "f", "{}"),)),
                   ChatMessage("tool", "42", tool_call_id="c1")),
-        sampling=SamplingParams(max_tokens=9, temperature=0.5, stop=("\n",), seed=3),
+        sampling=SamplingParams(max_tokens=9, temperature=0.5, stop=("\n",), seed=3, top_k=7),
         tools=(ToolSpec("f", "a function", {"type": "object"}),),
         tool_choice="required",
+        parallel_tool_calls=False,
     )  # fmt: skip
     key = new_stream_key()
     payload = decode_payload(encode_payload(request, key, "Once upon"))
     assert payload.key == key
     assert payload.continue_from == "Once upon"
     assert payload.request == ChatRequest(
-        request.model, request.messages, request.sampling, request.tools, "required", "Once upon"
-    )
+        request.model, request.messages, request.sampling, request.tools, "required", "Once upon",
+        parallel_tool_calls=False,
+    )  # fmt: skip
 
 
 def test_a_completion_continues_by_extending_its_prompt() -> None:

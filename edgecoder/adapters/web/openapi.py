@@ -98,6 +98,8 @@ CHAT = _body(["model", "messages"], {
                  "items": _OPENAI_MESSAGE},
     "tools": _TOOLS,
     "tool_choice": {"oneOf": [{"enum": ["auto", "none", "required"]}, _ANY_OBJECT]},
+    "parallel_tool_calls": {"type": "boolean"},
+    "response_format": _body(["type"], {"type": {"enum": ["text", "json_object", "json_schema"]}}),
     **_SAMPLING,
 })  # fmt: skip
 COMPLETION = _body(["model"], {
@@ -106,14 +108,37 @@ COMPLETION = _body(["model"], {
 EMBEDDINGS = _body(["model", "input"], {
     "model": _TEXT, "input": _TEXTS, "encoding_format": {"enum": ["float", "base64"]},
 })  # fmt: skip
+_RESPONSES_ITEM: Schema = {"oneOf": [
+    _OPENAI_MESSAGE,
+    _body(["type", "call_id", "name", "arguments"], {
+        "type": {"const": "function_call"}, "call_id": _TEXT, "name": _TEXT, "arguments": _TEXT}),
+    _body(["type", "call_id", "output"], {
+        "type": {"const": "function_call_output"}, "call_id": _TEXT, "output": _TEXT}),
+]}  # fmt: skip
 RESPONSES = _body(["model", "input"], {
     "model": _TEXT,
     "input": {"oneOf": [_TEXT, {"type": "array", "minItems": 1, "maxItems": MAX_MESSAGES,
-                                "items": _OPENAI_MESSAGE}]},
+                                "items": _RESPONSES_ITEM}]},
     "instructions": _TEXT,
     "max_output_tokens": {"type": "integer", "minimum": 1},
     "temperature": {"type": "number", "minimum": 0, "maximum": 2},
     "top_p": {"type": "number", "minimum": 0, "maximum": 1},
+    "tools": {"type": "array", "maxItems": MAX_TOOLS, "items": _body(["type", "name"], {
+        "type": {"const": "function"}, "name": _TEXT, "description": _TEXT,
+        "parameters": _ANY_OBJECT, "strict": {"type": "boolean"}})},
+    "tool_choice": {"oneOf": [{"enum": ["auto", "none", "required"]}, _body(["type", "name"], {
+        "type": {"const": "function"}, "name": _TEXT})]},
+    "parallel_tool_calls": {"type": "boolean"},
+    "max_tool_calls": {"type": "integer", "minimum": 0},
+    "text": {"type": "object", "properties": {"format": _body(["type"], {
+        "type": {"enum": ["text", "json_object", "json_schema"]}, "schema": _ANY_OBJECT})}},
+    "reasoning": _ANY_OBJECT,
+    "metadata": _ANY_OBJECT,
+    "store": {"type": "boolean"},
+    "include": {"type": "array", "items": _TEXT},
+    "truncation": {"enum": ["auto", "disabled"]},
+    "background": {"const": False},
+    "top_logprobs": {"const": 0},
     "stream": {"type": "boolean"},
 })  # fmt: skip
 INFILL = _body([], {
@@ -130,6 +155,7 @@ OLLAMA_CHAT = _body(["model"], {
         "tool_calls": {"type": "array", "maxItems": MAX_TOOLS, "items": _ANY_OBJECT},
     })},
     "tools": _TOOLS, "options": _OPTIONS, "stream": {"type": "boolean"},
+    "format": {"oneOf": [{"const": "json"}, _ANY_OBJECT]},
 })  # fmt: skip
 OLLAMA_GENERATE = _body(["model"], {
     "model": _TEXT, "prompt": _TEXT, "suffix": _TEXT, "system": _TEXT,
@@ -138,6 +164,34 @@ OLLAMA_GENERATE = _body(["model"], {
 OLLAMA_EMBED = _body(["model"], {"model": _TEXT, "input": _TEXTS})
 OLLAMA_EMBEDDINGS = _body(["model", "prompt"], {"model": _TEXT, "prompt": _TEXT})
 MODEL_NAME = _body(["model"], {"model": _TEXT})
+_ANTHROPIC_BLOCKS: Schema = {"type": "array", "items": _body(["type"], {"type": _TEXT})}
+_ANTHROPIC_CHAT: Schema = {
+    "model": _TEXT,
+    "system": {"oneOf": [_TEXT, _ANTHROPIC_BLOCKS]},
+    "messages": {"type": "array", "minItems": 1, "maxItems": MAX_MESSAGES,
+                 "items": _body(["role", "content"], {
+                     "role": {"enum": ["user", "assistant"]},
+                     "content": {"oneOf": [_TEXT, _ANTHROPIC_BLOCKS]}})},
+    "tools": {"type": "array", "maxItems": MAX_TOOLS, "items": _body(["name", "input_schema"], {
+        "name": _TEXT, "description": _TEXT, "input_schema": _ANY_OBJECT,
+        "type": {"const": "custom"}})},
+    "tool_choice": _body(["type"], {"type": {"enum": ["auto", "any", "tool", "none"]},
+                                    "name": _TEXT,
+                                    "disable_parallel_tool_use": {"type": "boolean"}}),
+    "thinking": _ANY_OBJECT,
+}  # fmt: skip
+ANTHROPIC_MESSAGES = _body(["model", "max_tokens", "messages"], {
+    **_ANTHROPIC_CHAT,
+    "max_tokens": {"type": "integer", "minimum": 1},
+    "temperature": {"type": "number", "minimum": 0, "maximum": 1},
+    "top_p": {"type": "number", "minimum": 0, "maximum": 1},
+    "top_k": {"type": "integer", "minimum": 0},
+    "stop_sequences": {"type": "array", "maxItems": MAX_STOPS,
+                       "items": {"type": "string", "maxLength": MAX_STOP_CHARS}},
+    "metadata": _ANY_OBJECT,
+    "stream": {"type": "boolean"},
+})  # fmt: skip
+ANTHROPIC_COUNT = _body(["model", "messages"], _ANTHROPIC_CHAT)
 
 _OPENAI_ERROR: Schema = {
     "type": "object",
@@ -150,6 +204,10 @@ _OPENAI_ERROR: Schema = {
     },
 }  # fmt: skip
 _OLLAMA_ERROR: Schema = _body(["error"], {"error": _TEXT})
+_ANTHROPIC_ERROR: Schema = _body(["type", "error"], {
+    "type": {"const": "error"},
+    "error": _body(["type", "message"], {"type": _TEXT, "message": _TEXT}),
+})  # fmt: skip
 _MESSAGES = {
     400: "malformed, mistyped or out-of-range input; the message names the field",
     401: "no API key, or an unknown or revoked one",
@@ -161,6 +219,7 @@ _MESSAGES = {
     429: "over the key's rate, or too many failed authentications from this address",
     500: "an internal error; the message carries the request id",
     503: "no backend, overloaded, or storage unavailable (see Retry-After)",
+    529: "every slot busy and the queue full (Anthropic's overloaded_error)",
     507: "the data dir is full",
 }
 _STREAMS = {"sse": "text/event-stream", "ndjson": "application/x-ndjson"}
@@ -170,17 +229,24 @@ def _operation(
     summary: str,
     *,
     ollama: bool = False,
+    anthropic: bool = False,
     body: Schema | None = None,
     status: int = 200,
     stream: str | None = None,
     params: list[Schema] | None = None,
     secured: bool = True,
+    plain: bool = False,
 ) -> Schema:
-    error = {"application/json": {"schema": _OLLAMA_ERROR if ollama else _OPENAI_ERROR}}
+    shape = _OLLAMA_ERROR if ollama else _ANTHROPIC_ERROR if anthropic else _OPENAI_ERROR
+    error = {"application/json": {"schema": shape}}
     content: Schema = {"application/json": {"schema": _ANY_OBJECT}}
+    if plain:
+        content = {"text/plain": {"schema": _TEXT}}
     if stream is not None:
         content[_STREAMS[stream]] = {"schema": _TEXT}
     codes = [400, 401, 404, 405, 413, 429, 500, 503, 507] if secured else [500]
+    if anthropic:
+        codes.append(529)
     responses: Schema = {str(status): {"description": "success", "content": content}}
     responses |= {str(c): {"description": _MESSAGES[c], "content": error} for c in codes}
     operation: Schema = {"summary": summary, "responses": responses}
@@ -219,6 +285,8 @@ def _paths() -> Schema:
     kinds = {"name": "kinds", "in": "query", "required": False, "schema": _TEXT,
              "description": "comma-separated event kinds (default: all)"}  # fmt: skip
     return {
+        "/": {"get": _operation("'Ollama is running', as Ollama answers (no key needed)",
+                                ollama=True, secured=False, plain=True)},
         "/healthz": {"get": _operation("node health (no key needed)", secured=False)},
         "/openapi.json": {"get": _operation("this document (no key needed)", secured=False)},
         "/v1/models": {"get": _operation("models this node and its peers serve")},
@@ -227,11 +295,17 @@ def _paths() -> Schema:
                                                     stream="sse")},
         "/v1/completions": {"post": _operation("completion or FIM", body=COMPLETION,
                                                stream="sse")},
+        "/fim/completions": {"post": _operation("Continue's FIM, apiBase without a slash",
+                                                body=COMPLETION, stream="sse")},
         "/v1/fim/completions": {"post": _operation("Continue's FIM", body=COMPLETION,
                                                    stream="sse")},
         "/v1/embeddings": {"post": _operation("embeddings", body=EMBEDDINGS)},
-        "/v1/responses": {"post": _operation("Responses API, text only", body=RESPONSES,
+        "/v1/responses": {"post": _operation("Responses API", body=RESPONSES,
                                              stream="sse")},
+        "/v1/messages": {"post": _operation("Anthropic Messages", anthropic=True,
+                                            body=ANTHROPIC_MESSAGES, stream="sse")},
+        "/v1/messages/count_tokens": {"post": _operation("Anthropic token count", anthropic=True,
+                                                         body=ANTHROPIC_COUNT)},
         "/infill": {"post": _operation("llama.cpp server's FIM", body=INFILL, stream="ndjson")},
         "/api/version": {"get": _operation("Ollama version", ollama=True)},
         "/api/tags": {"get": _operation("Ollama model list", ollama=True)},
@@ -281,8 +355,8 @@ def openapi_document() -> Schema:
         "info": {
             "title": "EdgeCoder client API",
             "version": __version__,
-            "description": "OpenAI- and Ollama-compatible inference, and the node's admin "
-            "routes. See docs/api.md and docs/limits.md.",
+            "description": "OpenAI-, Anthropic- and Ollama-compatible inference, and the "
+            "node's admin routes. See docs/api.md and docs/limits.md.",
         },
         "components": {
             "securitySchemes": {"apiKey": {"type": "http", "scheme": "bearer"}},
