@@ -1,6 +1,6 @@
 """The chains of peers this node follows: folded, verified, and checked for forks.
 
-(``docs/ledger.md`` §6–7.) :class:`PeerChains` holds each peer's chain as far as this node
+(``docs/ledger.md`` §6 and §7.) :class:`PeerChains` holds each peer's chain as far as this node
 has it, folded into a :class:`~edgecoder.ledger.rules.ChainState`. A ledger head gossiped
 by a peer says how far its chain goes: :meth:`PeerChains.wanted` is what to fetch.
 A fetched segment is taken by :meth:`PeerChains.accept` only if it continues the held
