@@ -13,6 +13,8 @@ and an ``as_json()`` for remote subscribers:
 ``pull.progress``      :class:`PullProgress` — a model download moved on or ended
 ``properties.changed`` :class:`PropertiesChanged` — the D-Bus properties that changed
 ``ledger.balance``     :class:`BalanceChanged` — this node's credits after an append
+``peer.blacklisted``   :class:`Blacklisted` — a blacklist entry with verified evidence was
+                       accepted (this node's own, or a peer's)
 =====================  ===================================================================
 
 Local subscribers (:meth:`EventHub.subscribe`) are called synchronously, in the
@@ -42,6 +44,7 @@ __all__ = (
     "DEFAULT_STREAM_SIZE",
     "KINDS",
     "BalanceChanged",
+    "Blacklisted",
     "Event",
     "EventHub",
     "EventStream",
@@ -161,6 +164,17 @@ class BalanceChanged(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class Blacklisted(Event):
+    """A blacklist entry, its evidence verified, was accepted: ``accused`` is shut out."""
+
+    kind: ClassVar[str] = "peer.blacklisted"
+    accused: str
+    author: str
+    """Who wrote the entry (this node, for its own accusations)."""
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class Missed(Event):
     """Not published: what a stream reads in place of ``count`` events it had to drop."""
 
@@ -178,6 +192,7 @@ KINDS = frozenset(
         PullProgress,
         PropertiesChanged,
         BalanceChanged,
+        Blacklisted,
     )
 )
 """Every kind that is published (:class:`Missed` is not: streams make it)."""

@@ -151,13 +151,14 @@ class MeshRuntime:
         )
         book = VouchBook(config.node.network)
         ledger = Ledger(identity, database, clock, events, vouches=book.lookup)
+        transport = HttpTaskTransport(task_client, node.directory.address)
         economy = Economy(identity=identity, config=config, clock=clock, database=database,
-                          events=events, ledger=ledger, book=book, mesh=node)  # fmt: skip
+                          events=events, ledger=ledger, book=book, mesh=node,
+                          transport=transport)  # fmt: skip
         await economy.open()
         released = await ledger.release_all()
         if released:
             log.info("ledger: released the holds of %d task(s) the last run left", released)
-        transport = HttpTaskTransport(task_client, node.directory.address)
         common: dict[str, Any] = {"identity": identity, "config": config, "clock": clock,
                                   "database": database, "transport": transport,
                                   "events": events}  # fmt: skip

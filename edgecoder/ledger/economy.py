@@ -1,12 +1,15 @@
 """This node in its network's economy: the asyncio driver of the genesis machine, the
-vouches it knows, and the ledger head it announces.
+vouches it knows, the ledger head it announces, and its peers' chains.
 
 Every :data:`TICK_S` (and whenever its credits change) the :class:`Economy` reads the
 ledger heads its live peers gossip, feeds them to :class:`~edgecoder.ledger.genesis.Genesis`
 and carries out what it decides: making or adopting the network key (pinned in the
-database), vouching as the key's holder, claiming an allowance; then it re-signs this
-node's own head when what it says has changed. :class:`VouchBook` holds every vouch this
-node knows that is valid under the pinned network key: the ledger's rules resolve an
+database), vouching as the key's holder, claiming an allowance; it fetches the entries
+of peers' chains it lacks (:class:`~edgecoder.ledger.chains.PeerChains` verifies them),
+accuses a peer that forked its chain with a blacklist entry whose evidence is the fork,
+and spreads every blacklist entry it accepts to its peers; then it re-signs this node's
+own head when what it says has changed. :class:`VouchBook` holds every vouch this node
+knows that is valid under the pinned network key: the ledger's rules resolve an
 ``allowance`` through it.
 """
 
@@ -14,16 +17,26 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import sqlite3
+from collections import Counter
+from functools import partial
 from pathlib import Path
 
 from edgecoder.clock import Clock
 from edgecoder.config import Config
-from edgecoder.errors import EdgeCoderError, LedgerError, RecordError
-from edgecoder.events import BalanceChanged, Event, EventHub
+from edgecoder.errors import (
+    BlacklistError,
+    EdgeCoderError,
+    LedgerError,
+    PeerTransportError,
+    RecordError,
+)
+from edgecoder.events import BalanceChanged, Blacklisted, Event, EventHub
 from edgecoder.ledger.book import Ledger, Posting
-from edgecoder.ledger.entries import TREASURY
+from edgecoder.ledger.chains import Fork, PeerChains
+from edgecoder.ledger.entries import TREASURY, parse_entry
 from edgecoder.ledger.genesis import (
     Adopt,
     Claim,
@@ -32,17 +45,19 @@ from edgecoder.ledger.genesis import (
     GenesisAction,
     GenesisConfig,
     Holding,
-    PeerHead,
     VouchFor,
 )
 from edgecoder.ledger.heads import HEAD, Head, parse_head
 from edgecoder.ledger.vouches import Vouch, make_vouch, parse_vouch
 from edgecoder.mesh.node import MeshNode
-from edgecoder.security.identity import NodeIdentity
+from edgecoder.mesh.peer_info import PEER
+from edgecoder.security.blacklist import blacklist_entry
+from edgecoder.security.identity import NodeIdentity, is_node_id
 from edgecoder.storage import ledger_rows, node_meta
-from edgecoder.storage.database import Database
+from edgecoder.storage.database import Database, transaction
 from edgecoder.storage.network_key import NETWORK_KEY_FILE, create_network_key, load_network_key
-from edgecoder.wire.records import SignedRecord
+from edgecoder.tasks.transport import MessageKind, TaskTransport
+from edgecoder.wire.records import SignedRecord, parse_record
 
 __all__ = ("PINNED", "TICK_S", "Economy", "VouchBook", "check_head_record")
 
@@ -51,6 +66,11 @@ log = logging.getLogger(__name__)
 TICK_S = 1.0
 PINNED = "ledger.network_key"
 """The node_meta key of the network key this node pinned."""
+ACCUSATIONS = "blacklist.own"
+"""The node_meta key of this node's own blacklist entries (JSON), kept across restarts."""
+FETCH_LIMIT = 256
+"""Entries asked for, and served, per request."""
+FETCHES_PER_TICK = 4
 
 
 def check_head_record(record: SignedRecord) -> None:
@@ -86,6 +106,10 @@ class VouchBook:
             return None
         return vouch.amount
 
+    def get(self, ref: str) -> Vouch | None:
+        """The known valid vouch with hash ``ref``."""
+        return self._known.get(ref)
+
     def for_node(self, node: str) -> list[Vouch]:
         """Valid vouches for ``node``."""
         return [v for v in self._known.values() if v.node == node]
@@ -105,6 +129,7 @@ class Economy:
         ledger: Ledger,
         book: VouchBook,
         mesh: MeshNode,
+        transport: TaskTransport,
     ) -> None:
         self.identity = identity
         self.config = config
@@ -113,6 +138,13 @@ class Economy:
         self.ledger = ledger
         self.book = book
         self.mesh = mesh
+        self.transport = transport
+        self.chains = PeerChains(book.lookup)
+        self.events = events
+        self.refused: Counter[str] = Counter()
+        """Peers' segments refused, by code."""
+        self._accusations: list[SignedRecord] = []
+        self._tasks: set[asyncio.Task[None]] = set()
         cfg = config.ledger
         self.genesis = Genesis(
             identity.node_id,
@@ -132,6 +164,7 @@ class Economy:
         self._announced: dict[str, object] | None = None
         self._changed = asyncio.Event()
         self._subscription = events.subscribe(self._on_balance, {BalanceChanged.kind})
+        self._spreading = events.subscribe(self._on_blacklisted, {Blacklisted.kind})
 
     @property
     def key_path(self) -> Path:
@@ -167,6 +200,19 @@ class Economy:
             if vouch.voucher_key == pinned and self.network_key is not None:
                 self._issued.append(vouch)
         await self.ledger.open()
+        me = self.identity.node_id
+        heads = await self.database.run(ledger_rows.chain_heads)
+        for node in sorted(set(heads) - {me}):
+            entries = await self.database.run(partial(ledger_rows.entries_of, node=node))
+            try:
+                self.chains.load(node, entries)
+            except LedgerError as exc:
+                log.warning("ledger: the chain held for %s no longer verifies: %s", node, exc)
+        for item in json.loads(meta.get(ACCUSATIONS, "[]")):
+            record = parse_record(item)
+            self._accusations.append(record)
+            with contextlib.suppress(BlacklistError):
+                self.mesh.guard.apply(record)
 
     def _on_balance(self, event: Event) -> None:
         self._changed.set()
@@ -184,17 +230,18 @@ class Economy:
             self.mesh.publish_record(HEAD, body)
             self._announced = body
 
-    def peers(self) -> list[PeerHead]:
+    def heads(self) -> list[tuple[SignedRecord, Head]]:
         """The heads the live peers announce (malformed ones were refused at gossip)."""
         out = []
         for record in self.mesh.records_of(HEAD):
             with contextlib.suppress(LedgerError):
-                out.append(parse_head(record.body).peer(record.author))
+                out.append((record, parse_head(record.body)))
         return out
 
     async def tick(self) -> None:
-        """One round: learn vouches, decide, act, announce."""
-        peers = self.peers()
+        """One round: learn vouches, decide, act, follow the peers' chains, announce."""
+        heads = self.heads()
+        peers = [head.peer(record.author) for record, head in heads]
         fresh = [v for p in peers for v in p.vouches if self.book.add(v)]
         state = self.ledger.state
         holding = Holding(
@@ -208,7 +255,116 @@ class Economy:
             await self._do(action)
         if fresh:
             await self._keep(fresh, self.clock.now_ms())
+        await self._follow(heads)
         self.publish_head()
+
+    # -- peers' chains --------------------------------------------------------------------
+
+    async def _follow(self, heads: list[tuple[SignedRecord, Head]]) -> None:
+        """Fetch what the peers of this economy have appended since this node last looked."""
+        mine, shut_out = self.book.network_key, self.mesh.guard.blacklist.is_blacklisted
+        ours = {r.author: (r, h) for r, h in heads
+                if mine and h.network_key == mine and not shut_out(r.author)}  # fmt: skip
+        wanted = self.chains.wanted({n: (h.seq, h.hash) for n, (_, h) in ours.items()})
+        jobs = [self._fetch(w.node, w.after, bytes.fromhex(ours[w.node][0].key))
+                for w in wanted[:FETCHES_PER_TICK]]  # fmt: skip
+        await asyncio.gather(*jobs)
+
+    async def _fetch(self, node: str, after: int, key: bytes) -> None:
+        try:
+            answer = await self.transport.post(
+                node, MessageKind.ENTRIES, {"node": node, "after": after, "limit": FETCH_LIMIT}
+            )
+            entries = [parse_entry(e) for e in _list(answer.get("entries"))]
+            for document in _list(answer.get("vouches"))[: 2 * FETCH_LIMIT]:
+                self.book.add(parse_vouch(document))
+            overlap = self.chains.overlap(node, entries)
+            held = {}
+            for seq in overlap:
+                entry = await self.database.run(partial(ledger_rows.entry_at, node=node, seq=seq))
+                if entry is not None:
+                    held[seq] = entry
+            taken, fork = self.chains.accept(node, key, entries, held)
+        except PeerTransportError as exc:
+            log.debug("ledger: fetching %s's chain: %s", node, exc)
+            return
+        except LedgerError as exc:
+            self.refused[exc.code] += 1
+            log.warning("ledger: %s's chain refused: %s", node, exc)
+            return
+        if taken:
+
+            def store(conn: sqlite3.Connection) -> None:
+                with transaction(conn):
+                    ledger_rows.append_entries(conn, taken)
+
+            await self.database.run(store)
+        if fork is not None:
+            await self._accuse(fork, key)
+
+    async def serve_entries(self, body: object) -> dict[str, object]:
+        """A peer's request for a chain's entries: ``{"node", "after", "limit"}``.
+
+        :raises LedgerError: a malformed request (``bad_request``).
+        """
+        if not isinstance(body, dict) or set(body) != {"node", "after", "limit"}:
+            raise LedgerError("bad_request", "body must be {node, after, limit}")
+        node, after, limit = body["node"], body["after"], body["limit"]
+        if not isinstance(node, str) or not is_node_id(node):
+            raise LedgerError("bad_request", "node must be a node id")
+        if type(after) is not int or type(limit) is not int or after < 0 or limit < 1:
+            raise LedgerError("bad_request", "after must be 0 or more, limit 1 or more")
+        count = min(limit, FETCH_LIMIT)
+        entries = await self.database.run(lambda c: ledger_rows.entries_of(c, node, after, count))
+        vouches = []
+        for entry in entries:
+            if entry.entry.kind == "allowance":
+                vouch = self.book.get(entry.entry.ref)
+                if vouch is not None:
+                    vouches.append(vouch.as_json())
+        return {"entries": [e.as_json() for e in entries], "vouches": vouches}
+
+    # -- forks and the blacklist ----------------------------------------------------------
+
+    async def _accuse(self, fork: Fork, key: bytes) -> None:
+        """Blacklist a node that forked its chain, with the fork as evidence, and spread it."""
+        guard = self.mesh.guard
+        if guard.blacklist.is_blacklisted(fork.node):
+            return
+        record = blacklist_entry(self.identity, self._accusations, fork.node,
+                                 "signed two ledger entries for one place in its chain",
+                                 "ledger_fork", fork.evidence(key),
+                                 self.clock.now_ms())  # fmt: skip
+        guard.apply(record)
+        accusations = [*self._accusations, record]
+        saved = json.dumps([r.to_wire() for r in accusations])
+        await self.database.run(lambda c: node_meta.write(c, ACCUSATIONS, saved))
+        self._accusations = accusations
+        log.warning("ledger: %s forked its chain at entry %d: blacklisted", fork.node,
+                    fork.held.entry.seq)  # fmt: skip
+        self.events.publish(
+            Blacklisted(fork.node, self.identity.node_id, str(record.body["reason"]))
+        )
+
+    def _on_blacklisted(self, event: Event) -> None:
+        assert isinstance(event, Blacklisted)
+        job = asyncio.ensure_future(self._spread(event.author))
+        self._tasks.add(job)
+        job.add_done_callback(self._tasks.discard)
+
+    async def _spread(self, author: str) -> None:
+        """Send ``author``'s blacklist entries to every live peer but it (they apply what
+        they lack, and spread it on in turn: each node forwards each entry once)."""
+        records = [r.to_wire() for r in self.mesh.guard.blacklist.entries_by(author)]
+        if not records:
+            return
+        peers = [r.author for r in self.mesh.records_of(PEER) if r.author != author]
+
+        async def send(node: str) -> None:
+            with contextlib.suppress(PeerTransportError):
+                await self.transport.post(node, MessageKind.RECORDS, {"records": records})
+
+        await asyncio.gather(*(send(node) for node in peers))
 
     async def _keep(self, vouches: list[Vouch], now: int) -> None:
         def write(conn: sqlite3.Connection) -> None:
@@ -281,5 +437,14 @@ class Economy:
                 waiter.cancel()
 
     def close(self) -> None:
-        """Stop listening to the node's events."""
+        """Stop listening to the node's events and spreading."""
         self._subscription.close()
+        self._spreading.close()
+        for job in self._tasks:
+            job.cancel()
+
+
+def _list(value: object) -> list[object]:
+    if not isinstance(value, list):
+        raise LedgerError("bad_answer", "expected a list")
+    return value

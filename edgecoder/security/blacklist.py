@@ -227,6 +227,11 @@ class Blacklist:
         self._heads[entry.author] = (entry.seq, entry_hash(prev, entry))
         self._accused.setdefault(accused, []).append(entry)
 
+    def entries_by(self, author: str) -> list[SignedRecord]:
+        """``author``'s accepted entries, in order (what spreads to a peer that lacks them)."""
+        found = [e for entries in self._accused.values() for e in entries if e.author == author]
+        return sorted(found, key=lambda e: e.seq)
+
     def is_blacklisted(self, node_id: str) -> bool:
         """Whether verified evidence against ``node_id`` was accepted."""
         return node_id in self._accused

@@ -12,6 +12,7 @@ import pytest
 from edgecoder.events import (
     KINDS,
     BalanceChanged,
+    Blacklisted,
     Event,
     EventHub,
     EventStream,
@@ -34,6 +35,7 @@ EXAMPLES: list[Event] = [
     PullProgress(3, "tiny:1b", "running", "downloading", 10, 100),
     PropertiesChanged({"Mode": "local-only"}),
     BalanceChanged(1500, 300, 1200),
+    Blacklisted("n3", "n1", "forked its ledger"),
 ]
 
 

@@ -6,6 +6,7 @@
 ``POST /mesh/tasks/run``      origin → grantee     the grant; answered with sealed event lines
 ``POST /mesh/tasks/cancel``   origin → worker      stop working on the attempt
 ``POST /mesh/tasks/receipt``  origin → worker      ``{"worker_sig": hex}``
+``POST /mesh/ledger/entries`` any → any            a ledger chain's entries after a place
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from edgecoder.adapters.transports.statuses import refusal_status
-from edgecoder.errors import DecodeError, RefusedError, TaskMessageError
+from edgecoder.errors import DecodeError, LedgerError, RefusedError, TaskMessageError
 from edgecoder.services import Services
 from edgecoder.tasks.messages import parse_claim, parse_grant, parse_notice, parse_offer
 from edgecoder.wire import canonical
@@ -43,7 +44,7 @@ def task_routes(services: Services) -> list[Route]:
                 return _error(exc.code, str(exc))
             try:
                 return await handler(request, body)
-            except (TaskMessageError, RefusedError) as exc:
+            except (TaskMessageError, RefusedError, LedgerError) as exc:
                 return _error(exc.code, str(exc))
 
         return endpoint
@@ -75,6 +76,9 @@ def task_routes(services: Services) -> list[Route]:
         worker_sig = await services.worker.countersign(body, request.state.peer)
         return JSONResponse({"worker_sig": worker_sig})
 
+    async def entries(request: Request, body: object) -> Response:
+        return JSONResponse(await services.economy.serve_entries(body))
+
     return [
         Route("/mesh/tasks/offer", guarded(offer), methods=["POST"]),
         Route("/mesh/tasks/claim", guarded(claim), methods=["POST"]),
@@ -82,4 +86,5 @@ def task_routes(services: Services) -> list[Route]:
         Route("/mesh/tasks/cancel", guarded(cancel), methods=["POST"]),
         Route("/mesh/tasks/run", guarded(run), methods=["POST"]),
         Route("/mesh/tasks/receipt", guarded(receipt), methods=["POST"]),
+        Route("/mesh/ledger/entries", guarded(entries), methods=["POST"]),
     ]
