@@ -47,8 +47,9 @@ def request(nonce: str, turns: int, strip: bool) -> ChatRequest:
             ChatMessage("assistant", f"Answer {i}."),
         ]
     messages.append(ChatMessage("user", "And now?"))
-    sampling = SamplingParams(max_tokens=1, temperature=0.0)
-    return ChatRequest("gemma3:270m", tuple(messages), sampling)
+    return ChatRequest(
+        "gemma3:270m", tuple(messages), SamplingParams(max_tokens=1, temperature=0.0)
+    )
 
 
 async def first_token_s(backend: LlamaCppBackend, chat: ChatRequest) -> float:
