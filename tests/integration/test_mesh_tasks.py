@@ -188,3 +188,35 @@ def test_a_client_that_goes_away_cancels_the_work_on_the_worker(trio: Trio) -> N
     assert run["output_tokens"] == 0  # it never reached its end
     # The worker's slot is free again: the next request runs at once.
     assert chat(trio.a, "Hi.", stream=False).status_code == 200
+
+
+def test_credits_follow_the_receipts_and_every_node_holds_every_chain(trio: Trio) -> None:
+    nodes = [trio.a, trio.b, trio.c]
+    assert chat(trio.a, "One more.", stream=False).status_code == 200
+
+    def all_countersigned() -> bool:
+        return all(t["receipt"] == "countersigned"
+                   for t in admin(trio.a, "/admin/tasks")["tasks"] if t["state"] == "done")  # fmt: skip
+
+    wait_until(all_countersigned, what="every receipt countersigned")
+    views = {n.node_id: admin(n, "/admin/ledger?limit=1000") for n in nodes}
+    origin = views[trio.a.node_id]
+    paid = sum(e["body"]["amount"] for e in origin["entries"] if e["body"]["kind"] == "spend")
+    earned = sum(e["body"]["amount"] for w in trio.workers for e in views[w]["entries"]
+                 if e["body"]["kind"] == "earn")  # fmt: skip
+    assert paid > 0
+    assert paid == earned  # what the requester paid, its workers earned
+    # One economy: the same network key everywhere, and nothing made or lost in it.
+    assert len({v["network_key"] for v in views.values()}) == 1
+    assert sum(v["balance"] for v in views.values()) == sum(v["allowance"] for v in views.values())
+
+    def holds_every_chain(node: ModelNode) -> bool:
+        db = sqlite3.connect(f"file:{node.agent.data_dir / 'edgecoder.db'}?mode=ro", uri=True)
+        try:
+            held = dict(db.execute("SELECT node, MAX(seq) FROM ledger_entries GROUP BY node"))
+        finally:
+            db.close()
+        return all(held.get(n) == v["head"]["seq"] for n, v in views.items() if v["head"]["seq"])
+
+    for node in nodes:  # each fetched and verified the others' chains from the gossiped heads
+        wait_until(lambda node=node: holds_every_chain(node), what=f"{node.node_id} in sync")
