@@ -195,8 +195,8 @@ def test_credits_follow_the_receipts_and_every_node_holds_every_chain(trio: Trio
     assert chat(trio.a, "One more.", stream=False).status_code == 200
 
     def all_countersigned() -> bool:
-        return all(t["receipt"] == "countersigned"
-                   for t in admin(trio.a, "/admin/tasks")["tasks"] if t["state"] == "done")  # fmt: skip
+        done = [t for t in admin(trio.a, "/admin/tasks")["tasks"] if t["state"] == "done"]
+        return all(t["receipt"] == "countersigned" for t in done)
 
     wait_until(all_countersigned, what="every receipt countersigned")
     views = {n.node_id: admin(n, "/admin/ledger?limit=1000") for n in nodes}
