@@ -13,6 +13,7 @@ and an ``as_json()`` for remote subscribers:
 ``pull.progress``      :class:`PullProgress` — a model download moved on or ended
 ``properties.changed`` :class:`PropertiesChanged` — the D-Bus properties that changed
 ``ledger.balance``     :class:`BalanceChanged` — this node's credits after an append
+``ledger.checkpoint``  :class:`CheckpointSealed` — a newer checkpoint was taken here
 ``peer.blacklisted``   :class:`Blacklisted` — a blacklist entry with verified evidence was
                        accepted (this node's own, or a peer's)
 =====================  ===================================================================
@@ -45,6 +46,7 @@ __all__ = (
     "KINDS",
     "BalanceChanged",
     "Blacklisted",
+    "CheckpointSealed",
     "Event",
     "EventHub",
     "EventStream",
@@ -164,6 +166,19 @@ class BalanceChanged(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class CheckpointSealed(Event):
+    """A newer checkpoint of the economy was taken here (sealed by ``author``)."""
+
+    kind: ClassVar[str] = "ledger.checkpoint"
+    epoch: int
+    hash: str
+    root: str
+    author: str
+    includes_me: bool
+    """Whether it lists this node's head (an inclusion proof is then kept)."""
+
+
+@dataclass(frozen=True, slots=True)
 class Blacklisted(Event):
     """A blacklist entry, its evidence verified, was accepted: ``accused`` is shut out."""
 
@@ -193,6 +208,7 @@ KINDS = frozenset(
         PropertiesChanged,
         BalanceChanged,
         Blacklisted,
+        CheckpointSealed,
     )
 )
 """Every kind that is published (:class:`Missed` is not: streams make it)."""

@@ -286,6 +286,14 @@ class Services:
             "allowance": state.allowance,
             "head": {"seq": state.seq, "hash": state.head},
             "verified": True,
+            "checkpoint": None
+            if economy.checkpoint is None
+            else {
+                "epoch": economy.checkpoint.epoch,
+                "hash": economy.checkpoint.hash,
+                "root": economy.checkpoint.root,
+                "proof": economy.proof,
+            },
             "entries": [e.as_json() for e in entries],
         }
 

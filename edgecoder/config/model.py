@@ -257,6 +257,7 @@ class LedgerConfig:
     founders_max: int = field(default=8, metadata={"check": _between(0, 1024)})
     allowance_mc: int = field(default=100_000, metadata={"check": _between(1, 100_000)})
     network_key_file: str = field(default="", metadata={"check": _absolute_or_empty})
+    epoch_s: int = field(default=600, metadata={"check": _between(1, DAY_S)})
 
 
 @dataclass(frozen=True, slots=True)

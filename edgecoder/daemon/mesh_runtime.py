@@ -25,7 +25,13 @@ from edgecoder.events import EventHub
 from edgecoder.inference.calibration import Calibration, calibrate
 from edgecoder.inference.executor import LocalExecutor
 from edgecoder.ledger.book import Ledger
-from edgecoder.ledger.economy import Economy, VouchBook, check_head_record
+from edgecoder.ledger.checkpoints import CHECKPOINT
+from edgecoder.ledger.economy import (
+    Economy,
+    VouchBook,
+    check_checkpoint_record,
+    check_head_record,
+)
 from edgecoder.ledger.heads import HEAD
 from edgecoder.ledger.keeper import LedgerKeeper
 from edgecoder.mesh.advert import local_advert
@@ -147,7 +153,7 @@ class MeshRuntime:
             transport=HttpGossipTransport(gossip_client),
             advert_source=advert,
             events=events,
-            record_checks={HEAD: check_head_record},
+            record_checks={HEAD: check_head_record, CHECKPOINT: check_checkpoint_record},
         )
         book = VouchBook(config.node.network)
         ledger = Ledger(identity, database, clock, events, vouches=book.lookup)

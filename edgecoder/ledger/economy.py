@@ -33,9 +33,16 @@ from edgecoder.errors import (
     PeerTransportError,
     RecordError,
 )
-from edgecoder.events import BalanceChanged, Blacklisted, Event, EventHub
+from edgecoder.events import BalanceChanged, Blacklisted, CheckpointSealed, Event, EventHub
 from edgecoder.ledger.book import Ledger, Posting
 from edgecoder.ledger.chains import Fork, PeerChains
+from edgecoder.ledger.checkpoints import (
+    CHECKPOINT,
+    NO_CHECKPOINT,
+    Checkpoint,
+    build,
+    parse_checkpoint,
+)
 from edgecoder.ledger.entries import TREASURY, parse_entry
 from edgecoder.ledger.genesis import (
     Adopt,
@@ -59,7 +66,14 @@ from edgecoder.storage.network_key import NETWORK_KEY_FILE, create_network_key, 
 from edgecoder.tasks.transport import MessageKind, TaskTransport
 from edgecoder.wire.records import SignedRecord, parse_record
 
-__all__ = ("PINNED", "TICK_S", "Economy", "VouchBook", "check_head_record")
+__all__ = (
+    "PINNED",
+    "TICK_S",
+    "Economy",
+    "VouchBook",
+    "check_checkpoint_record",
+    "check_head_record",
+)
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +85,19 @@ ACCUSATIONS = "blacklist.own"
 FETCH_LIMIT = 256
 """Entries asked for, and served, per request."""
 FETCHES_PER_TICK = 4
+CHECKPOINT_META = "ledger.checkpoint"
+"""The node_meta key of the newest checkpoint taken and this node's inclusion proof."""
+
+
+def check_checkpoint_record(record: SignedRecord) -> None:
+    """The gossip check of a peer's ``checkpoint`` record (for :class:`MeshNode`).
+
+    :raises RecordError: its body is not a checkpoint whose root is its heads'.
+    """
+    try:
+        parse_checkpoint(record.body)
+    except LedgerError as exc:
+        raise RecordError(exc.code, str(exc)) from None
 
 
 def check_head_record(record: SignedRecord) -> None:
@@ -144,6 +171,10 @@ class Economy:
         self.refused: Counter[str] = Counter()
         """Peers' segments refused, by code."""
         self._accusations: list[SignedRecord] = []
+        self.checkpoint: Checkpoint | None = None
+        """The newest checkpoint of the economy taken here."""
+        self.proof: list[tuple[str, str]] | None = None
+        """This node's inclusion proof in :attr:`checkpoint` (None: its head is not in it)."""
         self._tasks: set[asyncio.Task[None]] = set()
         cfg = config.ledger
         self.genesis = Genesis(
@@ -208,6 +239,12 @@ class Economy:
                 self.chains.load(node, entries)
             except LedgerError as exc:
                 log.warning("ledger: the chain held for %s no longer verifies: %s", node, exc)
+        saved = json.loads(meta.get(CHECKPOINT_META, "null"))
+        if saved is not None:
+            with contextlib.suppress(LedgerError, KeyError, TypeError, ValueError):
+                self.checkpoint = parse_checkpoint(saved["checkpoint"])
+                steps = saved["proof"]
+                self.proof = None if steps is None else [(str(a), str(b)) for a, b in steps]
         for item in json.loads(meta.get(ACCUSATIONS, "[]")):
             record = parse_record(item)
             self._accusations.append(record)
@@ -256,7 +293,61 @@ class Economy:
         if fresh:
             await self._keep(fresh, self.clock.now_ms())
         await self._follow(heads)
+        await self._checkpoints(heads)
         self.publish_head()
+
+    # -- checkpoints ----------------------------------------------------------------------
+
+    def held_heads(self) -> dict[str, tuple[int, str]]:
+        """Every chain head this node holds, its own included: node → (seq, hash)."""
+        held = {n: (s.seq, s.head) for n, s in self.chains.chains.items() if s.seq}
+        own = self.ledger.state
+        if own.seq:
+            held[self.identity.node_id] = (own.seq, own.head)
+        return held
+
+    async def _checkpoints(self, heads: list[tuple[SignedRecord, Head]]) -> None:
+        """Take the newest checkpoint the economy's leaders sealed; seal one when this node
+        leads an epoch that has none."""
+        mine = self.book.network_key
+        if not mine:
+            return
+        members = {r.author for r, h in heads if h.network_key == mine}
+        newest = self.checkpoint
+        for record in self.mesh.records_of(CHECKPOINT):
+            if record.author not in members:
+                continue
+            with contextlib.suppress(LedgerError):
+                found = parse_checkpoint(record.body)
+                if newest is None or found.epoch > newest.epoch:
+                    newest = found
+                    await self._take(found, record.author)
+        epoch = self.clock.now_ms() // (self.config.ledger.epoch_s * 1000)
+        leader = min(members | {self.identity.node_id})
+        if leader == self.identity.node_id and (newest is None or newest.epoch < epoch):
+            prev = newest.hash if newest is not None else NO_CHECKPOINT
+            sealed = build(epoch, prev, self.held_heads())
+            self.mesh.publish_record(CHECKPOINT, sealed.body())
+            await self._take(sealed, self.identity.node_id)
+
+    async def _take(self, checkpoint: Checkpoint, author: str) -> None:
+        """Keep ``checkpoint`` as the newest, with this node's proof in it; say so when a
+        head it lists disagrees with the chain held here (the chain sync looks closer)."""
+        own = self.ledger.state
+        for node, seq, head in checkpoint.heads:
+            if node == self.identity.node_id:
+                held = own.head if seq == own.seq else None
+            else:
+                held = self.chains.hash_at(node, seq)
+            if held is not None and held != head:
+                log.warning("ledger: checkpoint %d lists %s#%d as %s…, held here as %s…",
+                            checkpoint.epoch, node, seq, head[:12], held[:12])  # fmt: skip
+        proof = checkpoint.proof_for(self.identity.node_id)
+        document = json.dumps({"checkpoint": checkpoint.body(), "proof": proof})
+        await self.database.run(lambda c: node_meta.write(c, CHECKPOINT_META, document))
+        self.checkpoint, self.proof = checkpoint, proof
+        self.events.publish(CheckpointSealed(checkpoint.epoch, checkpoint.hash, checkpoint.root,
+                                             author, proof is not None))  # fmt: skip
 
     # -- peers' chains --------------------------------------------------------------------
 

@@ -42,6 +42,7 @@ def clean_env(config_file: Path, **extra: str) -> dict[str, str]:
     # (docs/ledger.md §5): requesters can pay their peers as soon as the mesh forms.
     env["EDGECODER_LEDGER_GENESIS_WAIT_S"] = "3"
     env["EDGECODER_LEDGER_FOUNDERS_MAX"] = "1024"
+    env["EDGECODER_LEDGER_EPOCH_S"] = "2"  # a checkpoint every other second
     env.update(extra)
     return env
 

@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
+from edgecoder.ledger.checkpoints import leaf, verify_proof
 from tests.integration.nodes import ModelNode
 from tests.waiting import wait_until
 
@@ -220,3 +221,16 @@ def test_credits_follow_the_receipts_and_every_node_holds_every_chain(trio: Trio
 
     for node in nodes:  # each fetched and verified the others' chains from the gossiped heads
         wait_until(lambda node=node: holds_every_chain(node), what=f"{node.node_id} in sync")
+
+    def proven(node: ModelNode) -> bool:
+        """Whether the node's newest checkpoint lists its current head, with a proof."""
+        view = admin(node, "/admin/ledger")
+        cp, head = view["checkpoint"], view["head"]
+        if cp is None or cp["proof"] is None:
+            return False
+        own = leaf(node.node_id, head["seq"], head["hash"])
+        return verify_proof(own, [tuple(s) for s in cp["proof"]], bytes.fromhex(cp["root"]))
+
+    for node in nodes:  # the leader seals every epoch; everyone keeps its own proof
+        wait_until(lambda node=node: proven(node), what=f"{node.node_id}'s inclusion proof")
+

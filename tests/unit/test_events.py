@@ -13,6 +13,7 @@ from edgecoder.events import (
     KINDS,
     BalanceChanged,
     Blacklisted,
+    CheckpointSealed,
     Event,
     EventHub,
     EventStream,
@@ -36,6 +37,7 @@ EXAMPLES: list[Event] = [
     PropertiesChanged({"Mode": "local-only"}),
     BalanceChanged(1500, 300, 1200),
     Blacklisted("n3", "n1", "forked its ledger"),
+    CheckpointSealed(7, "ab" * 32, "cd" * 32, "n1", True),
 ]
 
 
