@@ -233,4 +233,3 @@ def test_credits_follow_the_receipts_and_every_node_holds_every_chain(trio: Trio
 
     for node in nodes:  # the leader seals every epoch; everyone keeps its own proof
         wait_until(lambda node=node: proven(node), what=f"{node.node_id}'s inclusion proof")
-
