@@ -367,8 +367,10 @@ class Economy:
                 node, MessageKind.ENTRIES, {"node": node, "after": after, "limit": FETCH_LIMIT}
             )
             entries = [parse_entry(e) for e in _list(answer.get("entries"))]
-            for document in _list(answer.get("vouches"))[: 2 * FETCH_LIMIT]:
-                self.book.add(parse_vouch(document))
+            learnt = [parse_vouch(d) for d in _list(answer.get("vouches"))[: 2 * FETCH_LIMIT]]
+            learnt = [v for v in learnt if self.book.add(v)]
+            if learnt:  # kept: the chains that name them verify again after a restart
+                await self._keep(learnt, self.clock.now_ms())
             overlap = self.chains.overlap(node, entries)
             held = {}
             for seq in overlap:
