@@ -40,6 +40,7 @@ from edgecoder.mesh.interfaces import LanAddress, advertise_host, lan_addresses,
 from edgecoder.mesh.node import MeshNode
 from edgecoder.security.identity import NodeIdentity
 from edgecoder.security.mesh_guard import MeshGuard
+from edgecoder.security.rotation import ROTATION
 from edgecoder.storage import tasks as task_store
 from edgecoder.storage.database import Database
 from edgecoder.tasks.origin import Origin
@@ -59,6 +60,10 @@ def _exchange_bound_s(config: Config) -> float:
     """How long an outgoing mesh request may take: a third of the skew window (10 s by
     default), so a request a busy peer reads late is still inside the window."""
     return min(10.0, config.mesh.skew_ms / 3000)
+
+
+def _taken(_: object) -> None:
+    """What a record check returns once it has taken the record (nothing)."""
 
 
 class MeshRuntime:
@@ -153,7 +158,12 @@ class MeshRuntime:
             transport=HttpGossipTransport(gossip_client),
             advert_source=advert,
             events=events,
-            record_checks={HEAD: check_head_record, CHECKPOINT: check_checkpoint_record},
+            record_checks={
+                HEAD: check_head_record,
+                CHECKPOINT: check_checkpoint_record,
+                # A rotation spreads like an advert, and is taken as it is checked.
+                ROTATION: lambda record: _taken(guard.rotations.accept(record, clock.now_ms())),
+            },
         )
         book = VouchBook(config.node.network)
         ledger = Ledger(identity, database, clock, events, vouches=book.lookup)

@@ -24,6 +24,8 @@ from edgecoder.mesh.node import MeshNode
 from edgecoder.mesh.peer_info import ADVERT
 from edgecoder.security.identity import NodeIdentity
 from edgecoder.security.mesh_guard import MeshGuard
+from edgecoder.security.rotation import ROTATION, rotation_record
+from edgecoder.wire.records import SignedRecord
 from tests.adverts import advert, model
 from tests.benchmarks.sim_network import AddressBook, SimNetwork
 
@@ -142,4 +144,32 @@ async def test_a_suspect_peer_stays_a_candidate_and_is_marked_suspected() -> Non
     assert a.membership.state_of(b.node_id) == DEAD
     assert a.adverts() == []
     assert not a.suspected(b.node_id)
+    await asyncio.gather(*a._tasks)
+
+
+@pytest.mark.anyio
+async def test_a_key_rotation_spreads_with_gossip_and_is_taken_where_it_arrives() -> None:
+    old, new = NodeIdentity(bytes(range(1, 33))), NodeIdentity(bytes(range(3, 35)))
+    clock = SystemClock()
+
+    def node(identity: NodeIdentity, url: str) -> MeshNode:
+        guard = MeshGuard(identity.node_id, MeshConfig(), clock)
+
+        async def no_advert() -> Any:
+            raise AssertionError("not asked for in this test")
+
+        def take(record: SignedRecord) -> None:
+            guard.rotations.accept(record, clock.now_ms())
+
+        return MeshNode(identity=identity, config=Config(), clock=clock, guard=guard, url=url,
+                        addrs=[], api_port=1, transport=_Quiet(), advert_source=no_advert,
+                        record_checks={ROTATION: take})  # fmt: skip
+
+    a, b = node(NodeIdentity(bytes(range(32))), "http://a:1"), node(old, "http://b:1")
+    b._publish_peer()
+    b.store.offer(rotation_record(old, new, clock.now_ms(), 60_000), clock.now_ms())
+    (hello,) = b.membership.join([a.url], 0)
+    a.receive(b.node_id, b._encode(hello.message, None))
+    assert a.guard.rotations.successor(old.node_id) == new.node_id
+    assert a.store.get(old.node_id, ROTATION) is not None  # held, so it spreads on
     await asyncio.gather(*a._tasks)
