@@ -222,7 +222,8 @@ class InProcessNode:
         no peers and sends nothing."""
         self.backend = backend
         self.admin_key = admin_key
-        self.client_app = build_client_app(services, Control(services, lambda: services.config))
+        self.control = Control(services, lambda: services.config)
+        self.client_app = build_client_app(services, self.control)
         self.mesh_app = build_mesh_app(services)
 
     @classmethod

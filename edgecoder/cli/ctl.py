@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from edgecoder.adapters.control.names import BUS_NAME, INTERFACE, JOB_INTERFACE, OBJECT_PATH
+from edgecoder.ledger.pricing import format_mc
 
 __all__ = ("main",)
 
@@ -204,6 +205,26 @@ async def _keys(agent: Agent, args: argparse.Namespace) -> None:
             print(f"{k['name']:24} {flags.strip() or '-'}")
 
 
+async def _credits(agent: Agent, args: argparse.Namespace) -> None:
+    ledger = await agent.call("GetLedger")
+    ledger["head"] = json.loads(ledger.get("head", "{}"))
+    ledger["entries"] = json.loads(ledger.get("entries", "[]"))
+    if args.json:
+        print(json.dumps(ledger, indent=2, sort_keys=True))
+        return
+    for key in ("balance", "held", "available", "allowance"):
+        print(f"{key:11}{format_mc(int(ledger.get(key, 0)))}")
+    head = ledger["head"]
+    print(f"{'head':11}#{head.get('seq', 0)} {str(head.get('hash', ''))[:16]}")
+    print(f"{'verified':11}{'yes' if ledger.get('verified') else 'NO'}")
+    for entry in ledger["entries"][:10]:
+        body = entry["body"]
+        print(
+            f"  #{body['seq']:<6} {body['kind']:9} {format_mc(body['amount']):>12}  "
+            f"{str(body['party'])[:12]}"
+        )
+
+
 async def _reload(agent: Agent, args: argparse.Namespace) -> None:
     result = await agent.call("Reload")
     print(f"applied: {', '.join(result.get('applied', [])) or 'nothing'}")
@@ -243,6 +264,9 @@ def _parser() -> argparse.ArgumentParser:
     create.add_argument("--admin", action="store_true")
     key_actions.add_parser("list").add_argument("--json", action="store_true")
     key_actions.add_parser("revoke").add_argument("name")
+    command("credits", "this node's credits and newest ledger entries", _credits).add_argument(
+        "--json", action="store_true"
+    )
     command("reload", "re-read the configuration", _reload)
     return parser
 

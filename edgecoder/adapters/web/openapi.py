@@ -266,12 +266,15 @@ def _path_param(name: str, schema: Schema | None = None) -> Schema:
     return {"name": name, "in": "path", "required": True, "schema": schema or _TEXT}
 
 
-def _admin(summary: str, body: Schema | None = None, **kwargs: Any) -> Schema:
+def _admin(
+    summary: str, body: Schema | None = None, *, conflict: str = "", **kwargs: Any
+) -> Schema:
+    """An admin operation; ``conflict`` describes its 409 when it has one."""
     operation = _operation(summary, body=body, **kwargs)
-    operation["responses"]["403"] = {
-        "description": _MESSAGES[403],
-        "content": {"application/json": {"schema": _OPENAI_ERROR}},
-    }
+    error = {"application/json": {"schema": _OPENAI_ERROR}}
+    operation["responses"]["403"] = {"description": _MESSAGES[403], "content": error}
+    if conflict:
+        operation["responses"]["409"] = {"description": conflict, "content": error}
     return operation
 
 
@@ -322,6 +325,13 @@ def _paths() -> Schema:
         "/admin/tasks": {"get": _admin("recent mesh tasks", params=[limit])},
         "/admin/ledger": {"get": _admin("this node's credits and newest chain entries",
                                         params=[limit, before])},
+        "/admin/ledger/peers": {"get": _admin("every ledger head gossiped by a peer")},
+        "/admin/ledger/verify": {"get": _admin("every chain held, verified from its start")},
+        "/admin/ledger/vouch": {"post": _admin(
+            "vouch for a node's starting allowance",
+            _body(["node"], {"node": {"type": "string", "pattern": "^[a-z2-7]{32}$"}}),
+            status=201, conflict="this node may not vouch for it: no_economy, own_vouch, "
+            "has_allowance, no_standing or vouch_quota (the code)")},
         "/admin/status": {"get": _admin("node status")},
         "/admin/models": {"get": _admin("models and the default")},
         "/admin/models/pull": {"post": _admin("start pulling a model", MODEL_NAME, status=202)},
