@@ -270,9 +270,20 @@ class Control:
         """Every key record (never a key itself)."""
         return [
             {"name": k.name, "admin": k.admin, "active": k.active, "created_ms": k.created_ms,
-             "revoked_ms": k.revoked_ms, "last_used_ms": k.last_used_ms}
+             "revoked_ms": k.revoked_ms, "last_used_ms": k.last_used_ms,
+             "budget_mc": k.budget_mc, "spent_mc": k.spent_mc}
             for k in await self.services.access.list_keys()
         ]  # fmt: skip
+
+    async def set_api_key_budget(self, name: str, budget_mc: int | None) -> dict[str, Any]:
+        """Give a key's credit account a budget (mc; None: no limit), effective at once.
+
+        :returns: the key's ``name``, ``budget_mc`` and ``spent_mc``.
+        :raises BadRequestError: no key has that name, or a budget below 0.
+        """
+        await self.services.access.set_budget(name, budget_mc)
+        record = next(k for k in await self.services.access.list_keys() if k.name == name)
+        return {"name": name, "budget_mc": record.budget_mc, "spent_mc": record.spent_mc}
 
     async def revoke_api_key(self, name: str) -> None:
         """Revoke a key by name.

@@ -225,13 +225,15 @@ class Services:
         """Models in memory here now (raises BackendUnavailableError without a backend)."""
         return await self.executor.backend().loaded_models()
 
-    def chat(self, request: ChatRequest) -> ServedStream:
-        """Stream a chat completion, here or on a peer (see :class:`Backend` for the contract)."""
-        return self.router.route(request)
+    def chat(self, request: ChatRequest, account: str | None = None) -> ServedStream:
+        """Stream a chat completion, here or on a peer (see :class:`Backend` for the
+        contract); a peer's work is charged to ``account``, the API key that asked."""
+        return self.router.route(request, account)
 
-    def complete(self, request: CompletionRequest) -> ServedStream:
-        """Stream a raw or fill-in-the-middle completion, here or on a peer."""
-        return self.router.route(request)
+    def complete(self, request: CompletionRequest, account: str | None = None) -> ServedStream:
+        """Stream a raw or fill-in-the-middle completion, here or on a peer; a peer's work
+        is charged to ``account``, the API key that asked."""
+        return self.router.route(request, account)
 
     async def count_tokens(self, request: ChatRequest) -> int:
         """Tokens in ``request``'s prompt: the local backend's count, else an estimate.

@@ -195,6 +195,12 @@ async def _keys(agent: Agent, args: argparse.Namespace) -> None:
     elif args.keys_action == "revoke":
         await agent.call("RevokeApiKey", args.name)
         print(f"revoked {args.name}")
+    elif args.keys_action == "budget":
+        budget = -1 if args.mc == "none" else _mc(args.mc)
+        result = await agent.call("SetApiKeyBudget", args.name, budget)
+        limit = result.get("budget_mc")
+        print(f"{args.name}: budget {'none' if limit is None else format_mc(limit)}, "
+              f"spent {format_mc(result.get('spent_mc', 0))}")  # fmt: skip
     else:
         keys = await agent.call("ListApiKeys")
         if args.json:
@@ -202,7 +208,9 @@ async def _keys(agent: Agent, args: argparse.Namespace) -> None:
             return
         for k in keys:
             flags = ("admin " if k["admin"] else "") + ("" if k["active"] else "revoked")
-            print(f"{k['name']:24} {flags.strip() or '-'}")
+            limit = "none" if k.get("budget_mc") is None else format_mc(k["budget_mc"])
+            print(f"{k['name']:24} {flags.strip() or '-':14} budget {limit:>12}  "
+                  f"spent {format_mc(k.get('spent_mc', 0))}")  # fmt: skip
 
 
 async def _credits(agent: Agent, args: argparse.Namespace) -> None:
@@ -223,6 +231,18 @@ async def _credits(agent: Agent, args: argparse.Namespace) -> None:
             f"  #{body['seq']:<6} {body['kind']:9} {format_mc(body['amount']):>12}  "
             f"{str(body['party'])[:12]}"
         )
+
+
+def _mc(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise CtlError(
+            f"a budget is a whole number of millicredits or 'none', not {text!r}", 2
+        ) from None
+    if value < 0:
+        raise CtlError("a budget is 0 or more millicredits ('none': no limit)", 2)
+    return value
 
 
 async def _reload(agent: Agent, args: argparse.Namespace) -> None:
@@ -264,6 +284,9 @@ def _parser() -> argparse.ArgumentParser:
     create.add_argument("--admin", action="store_true")
     key_actions.add_parser("list").add_argument("--json", action="store_true")
     key_actions.add_parser("revoke").add_argument("name")
+    budget = key_actions.add_parser("budget", help="a key's budget in mc ('none': no limit)")
+    budget.add_argument("name")
+    budget.add_argument("mc", metavar="MC|none")
     command("credits", "this node's credits and newest ledger entries", _credits).add_argument(
         "--json", action="store_true"
     )

@@ -24,6 +24,7 @@ from edgecoder.errors import EdgeCoderError
 from edgecoder.events import EventHub
 from edgecoder.inference.calibration import Calibration, calibrate
 from edgecoder.inference.executor import LocalExecutor
+from edgecoder.ledger.accounts import KeyAccounts
 from edgecoder.ledger.book import Ledger
 from edgecoder.ledger.economy import Economy, VouchBook, check_head_record
 from edgecoder.ledger.heads import HEAD
@@ -150,7 +151,8 @@ class MeshRuntime:
             record_checks={HEAD: check_head_record},
         )
         book = VouchBook(config.node.network)
-        ledger = Ledger(identity, database, clock, events, vouches=book.lookup)
+        ledger = Ledger(identity, database, clock, events, vouches=book.lookup,
+                        accounts=KeyAccounts(database))  # fmt: skip
         economy = Economy(identity=identity, config=config, clock=clock, database=database,
                           events=events, ledger=ledger, book=book, mesh=node)  # fmt: skip
         await economy.open()

@@ -104,6 +104,9 @@ class RemoteTask:
     claim_patience_s: float | None = None
     """How long to wait for a claim before giving up (None: ``tasks.claim_patience_s``);
     shorter when the caller can run the request itself instead."""
+    account: str | None = None
+    """The API key that asked for it: its credit account, charged the task's price (None:
+    no key's, as for a task a test makes)."""
     task_id: str = field(default_factory=new_task_id)
     attempt: int = 0
     worker: str | None = None
@@ -212,7 +215,7 @@ class Origin:
         self.stats["tasks"] += 1
         self._live[task.task_id] = _Live()
         try:
-            self._reserve(task)
+            await self._reserve(task)
         except InsufficientCreditsError as exc:
             task.state, task.error = "failed", str(exc)
             self._live.pop(task.task_id, None)
@@ -277,15 +280,18 @@ class Origin:
         return most_mc(task.prompt_tokens, task.max_tokens, fit.size_class, fit.price_pct,
                        fit.context_length)  # fmt: skip
 
-    def _reserve(self, task: RemoteTask) -> None:
-        """Have escrow count the task's largest price among its candidates now.
+    async def _reserve(self, task: RemoteTask) -> None:
+        """Have escrow count the task's largest price among its candidates now, against
+        this node's credits and the budget of the API key that asked for it.
 
-        :raises InsufficientCreditsError: this node's credits cannot cover it.
+        :raises InsufficientCreditsError: this node's credits, or the key's budget, cannot
+            cover it.
+        :raises StorageError: the key's budget could not be read.
         """
         fits = task.candidates(frozenset())
         if fits:  # with none, nobody will be paid: the offer fails on its own
             task.hold_mc = max(self._most(task, fit) for fit in fits)
-            self.ledger.reserve(task.task_id, task.hold_mc)
+            await self.ledger.reserve_for(task.account, task.task_id, task.hold_mc)
 
     def _affordable(self, task: RemoteTask, fits: list[Fit]) -> list[Fit]:
         """The candidates whose price the task's hold covers (noting how each is offered)."""

@@ -277,6 +277,12 @@ def test_edgecoderctl_end_to_end(session: Node) -> None:
     created = session.ctl("keys", "create", "ctl-user")
     assert created.stdout.startswith("ec_")
     assert "ctl-user" in session.ctl("keys", "list").stdout
+    budget = session.ctl("keys", "budget", "ctl-user", "5000")
+    assert budget.stdout.strip() == "ctl-user: budget 5.000, spent 0.000", budget.stderr
+    assert "budget        5.000" in session.ctl("keys", "list").stdout
+    assert session.ctl("keys", "budget", "ctl-user", "none").returncode == 0
+    assert session.ctl("keys", "budget", "nobody", "1").returncode == 1
+    assert session.ctl("keys", "budget", "ctl-user", "lots").returncode == 2
     assert session.ctl("keys", "revoke", "ctl-user").returncode == 0
     assert session.ctl("peers").stdout.strip() == "no peers known"
     reload = session.ctl("reload")

@@ -132,3 +132,24 @@ def test_what_needs_a_running_node_says_so(
     code, _, err = _run(capsys, "credits", "--data-dir", str(tmp_path / "nothing"))
     assert code == 1
     assert "no node key" in err
+
+
+def test_keys_budget_caps_a_key_and_none_lifts_it(
+    stopped: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = ("--data-dir", str(stopped))
+    assert _run(capsys, "keys", "create", "alice", *data)[0] == 0
+    code, out, _ = _run(capsys, "keys", "budget", "alice", "2500", *data)
+    assert (code, out) == (0, "API key 'alice': budget 2.500 credits (what it spent so far "
+                              "still counts)\n")  # fmt: skip
+    code, out, _ = _run(capsys, "keys", "list", "--json", *data)
+    [key] = json.loads(out)
+    assert (key["budget_mc"], key["spent_mc"]) == (2500, 0)
+    assert "2.500" in _run(capsys, "keys", "list", *data)[1]
+    assert _run(capsys, "keys", "budget", "alice", "none", *data)[0] == 0
+    assert json.loads(_run(capsys, "keys", "list", "--json", *data)[1])[0]["budget_mc"] is None
+    code, _, err = _run(capsys, "keys", "budget", "bob", "1", *data)
+    assert (code, err) == (1, "edgecoder: error: no API key named 'bob'\n")
+    with pytest.raises(SystemExit) as usage:
+        main(["keys", "budget", "alice", "-5", *data])
+    assert usage.value.code == 2

@@ -9,12 +9,9 @@ from __future__ import annotations
 
 import dataclasses
 import sqlite3
-from typing import Any
 
 import pytest
 
-from edgecoder.clock import SystemClock
-from edgecoder.config import Config, MeshConfig
 from edgecoder.errors import LedgerError
 from edgecoder.events import Event, EventHub, PropertiesChanged
 from edgecoder.ledger.book import Ledger, Posting
@@ -24,9 +21,7 @@ from edgecoder.ledger.heads import HEAD, Head
 from edgecoder.ledger.verification import verify_chain
 from edgecoder.ledger.vouches import NETWORK, VOUCH_QUOTA, Vouch, make_vouch, parse_vouch
 from edgecoder.ledger.vouching import Already, AsNetwork, AsStanding, plan_vouch
-from edgecoder.mesh.node import MeshNode
 from edgecoder.security.identity import NodeIdentity
-from edgecoder.security.mesh_guard import MeshGuard
 from edgecoder.storage import ledger_rows, node_meta
 from edgecoder.storage.database import transaction
 from tests.inprocess import InProcessNode
@@ -90,32 +85,8 @@ def test_a_node_with_standing_uses_its_free_slots_then_stops() -> None:
 # -- a peer, as gossip brings it --------------------------------------------------------
 
 
-class _Quiet:
-    async def send(self, url: str, node_id: str | None, body: bytes) -> tuple[int, Any]:
-        return 200, {"ok": True}
-
-
-def _join(node: InProcessNode, identity: NodeIdentity, head: Head | None = None) -> MeshNode:
-    """A peer ``identity`` in ``node``'s membership (its signed peer record held, so its
-    key is known), gossiping ``head``."""
-    clock = SystemClock()
-
-    async def no_advert() -> Any:
-        raise AssertionError("not asked for")
-
-    peer = MeshNode(identity=identity, config=Config(), clock=clock,
-                    guard=MeshGuard(identity.node_id, MeshConfig(), clock), url="http://peer:1",
-                    addrs=[], api_port=1, transport=_Quiet(), advert_source=no_advert)  # fmt: skip
-    peer._publish_peer()
-    mesh = node.services.mesh
-    (hello,) = peer.membership.join([mesh.url], 0)
-    mesh.receive(peer.node_id, peer._encode(hello.message, None))
-    if head is not None:
-        peer.publish_record(HEAD, head.body())
-        record = peer.store.get(peer.node_id, HEAD)
-        assert record is not None
-        mesh.store.offer(record, clock.now_ms())
-    return peer
+async def _join(node: InProcessNode, identity: NodeIdentity, head: Head | None = None) -> None:
+    await node.join_peer(identity, head=head.body() if head is not None else None)
 
 
 def _found(node: InProcessNode) -> NodeIdentity:
@@ -146,9 +117,9 @@ async def test_the_peers_route_lists_every_gossiped_head(node: InProcessNode) ->
     ours = Head(key.public_key.hex(), 3, "ab" * 32, 900, 100, 1000)
     theirs = Head("cd" * 32, 1, "ef" * 32, 50, 0, 50)
     one, two = NodeIdentity.generate(), NodeIdentity.generate()
-    _join(node, one, ours)
-    _join(node, two, theirs)
-    _join(node, NodeIdentity.generate())  # a peer that announces no head
+    await _join(node, one, ours)
+    await _join(node, two, theirs)
+    await _join(node, NodeIdentity.generate())  # a peer that announces no head
     async with node.client() as client:
         document = (await client.get("/admin/ledger/peers")).json()
         headers = {"Authorization": f"Bearer {await node.services.access.create_key('u', False)}"}
@@ -200,7 +171,7 @@ async def test_a_node_with_standing_vouches_in_its_slots_even_after_a_restart(
     key = NodeIdentity.generate()  # held elsewhere: this node only has standing
     standing = await _standing(node, key)
     funded = NodeIdentity.generate()
-    _join(node, funded, Head(key.public_key.hex(), 1, "ab" * 32, 10, 0, 10))
+    await _join(node, funded, Head(key.public_key.hex(), 1, "ab" * 32, 10, 0, 10))
     newcomers = [NodeIdentity.generate().node_id for _ in range(VOUCH_QUOTA + 1)]
     async with node.client() as client:
         answers = [await client.post("/admin/ledger/vouch", json={"node": n}) for n in newcomers]
@@ -272,8 +243,8 @@ async def test_verify_reports_every_chain_and_finds_what_was_altered(
         assert book.add(vouches[peer.node_id])
     own_vouch = await services.economy.vouch(services.node_id, 1000)
     await services.economy.ledger.append(Posting("allowance", 1000, TREASURY, own_vouch.hash))
-    _join(node, known)
-    _join(node, cheat)
+    await _join(node, known)
+    await _join(node, cheat)
     await _store(node, _chain(known, vouches[known.node_id], ME))
     await _store(node, _chain(unknown, vouches[unknown.node_id], ME))
     # The cheat's third entry was altered after it was signed (its amount raised).

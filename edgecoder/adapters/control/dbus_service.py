@@ -274,6 +274,12 @@ class AgentInterface(ServiceInterface):
         await _call(self.control.revoke_api_key(name))
 
     @dbus_method()
+    async def SetApiKeyBudget(self, name: DBusStr, budget_mc: DBusInt64) -> DBusDict:  # noqa: N802
+        # D-Bus has no null: a negative budget means no limit.
+        budget = budget_mc if budget_mc >= 0 else None
+        return variants(await _call(self.control.set_api_key_budget(name, budget)))
+
+    @dbus_method()
     async def Reload(self) -> DBusDict:  # noqa: N802
         return variants(await _call(self.control.reload()))
 

@@ -19,7 +19,7 @@ The operator's operations, the same as D-Bus offers (one implementation:
 ``DELETE /admin/models/{name}``, ``PUT /admin/models/default {"model"}``,
 ``PUT /admin/mode {"mode"}``, ``PUT /admin/owner-busy {"busy"}``, ``GET /admin/keys``,
 ``POST /admin/keys {"name", "admin"}``, ``DELETE /admin/keys/{name}``,
-``POST /admin/reload``.
+``PUT /admin/keys/{name}/budget {"budget_mc"}`` (null: no limit), ``POST /admin/reload``.
 """
 
 from __future__ import annotations
@@ -186,6 +186,16 @@ def _control_routes(control: Control, route: RouteMaker) -> list[Route]:
         await control.revoke_api_key(name)
         return {"revoked": name}
 
+    async def budget(request: Request) -> Any:
+        fields = await body_of(request)
+        if "budget_mc" not in fields.data:  # null is a value here: no limit
+            raise BadRequestError(
+                "'budget_mc' is required: a whole number of millicredits, or null for no limit",
+                "budget_mc",
+            )
+        amount = fields.integer("budget_mc", minimum=0)
+        return await control.set_api_key_budget(request.path_params["name"], amount)
+
     async def reload(request: Request) -> Any:
         return await control.reload()
 
@@ -201,5 +211,6 @@ def _control_routes(control: Control, route: RouteMaker) -> list[Route]:
         admin("/admin/keys", keys, "GET"),
         admin("/admin/keys", create_key, "POST", 201),
         admin("/admin/keys/{name}", revoke_key, "DELETE"),
+        admin("/admin/keys/{name}/budget", budget, "PUT"),
         admin("/admin/reload", reload, "POST"),
     ]

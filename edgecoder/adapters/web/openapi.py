@@ -211,6 +211,8 @@ _ANTHROPIC_ERROR: Schema = _body(["type", "error"], {
 _MESSAGES = {
     400: "malformed, mistyped or out-of-range input; the message names the field",
     401: "no API key, or an unknown or revoked one",
+    402: "a peer would run it, and this node's credits or the API key's budget cannot cover "
+    "its largest price (insufficient_credits; never 429, which IDEs retry for ever)",
     403: "the key is not an admin key",
     404: "no such model, job or key",
     405: "method not allowed on this path",
@@ -236,7 +238,11 @@ def _operation(
     params: list[Schema] | None = None,
     secured: bool = True,
     plain: bool = False,
+    paid: bool | None = None,
 ) -> Schema:
+    """``paid``: a peer may run it, for credits (default: whether it streams — every
+    generation does, and nothing else)."""
+    paid = stream is not None if paid is None else paid
     shape = _OLLAMA_ERROR if ollama else _ANTHROPIC_ERROR if anthropic else _OPENAI_ERROR
     error = {"application/json": {"schema": shape}}
     content: Schema = {"application/json": {"schema": _ANY_OBJECT}}
@@ -247,6 +253,8 @@ def _operation(
     codes = [400, 401, 404, 405, 413, 429, 500, 503, 507] if secured else [500]
     if anthropic:
         codes.append(529)
+    if paid:
+        codes.append(402)
     responses: Schema = {str(status): {"description": "success", "content": content}}
     responses |= {str(c): {"description": _MESSAGES[c], "content": error} for c in codes}
     operation: Schema = {"summary": summary, "responses": responses}
@@ -270,7 +278,7 @@ def _admin(
     summary: str, body: Schema | None = None, *, conflict: str = "", **kwargs: Any
 ) -> Schema:
     """An admin operation; ``conflict`` describes its 409 when it has one."""
-    operation = _operation(summary, body=body, **kwargs)
+    operation = _operation(summary, body=body, paid=False, **kwargs)
     error = {"application/json": {"schema": _OPENAI_ERROR}}
     operation["responses"]["403"] = {"description": _MESSAGES[403], "content": error}
     if conflict:
@@ -352,6 +360,10 @@ def _paths() -> Schema:
         },
         "/admin/keys/{name}": {"delete": _admin("revoke an API key",
                                                 params=[_path_param("name")])},
+        "/admin/keys/{name}/budget": {"put": _admin(
+            "give an API key's credit account a budget (null: no limit)",
+            _body(["budget_mc"], {"budget_mc": {"type": ["integer", "null"], "minimum": 0}}),
+            params=[_path_param("name")])},
         "/admin/reload": {"post": _admin("re-read the configuration")},
         "/admin/events": {"get": _admin("the node's events as they happen", params=[kinds],
                                         stream="sse")},
