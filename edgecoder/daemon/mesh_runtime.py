@@ -198,6 +198,7 @@ class MeshRuntime:
             asyncio.create_task(self.economy.run(self._stop), name="edgecoder-economy")
         )
         self._tasks.append(asyncio.create_task(self._watch_loop(), name="edgecoder-loop-lag"))
+        await self.origin.start()
         log.info("mesh: gossiping as %s in network %r", node.url, self.config.node.network)
         if cfg.mdns:
             await self._start_mdns(node, self._addresses)
