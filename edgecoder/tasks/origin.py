@@ -217,15 +217,19 @@ class Origin:
         :raises InferenceError: before admission, when no peer can run it or the error
             would happen anywhere (the prompt does not fit); after admission, when every
             attempt failed.
+        :raises InsufficientCreditsError: before anything is sent, this node's credits or
+            the API key's budget cannot cover it.
+        :raises StorageError: before anything is sent, the key's budget could not be read.
         """
         self.stats["tasks"] += 1
         self._live[task.task_id] = _Live()
         try:
             await self._reserve(task)
-        except InsufficientCreditsError as exc:
-            task.state, task.error = "failed", str(exc)
+        except BaseException as exc:  # a refusal, or the client gone while a key was read
             self._live.pop(task.task_id, None)
-            self.stats["unaffordable"] = self.stats.get("unaffordable", 0) + 1
+            task.state, task.error = "failed", str(exc)
+            if isinstance(exc, InsufficientCreditsError):
+                self.stats["unaffordable"] = self.stats.get("unaffordable", 0) + 1
             raise
         now = self.clock.now_ms()
         persisted = asyncio.ensure_future(self.database.run(
