@@ -1,7 +1,10 @@
 """The credit ledger's costs, measured in one run; prints JSON.
 
-Run: ``.venv/bin/python tests/benchmarks/bench_ledger.py`` (about a minute; it uses both
-cores for the two-thread figures, so run it on an otherwise quiet machine).
+Run: ``.venv/bin/python tests/benchmarks/bench_ledger.py [DIR]`` (about ten seconds; it
+uses both cores for the two-thread figures, so run it on an otherwise quiet machine). The
+database goes in a temporary directory under ``DIR`` (default: the system's temporary
+directory): put it on the disk whose durable-write rate you want, an SD card is far slower
+than an SSD.
 
 * ``durable_appends``: :meth:`Ledger.append` on a real database in a temporary directory
   (WAL, ``synchronous=FULL``: every commit is on disk before it returns), one entry per
@@ -262,7 +265,8 @@ def main() -> None:
         "cpus": os.cpu_count(),
         "core": "compiled" if speedups.USING_EXTENSIONS else "pure",
     }
-    with tempfile.TemporaryDirectory(prefix="bench-ledger-") as tmp:
+    where = sys.argv[1] if len(sys.argv) > 1 else None
+    with tempfile.TemporaryDirectory(prefix="bench-ledger-", dir=where) as tmp:
         results["durable_appends"] = asyncio.run(_appends(Path(tmp)))
     results["verify_10k_chain"] = _verification()
     results["gossip"] = _gossip()
