@@ -22,8 +22,8 @@ than an SSD.
   node with standing's two, with a founder's eight — beside the peer record and the
   capability advert that a gossip message carries for every live member it names
   (``MeshNode._encode``), and what the head adds per member named and per node per
-  gossip period (every push-pull sync carries its sender's own records, one sync a period
-  and on average one answer to a peer's).
+  gossip period (every push-pull message carries its sender's own records: one ``sync``
+  a period when views agree, and each reply while they differ).
 """
 
 from __future__ import annotations
@@ -246,13 +246,13 @@ def _gossip() -> dict[str, Any]:
             "increase_pct_eight_founders": round(100 * heads["eight_founders"] / without, 1),
         },
         "added_per_node_per_period_bytes": {
-            "basis": "its own head in its push-pull sync and in one answer to a peer's sync "
-                     "(mesh.push_pull_periods = 1), plus the head of every live member it "
-                     "names in a ping or ack (up to mesh.max_piggyback = 8, only while "
-                     "there is news)",
-            "steady_no_vouch": 2 * heads["no_vouch"],
-            "steady_eight_founders": 2 * heads["eight_founders"],
-            "with_8_members_named_no_vouch": (2 + 8) * heads["no_vouch"],
+            "basis": "its own head in its push-pull sync (mesh.push_pull_periods = 1; a "
+                     "peer whose view agrees sends nothing back), plus, while there is "
+                     "news, the head of every live member a ping or ack names (up to "
+                     "mesh.max_piggyback = 8) and its own in each sync reply",
+            "steady_no_vouch": heads["no_vouch"],
+            "steady_eight_founders": heads["eight_founders"],
+            "with_8_members_named_no_vouch": (1 + 8) * heads["no_vouch"],
         },
     }  # fmt: skip
 
