@@ -99,6 +99,7 @@ $(BENCH_VENV)/.installed:
 bench: $(STAMP) $(BENCH_VENV)/.installed
 	$(BIN)/python tests/benchmarks/bench_core.py
 	$(BIN)/python tests/benchmarks/bench_mesh_verify.py
+	$(BIN)/python tests/benchmarks/bench_ledger.py
 	$(BIN)/python tests/benchmarks/bench_api_overhead.py
 	$(BIN)/python tests/benchmarks/bench_concurrent_streams.py
 	$(BIN)/python tests/benchmarks/bench_vs_litellm.py 40 $(BENCH_VENV)/bin/python

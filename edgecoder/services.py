@@ -10,6 +10,7 @@ attribute is ever missing. Generations go through the task router
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -18,7 +19,7 @@ from edgecoder import __version__
 from edgecoder.access import AccessControl
 from edgecoder.clock import Clock
 from edgecoder.config import Config
-from edgecoder.errors import ModelNotFoundError
+from edgecoder.errors import BadRequestError, ModelNotFoundError
 from edgecoder.events import EventHub
 from edgecoder.inference.estimate import approximate_prompt_tokens
 from edgecoder.inference.executor import BackendState, LocalExecutor
@@ -32,8 +33,10 @@ from edgecoder.inference.types import (
     PullProgress,
 )
 from edgecoder.ledger.economy import Economy
+from edgecoder.ledger.peer_heads import known_heads
+from edgecoder.ledger.verification import read_chains, verify_chains
 from edgecoder.mesh.node import MeshNode
-from edgecoder.security.identity import NodeIdentity
+from edgecoder.security.identity import NodeIdentity, is_node_id
 from edgecoder.security.mesh_guard import MeshGuard
 from edgecoder.storage import ledger_rows
 from edgecoder.storage import tasks as task_store
@@ -222,13 +225,15 @@ class Services:
         """Models in memory here now (raises BackendUnavailableError without a backend)."""
         return await self.executor.backend().loaded_models()
 
-    def chat(self, request: ChatRequest) -> ServedStream:
-        """Stream a chat completion, here or on a peer (see :class:`Backend` for the contract)."""
-        return self.router.route(request)
+    def chat(self, request: ChatRequest, account: str | None = None) -> ServedStream:
+        """Stream a chat completion, here or on a peer (see :class:`Backend` for the
+        contract); a peer's work is charged to ``account``, the API key that asked."""
+        return self.router.route(request, account)
 
-    def complete(self, request: CompletionRequest) -> ServedStream:
-        """Stream a raw or fill-in-the-middle completion, here or on a peer."""
-        return self.router.route(request)
+    def complete(self, request: CompletionRequest, account: str | None = None) -> ServedStream:
+        """Stream a raw or fill-in-the-middle completion, here or on a peer; a peer's work
+        is charged to ``account``, the API key that asked."""
+        return self.router.route(request, account)
 
     async def count_tokens(self, request: ChatRequest) -> int:
         """Tokens in ``request``'s prompt: the local backend's count, else an estimate.
@@ -296,6 +301,41 @@ class Services:
             },
             "entries": [e.as_json() for e in entries],
         }
+
+    async def ledger_peers(self) -> dict[str, object]:
+        """Every ledger head this node holds from its peers (see
+        :func:`~edgecoder.ledger.peer_heads.known_heads`), as JSON."""
+        pinned = self.economy.book.network_key
+        stored = await self.database.run(ledger_rows.chain_heads)
+        return {"node_id": self.node_id, "network_key": pinned,
+                "peers": known_heads(self.mesh, pinned, stored)}  # fmt: skip
+
+    async def vouch(self, node: str) -> dict[str, object]:
+        """Vouch for ``node``'s starting allowance, as the network key's holder or as a node
+        with standing (:meth:`Economy.vouch_for`).
+
+        :raises BadRequestError: ``node`` is not a node id.
+        :raises LedgerError: this node may not vouch for it (the code says why).
+        """
+        if not is_node_id(node):
+            raise BadRequestError("node must be a node id", "node")
+        vouch = await self.economy.vouch_for(node)
+        return {"node": vouch.node, "amount": vouch.amount, "voucher": vouch.voucher,
+                "slot": vouch.slot, "hash": vouch.hash, "vouch": vouch.as_json()}  # fmt: skip
+
+    async def verify_ledger(self) -> dict[str, object]:
+        """Verify every chain this node holds, from its first entry (links, signatures
+        where the author's key is known, the chain rules), as JSON: ``verified`` and a
+        report per chain (:mod:`edgecoder.ledger.verification`)."""
+        chains = await self.database.run(read_chains)
+        me = self.identity
+        keys = {node: self.mesh_guard.peer_key(node) for node in chains}
+        keys[me.node_id] = me.public_key
+        reports = await asyncio.to_thread(
+            verify_chains, chains, me.node_id, keys.get, self.economy.book.lookup
+        )
+        return {"node_id": me.node_id, "verified": all(r.verified for r in reports),
+                "chains": [r.as_json() for r in reports]}  # fmt: skip
 
     # -- mesh tasks -----------------------------------------------------------------------
 

@@ -55,6 +55,7 @@ from edgecoder.ledger.keeper import LedgerKeeper
 from edgecoder.security.identity import NodeIdentity
 from edgecoder.security.payloads import open_sealed
 from edgecoder.security.stream_box import StreamBox
+from edgecoder.storage import ledger_rows
 from edgecoder.storage import tasks as store
 from edgecoder.storage.database import Database
 from edgecoder.storage.receipt_keeper import ReceiptKeeper
@@ -101,9 +102,14 @@ _WORDS = re.compile(r"\s*\S+")
 
 
 def config(**tasks: Any) -> Config:
-    """A node's configuration: fast claim timings and short timeouts, ``tasks`` changed."""
+    """A node's configuration: fast claim timings and short timeouts, ``tasks`` changed.
+
+    A receipt whose countersignature was lost is sent again only when a test shortens
+    ``receipt_retry_min_ms``: the others count the receipts sent.
+    """
     base = {"claim_delay_max_ms": 40, "claim_jitter_ms": 5, "claim_stagger_ms": 10,
-            "offer_timeout_ms": 100, "lease_ms": 2000}  # fmt: skip
+            "offer_timeout_ms": 100, "lease_ms": 2000,
+            "receipt_retry_min_ms": 600_000}  # fmt: skip
     return Config(tasks=TasksConfig(**{**base, **tasks}))
 
 
@@ -279,6 +285,8 @@ class Mesh:
         """Each node's event hub (its receipts are kept in its database and its ledger)."""
         self.ledgers: dict[str, Ledger] = {}
         """Each node's chain: origins start with :data:`ALLOWANCE`, workers with nothing."""
+        self.configs: dict[str, Config] = {}
+        self.allowances: dict[str, int] = {}
         self._sabotaged: set[str] = set()
         """Called with (worker, grant) as a grant reaches a worker, before it is checked."""
         self.rng = random.Random(seed)
@@ -331,32 +339,63 @@ class Mesh:
         database.changed = self.notify  # type: ignore[method-assign]
         self.databases[node_id] = database
         clock = _NodeClock(self.clock, switches)
-        events = EventHub()
-        ReceiptKeeper(database, clock).attach(events)
-        # Origins pay; workers start with nothing and earn.
-        ledger = await funded_ledger(identity, database, clock, events, 0 if worker else allowance)
-        LedgerKeeper(ledger).attach(events)
-        self.ledgers[node_id] = ledger
-        events.subscribe(lambda event: self.notify())
-        self.events[node_id] = events
-        common: dict[str, Any] = {
-            "identity": identity,
-            "config": cfg,
-            "clock": clock,
-            "database": database,
-            "transport": Transport(self, node_id),
-            "events": events,
-        }
+        self.configs[node_id] = cfg
         if worker:
+            events = await self._hub(node_id, database, clock, 0)
 
             def execute(request: ChatRequest | CompletionRequest) -> AsyncIterator[Delta]:
                 return self._execute(node_id, request)
 
             host = WorkerHost(advert=lambda: ADVERT, in_flight=lambda: 0, execute=execute,
                               peer_key=self.key)  # fmt: skip
-            self.workers[node_id] = Worker(**common, host=host, rng=random.Random(i))
+            self.workers[node_id] = Worker(identity=identity, config=cfg, clock=clock,
+                                           database=database, transport=Transport(self, node_id),
+                                           events=events, host=host,
+                                           rng=random.Random(i))  # fmt: skip
         else:
-            self.origins[node_id] = Origin(**common, peer_key=self.key, ledger=ledger)
+            await self._origin(node_id, allowance)
+
+    async def _hub(self, node_id: str, database: Database, clock: Any, allowance: int) -> EventHub:
+        """A node's event hub with its receipt store and its ledger as keepers (origins pay;
+        workers start with nothing and earn)."""
+        events = EventHub()
+        ReceiptKeeper(database, clock).attach(events)
+        identity = self.identities[node_id]
+        if allowance and not await self.query(
+            node_id, lambda c: ledger_rows.entries_of(c, node_id)
+        ):
+            ledger = await funded_ledger(identity, database, clock, events, allowance)
+        else:  # a restart: the chain is there
+            vouched = {_VOUCH: allowance}
+            ledger = Ledger(identity, database, clock, events,
+                            vouches=lambda ref, node: vouched.get(ref))  # fmt: skip
+            await ledger.open()
+        LedgerKeeper(ledger).attach(events)
+        self.ledgers[node_id] = ledger
+        events.subscribe(lambda event: self.notify())
+        self.events[node_id] = events
+        return events
+
+    async def _origin(self, node_id: str, allowance: int) -> Origin:
+        database = self.databases[node_id]
+        clock = _NodeClock(self.clock, self.switches[node_id])
+        events = await self._hub(node_id, database, clock, allowance)
+        self.allowances[node_id] = allowance
+        origin = Origin(identity=self.identities[node_id], config=self.configs[node_id],
+                        clock=clock, database=database, transport=Transport(self, node_id),
+                        events=events, peer_key=self.key,
+                        ledger=self.ledgers[node_id])  # fmt: skip
+        self.origins[node_id] = origin
+        return origin
+
+    async def restart_origin(self, node_id: str) -> Origin:
+        """Stop an origin and start it again over its database (its chain, its receipts),
+        as a new process would: what it kept is all it has."""
+        await self.origins[node_id].aclose()
+        origin = await self._origin(node_id, self.allowances[node_id])
+        await self.ledgers[node_id].release_all()  # as the daemon does at start
+        await origin.start()
+        return origin
 
     async def aclose(self) -> None:
         """Stop every node and close its database."""

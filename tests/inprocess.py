@@ -15,13 +15,14 @@ import contextlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 
 from edgecoder.adapters.transports.mesh_app import build_mesh_app
 from edgecoder.adapters.web.client_app import build_client_app
 from edgecoder.clock import SystemClock
-from edgecoder.config import Config
+from edgecoder.config import Config, MeshConfig
 from edgecoder.config.model import ApiConfig, NodeConfig
 from edgecoder.control import Control
 from edgecoder.daemon.assembly import assemble
@@ -40,6 +41,10 @@ from edgecoder.inference.types import (
     ToolCall,
     Usage,
 )
+from edgecoder.ledger.heads import HEAD
+from edgecoder.mesh.advert_types import Advert
+from edgecoder.mesh.node import MeshNode
+from edgecoder.mesh.peer_info import ADVERT
 from edgecoder.security.identity import NodeIdentity
 from edgecoder.security.mesh_guard import MeshGuard
 from edgecoder.services import Services
@@ -206,6 +211,13 @@ class ScriptedBackend:
         raise UnsupportedError("the scripted backend cannot delete models")
 
 
+class _Silent:
+    """A gossip transport that sends nothing (a joined peer is only what it announced)."""
+
+    async def send(self, url: str, node_id: str | None, body: bytes) -> tuple[int, Any]:
+        return 200, {"ok": True}
+
+
 class InProcessNode:
     """A node's services and both its apps, in this process and this event loop."""
 
@@ -222,7 +234,8 @@ class InProcessNode:
         no peers and sends nothing."""
         self.backend = backend
         self.admin_key = admin_key
-        self.client_app = build_client_app(services, Control(services, lambda: services.config))
+        self.control = Control(services, lambda: services.config)
+        self.client_app = build_client_app(services, self.control)
         self.mesh_app = build_mesh_app(services)
 
     @classmethod
@@ -270,6 +283,40 @@ class InProcessNode:
         return httpx.AsyncClient(
             transport=self.transport(address), base_url="http://node", headers=headers
         )
+
+    async def join_peer(
+        self,
+        identity: NodeIdentity,
+        *,
+        head: dict[str, Any] | None = None,
+        advert: Advert | None = None,
+    ) -> MeshNode:
+        """A peer ``identity`` in this node's membership, as gossip brings one: its signed
+        peer record held (so its key is known), and its ledger ``head`` body and
+        capability ``advert`` when given. It sends nothing; messages to it fail."""
+        clock = SystemClock()
+
+        async def its_advert() -> Advert:
+            assert advert is not None
+            return advert
+
+        peer = MeshNode(identity=identity, config=Config(), clock=clock,
+                        guard=MeshGuard(identity.node_id, MeshConfig(), clock),
+                        url=f"http://{identity.node_id}.invalid:1", addrs=[], api_port=1,
+                        transport=_Silent(), advert_source=its_advert)  # fmt: skip
+        peer._publish_peer()
+        mesh = self.services.mesh
+        (hello,) = peer.membership.join([mesh.url], 0)
+        mesh.receive(peer.node_id, peer._encode(hello.message, None))
+        if advert is not None:
+            await peer.publish_advert()
+        if head is not None:
+            peer.publish_record(HEAD, head)
+        for kind in (ADVERT, HEAD):
+            record = peer.store.get(peer.node_id, kind)
+            if record is not None:
+                mesh.store.offer(record, clock.now_ms())
+        return peer
 
     def mesh_client(self) -> httpx.AsyncClient:
         """An HTTP client of the mesh app (unsigned: only what answers unsigned works)."""

@@ -15,6 +15,7 @@ from typing import NoReturn
 from edgecoder import __version__
 from edgecoder.cli import (
     agent_cmd,
+    credits_cmd,
     keys_cmd,
     mesh_cmd,
     models_cmd,
@@ -54,6 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     mesh_cmd.add_parser(commands)
     peers_cmd.add_parser(commands)
     tasks_cmd.add_parser(commands)
+    credits_cmd.add_parser(commands)
     return parser
 
 

@@ -246,6 +246,8 @@ class TasksConfig:
     max_attempts: int = field(default=3, metadata={"check": _between(1, 100)})
     deadline_s: int = field(default=600, metadata={"check": _between(1, DAY_S)})
     claim_patience_s: int = field(default=30, metadata={"check": _between(1, DAY_S)})
+    receipt_retry_min_ms: int = field(default=2000, metadata={"check": _between(1, 600_000)})
+    receipt_retry_max_s: int = field(default=300, metadata={"check": _between(1, DAY_S)})
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,6 +24,7 @@ from edgecoder.errors import EdgeCoderError
 from edgecoder.events import EventHub
 from edgecoder.inference.calibration import Calibration, calibrate
 from edgecoder.inference.executor import LocalExecutor
+from edgecoder.ledger.accounts import KeyAccounts
 from edgecoder.ledger.book import Ledger
 from edgecoder.ledger.checkpoints import CHECKPOINT
 from edgecoder.ledger.economy import (
@@ -166,7 +167,8 @@ class MeshRuntime:
             },
         )
         book = VouchBook(config.node.network)
-        ledger = Ledger(identity, database, clock, events, vouches=book.lookup)
+        ledger = Ledger(identity, database, clock, events, vouches=book.lookup,
+                        accounts=KeyAccounts(database))  # fmt: skip
         transport = HttpTaskTransport(task_client, node.directory.address)
         economy = Economy(identity=identity, config=config, clock=clock, database=database,
                           events=events, ledger=ledger, book=book, mesh=node,
@@ -213,6 +215,7 @@ class MeshRuntime:
             asyncio.create_task(self.economy.run(self._stop), name="edgecoder-economy")
         )
         self._tasks.append(asyncio.create_task(self._watch_loop(), name="edgecoder-loop-lag"))
+        await self.origin.start()
         log.info("mesh: gossiping as %s in network %r", node.url, self.config.node.network)
         if cfg.mdns:
             await self._start_mdns(node, self._addresses)

@@ -11,7 +11,10 @@ Escrow: :meth:`Ledger.reserve` counts a task's largest price against the availab
 credits at once, in memory (two requests can never both count the same credits);
 :meth:`Ledger.hold` makes it a durable ``hold`` entry before the task's grant;
 :meth:`Ledger.pay` releases it and spends the price stated by the receipt;
-:meth:`Ledger.release` gives it back when the task fails.
+:meth:`Ledger.release` gives it back when the task fails. With
+:class:`~edgecoder.ledger.accounts.KeyAccounts`, :meth:`Ledger.reserve_for` also counts
+the task against the budget of the API key that asked for it, and the payment charges
+that key in the same transaction.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from dataclasses import dataclass
 from edgecoder.clock import Clock
 from edgecoder.errors import InsufficientCreditsError, LedgerError
 from edgecoder.events import BalanceChanged, EventHub
+from edgecoder.ledger.accounts import Charge, KeyAccounts
 from edgecoder.ledger.entries import ESCROW, SignedEntry, new_entry, verify_segment
 from edgecoder.ledger.entries import GENESIS_HASH as _GENESIS
 from edgecoder.ledger.pricing import format_mc
@@ -59,7 +63,10 @@ class Ledger:
         clock: Clock,
         events: EventHub,
         vouches: VouchLookup | None = None,
+        accounts: KeyAccounts | None = None,
     ) -> None:
+        """``accounts``: the API keys' budgets, when tasks are charged to the keys that
+        asked for them."""
         self.identity = identity
         self.database = database
         self.clock = clock
@@ -70,6 +77,7 @@ class Ledger:
         self._reserved: dict[str, int] = {}
         """Tasks reserved and not yet durably held: task id → amount."""
         self._payers: dict[str, asyncio.Lock] = {}
+        self.accounts = accounts
 
     @property
     def node_id(self) -> str:
@@ -109,7 +117,9 @@ class Ledger:
         async with self._lock:
             return await self._append(postings)
 
-    async def _append(self, postings: tuple[Posting, ...]) -> list[SignedEntry]:
+    async def _append(
+        self, postings: tuple[Posting, ...], also: Charge | None = None
+    ) -> list[SignedEntry]:
         # Made and checked one after the other on the state (each names the one before),
         # then taken back out: the state says only what is on disk, so nobody counts
         # credits whose entry might yet fail to be written.
@@ -130,6 +140,8 @@ class Ledger:
         def write(conn: sqlite3.Connection) -> None:
             with transaction(conn):
                 ledger_rows.append_entries(conn, made)
+                if also is not None:
+                    also(conn)
 
         cancelled = await _written(self.database.run(write))
         for entry in made:
@@ -157,6 +169,25 @@ class Ledger:
             )
         self._reserved[task_id] = amount
 
+    async def reserve_for(self, account: str | None, task_id: str, amount: int) -> None:
+        """:meth:`reserve`, first counting ``amount`` against the budget of the API key
+        ``account`` (None: no key's task) when this ledger charges keys.
+
+        :raises InsufficientCreditsError: the key's budget or this node's credits cannot
+            cover it (nothing stays reserved).
+        :raises StorageError: the key's budget could not be read.
+        """
+        keys = self.accounts if account is not None else None
+        if keys is not None:
+            assert account is not None
+            await keys.reserve(account, task_id, amount)
+        try:
+            self.reserve(task_id, amount)
+        except InsufficientCreditsError:
+            if keys is not None:
+                keys.release(task_id)
+            raise
+
     async def hold(self, task_id: str) -> None:
         """Make ``task_id``'s reservation a durable ``hold`` entry (done once; again: no-op).
 
@@ -172,6 +203,8 @@ class Ledger:
 
     async def release(self, task_id: str) -> None:
         """Give back what ``task_id`` holds (its task failed or was cancelled)."""
+        if self.accounts is not None:
+            self.accounts.release(task_id)
         async with self._lock:
             if self._reserved.pop(task_id, None) is not None:
                 self.events.publish(BalanceChanged(self.state.balance, self.held, self.available))
@@ -215,8 +248,14 @@ class Ledger:
             amount = total - self.spent_to(worker)
             if amount > 0:
                 postings.append(Posting("spend", amount, worker, receipt_hash, total))
-            if postings:
-                await self._append(tuple(postings))
+            if self.accounts is None:
+                if postings:
+                    await self._append(tuple(postings))
+                return
+            # The key that asked is charged the price in the payment's own transaction.
+            async with self.accounts.charging(task_id, max(0, amount)) as charge:
+                if postings:  # a charge comes only with a spend
+                    await self._append(tuple(postings), charge)
 
     async def earn(self, origin: str, total: int, receipt_hash: str) -> int:
         """Earn what brings the total ``origin`` has paid this node to ``total``; the

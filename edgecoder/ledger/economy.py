@@ -56,6 +56,7 @@ from edgecoder.ledger.genesis import (
 )
 from edgecoder.ledger.heads import HEAD, Head, parse_head
 from edgecoder.ledger.vouches import Vouch, make_vouch, parse_vouch
+from edgecoder.ledger.vouching import Already, AsNetwork, plan_vouch, standing_of
 from edgecoder.mesh.node import MeshNode
 from edgecoder.mesh.peer_info import PEER
 from edgecoder.security.blacklist import blacklist_entry
@@ -194,6 +195,7 @@ class Economy:
         self._issued: list[Vouch] = []
         self._announced: dict[str, object] | None = None
         self._changed = asyncio.Event()
+        self._vouching = asyncio.Lock()
         self._subscription = events.subscribe(self._on_balance, {BalanceChanged.kind})
         self._spreading = events.subscribe(self._on_blacklisted, {Blacklisted.kind})
 
@@ -219,6 +221,9 @@ class Economy:
                             "ignoring it", self.key_path)  # fmt: skip
             else:
                 self.network_key = held
+                if not pinned:  # an operator's key file: pinned like a made or adopted key,
+                    # so what this database holds is judged under it even without the file
+                    await self._pin(held.public_key.hex())
                 pinned = held.public_key.hex()
                 self._key_created_ms = int(meta.get("ledger.key_created_ms", "0"))
         self.book.network_key = pinned
@@ -228,7 +233,8 @@ class Economy:
             except LedgerError:
                 continue
             self.book.add(vouch)
-            if vouch.voucher_key == pinned and self.network_key is not None:
+            as_network = vouch.voucher_key == pinned and self.network_key is not None
+            if as_network or vouch.voucher == self.identity.node_id:  # or with standing
                 self._issued.append(vouch)
         await self.ledger.open()
         me = self.identity.node_id
@@ -504,6 +510,47 @@ class Economy:
         self.book.add(vouch)
         self._issued.append(vouch)
         log.info("ledger: vouched for %s (%d mc)", node, amount)
+        return vouch
+
+    async def vouch_for(self, node: str) -> Vouch:
+        """The operator's vouch for ``node`` (``docs/ledger.md`` §5): with the network key
+        when this node holds it, else as a node with standing in its next free slot (see
+        :mod:`edgecoder.ledger.vouching`); kept, then announced in this node's head, where
+        ``node`` finds it and claims its allowance. Again for the same node: the same vouch.
+
+        :raises LedgerError: it may not vouch (the code says why).
+        :raises StorageError: the vouch could not be kept.
+        """
+        async with self._vouching:  # one slot, one vouch
+            me, network = self.identity.node_id, self.config.node.network
+            state = self.ledger.state
+            head = self.mesh.store.get(node, HEAD)
+            try:
+                target_allowance = parse_head(head.body).allowance if head is not None else None
+            except LedgerError:
+                target_allowance = None
+            plan = plan_vouch(
+                me=me, target=node, network_key=self.book.network_key,
+                holds_key=self.network_key is not None, issued=self._issued,
+                standing=standing_of(me, state.allowance, self.book.for_node(me), network,
+                                     self.book.network_key),
+                target_allowance=target_allowance,
+            )  # fmt: skip
+            if isinstance(plan, Already):
+                return plan.vouch
+            if isinstance(plan, AsNetwork):
+                vouch = await self.vouch(node, self.config.ledger.allowance_mc)
+            else:
+                vouch = make_vouch(self.identity, network=network,
+                                   network_key=self.book.network_key, node=node,
+                                   amount=self.config.ledger.allowance_mc,
+                                   issued_ms=self.clock.now_ms(), slot=plan.slot,
+                                   standing=plan.standing)  # fmt: skip
+                await self._keep([vouch], self.clock.now_ms())
+                self.book.add(vouch)
+                self._issued.append(vouch)
+                log.info("ledger: vouched for %s with standing, slot %d", node, plan.slot)
+        self.publish_head()
         return vouch
 
     async def _claim(self, vouch: Vouch) -> None:

@@ -154,6 +154,14 @@ MIGRATIONS: tuple[Migration, ...] = (
         ALTER TABLE api_keys ADD COLUMN spent_mc INTEGER NOT NULL DEFAULT 0;
         """,
     ),
+    Migration(
+        version=6,
+        summary="receipts a worker refused for good (never sent again), and the waiting ones",
+        sql="""
+        ALTER TABLE receipts ADD COLUMN refused TEXT NOT NULL DEFAULT '';
+        CREATE INDEX receipts_waiting ON receipts (stored_ms) WHERE worker_sig = '';
+        """,
+    ),
 )
 
 

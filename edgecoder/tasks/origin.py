@@ -9,8 +9,9 @@ events to the client as deltas, the lease watched by a
 breaks the stream or fails with a retryable error ends the attempt: the next one
 excludes it and continues from the output already sent. A client that goes away closes
 the stream, which cancels the worker's generation; an explicit ``cancel`` notice
-follows. When the task ends the origin signs a receipt and asks the worker to
-countersign it; both keep it.
+follows. When the task ends the origin signs a receipt, keeps and pays it, and asks the
+worker to countersign it; both keep it. A receipt whose countersignature was lost is sent
+again until the worker answers for good (:mod:`edgecoder.tasks.resending`).
 """
 
 from __future__ import annotations
@@ -61,8 +62,9 @@ from edgecoder.tasks.offering import (
     SendOffer,
     Wake,
 )
-from edgecoder.tasks.receipts import sign_receipt, verify_signature
+from edgecoder.tasks.receipts import sign_receipt
 from edgecoder.tasks.relaying import RunWatch, Verdict
+from edgecoder.tasks.resending import ReceiptSender
 from edgecoder.tasks.transport import UNAVAILABLE, MessageKind, TaskTransport
 
 __all__ = ("Origin", "RemoteTask")
@@ -104,6 +106,9 @@ class RemoteTask:
     claim_patience_s: float | None = None
     """How long to wait for a claim before giving up (None: ``tasks.claim_patience_s``);
     shorter when the caller can run the request itself instead."""
+    account: str | None = None
+    """The API key that asked for it: its credit account, charged the task's price (None:
+    no key's, as for a task a test makes)."""
     task_id: str = field(default_factory=new_task_id)
     attempt: int = 0
     worker: str | None = None
@@ -177,7 +182,11 @@ class Origin:
         """Peers that asked (``Retry-After``) to be left alone, until when (loop time)."""
         self.stats = {"tasks": 0, "offers": 0, "declined": 0, "rounds": 0, "claims": 0,
                       "late_claims": 0, "grants": 0, "failovers": 0, "done": 0, "failed": 0,
-                      "cancelled": 0}  # fmt: skip
+                      "cancelled": 0, "receipts_resent": 0, "receipts_refused": 0}  # fmt: skip
+        self.receipts = ReceiptSender(config=config, clock=clock, database=database,
+                                      transport=transport, peer_key=peer_key, events=events,
+                                      stats=self.stats)  # fmt: skip
+        """Asks workers to countersign receipts, again until each is settled."""
 
     # -- claims (called by the mesh route) ------------------------------------------------
 
@@ -208,15 +217,19 @@ class Origin:
         :raises InferenceError: before admission, when no peer can run it or the error
             would happen anywhere (the prompt does not fit); after admission, when every
             attempt failed.
+        :raises InsufficientCreditsError: before anything is sent, this node's credits or
+            the API key's budget cannot cover it.
+        :raises StorageError: before anything is sent, the key's budget could not be read.
         """
         self.stats["tasks"] += 1
         self._live[task.task_id] = _Live()
         try:
-            self._reserve(task)
-        except InsufficientCreditsError as exc:
-            task.state, task.error = "failed", str(exc)
+            await self._reserve(task)
+        except BaseException as exc:  # a refusal, or the client gone while a key was read
             self._live.pop(task.task_id, None)
-            self.stats["unaffordable"] = self.stats.get("unaffordable", 0) + 1
+            task.state, task.error = "failed", str(exc)
+            if isinstance(exc, InsufficientCreditsError):
+                self.stats["unaffordable"] = self.stats.get("unaffordable", 0) + 1
             raise
         now = self.clock.now_ms()
         persisted = asyncio.ensure_future(self.database.run(
@@ -277,15 +290,18 @@ class Origin:
         return most_mc(task.prompt_tokens, task.max_tokens, fit.size_class, fit.price_pct,
                        fit.context_length)  # fmt: skip
 
-    def _reserve(self, task: RemoteTask) -> None:
-        """Have escrow count the task's largest price among its candidates now.
+    async def _reserve(self, task: RemoteTask) -> None:
+        """Have escrow count the task's largest price among its candidates now, against
+        this node's credits and the budget of the API key that asked for it.
 
-        :raises InsufficientCreditsError: this node's credits cannot cover it.
+        :raises InsufficientCreditsError: this node's credits, or the key's budget, cannot
+            cover it.
+        :raises StorageError: the key's budget could not be read.
         """
         fits = task.candidates(frozenset())
         if fits:  # with none, nobody will be paid: the offer fails on its own
             task.hold_mc = max(self._most(task, fit) for fit in fits)
-            self.ledger.reserve(task.task_id, task.hold_mc)
+            await self.ledger.reserve_for(task.account, task.task_id, task.hold_mc)
 
     def _affordable(self, task: RemoteTask, fits: list[Fit]) -> list[Fit]:
         """The candidates whose price the task's hold covers (noting how each is offered)."""
@@ -493,7 +509,6 @@ class Origin:
     async def _receipt(self, task: RemoteTask, end: dict[str, Any], wall_ms: int) -> None:
         worker = task.worker
         assert worker is not None
-        key = self.peer_key(worker)
         fit = task.fits.get(worker, Fit(worker, 0, False, False))
         async with self.ledger.payer(worker):  # totals to one worker go up one receipt at a time
             price = price_mc(end["prompt_tokens"], end["completion_tokens"], fit.size_class,
@@ -520,26 +535,8 @@ class Origin:
             except (StorageError, LedgerError) as exc:
                 log.error("task %s: could not keep and pay its receipt: %s", task.task_id, exc)
                 return
-        try:
-            answer = await self.transport.post(
-                worker, MessageKind.RECEIPT, {"body": body, "origin_sig": origin_sig}
-            )
-        except PeerTransportError as exc:
-            log.warning("task %s: the worker did not countersign the receipt: %s",
-                        task.task_id, exc)  # fmt: skip
-            return
-        worker_sig = answer.get("worker_sig")
-        if (
-            not isinstance(worker_sig, str)
-            or key is None
-            or not verify_signature(key, body, worker_sig)
-        ):
-            log.warning("task %s: the worker's countersignature does not verify", task.task_id)
-            return
-        try:
-            await self.events.record(ReceiptSigned("origin", body, origin_sig, worker_sig))
-        except StorageError as exc:
-            log.error("task %s: could not keep the countersigned receipt: %s", task.task_id, exc)
+        # Sent again later, until the worker answers for good, if this answer is lost.
+        await self.receipts.send(body, origin_sig)
 
     async def _finish(self, task: RemoteTask, persisted: asyncio.Future[None]) -> None:
         live = self._live.pop(task.task_id, None)
@@ -567,8 +564,21 @@ class Origin:
         except StorageError as exc:
             log.error("task %s: could not record its end: %s", task.task_id, exc)
 
+    async def start(self) -> None:
+        """Send again the receipts a previous run left waiting for a countersignature."""
+        try:
+            waiting = await self.receipts.resume()
+        except StorageError as exc:
+            log.error("could not read the receipts waiting for a countersignature: %s", exc)
+            return
+        if waiting:
+            log.info("%d receipt(s) still wait for their worker's countersignature: sending "
+                     "them again", waiting)  # fmt: skip
+
     async def aclose(self) -> None:
-        """Wait briefly for receipts in flight, then cancel what remains."""
+        """Wait briefly for receipts in flight, then cancel what remains (receipts still
+        waiting for a countersignature are sent again by the next run)."""
+        await self.receipts.aclose()
         if self._background:
             await asyncio.wait(self._background, timeout=2)
         for job in list(self._background):

@@ -170,12 +170,20 @@ class Router:
             raise BackendUnavailableError(f"no peer can run '{model}' for this request now")
         raise ModelNotFoundError(f"model '{model}' is not served by this node or any peer")
 
-    def route(self, request: ChatRequest | CompletionRequest) -> ServedStream:
-        """A stream of the request's deltas, served here or by a peer."""
-        return ServedStream.naming(lambda stream: self._routed(request, stream), self.node_id)
+    def route(
+        self, request: ChatRequest | CompletionRequest, account: str | None = None
+    ) -> ServedStream:
+        """A stream of the request's deltas, served here or by a peer; a peer's work is
+        charged to ``account`` (the API key that asked; None: no key's)."""
+        return ServedStream.naming(
+            lambda stream: self._routed(request, stream, account), self.node_id
+        )
 
     async def _routed(
-        self, request: ChatRequest | CompletionRequest, stream: ServedStream
+        self,
+        request: ChatRequest | CompletionRequest,
+        stream: ServedStream,
+        account: str | None,
     ) -> AsyncIterator[Delta]:
         prompt_tokens = prompt_estimate(request)
         decision = self.decide(request, prompt_tokens)
@@ -197,6 +205,7 @@ class Router:
             prompt_tokens=prompt_tokens,
             candidates=lambda exclude: self.candidates(request.model, prompt_tokens, exclude),
             on_worker=named,
+            account=account,
             claim_patience_s=patience if decision.local_ttft_ms is not None else None,
         )
         async with contextlib.aclosing(self.origin.run(task)) as remote:

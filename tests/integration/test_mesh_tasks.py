@@ -133,6 +133,42 @@ def test_a_non_streamed_chat_gets_a_receipt_signed_by_both(trio: Trio) -> None:
     assert receipt["output_tokens"] == body["usage"]["completion_tokens"]
 
 
+def test_each_task_is_charged_to_the_key_that_asked_and_its_budget_refuses_more(
+    trio: Trio,
+) -> None:
+    from tests.integration.agent_process import edgecoder
+
+    response = chat(trio.a, "Name a colour.", stream=False)
+    assert response.status_code == 200, response.text
+
+    def prices() -> list[int]:
+        db = sqlite3.connect(f"file:{trio.a.agent.data_dir / 'edgecoder.db'}?mode=ro", uri=True)
+        rows = db.execute("SELECT body FROM receipts WHERE role = 'origin'").fetchall()
+        db.close()
+        return [json.loads(body)["price"] for (body,) in rows]
+
+    def spent() -> dict[str, int]:
+        return {k["name"]: k["spent_mc"] for k in admin(trio.a, "/admin/keys")["keys"]}
+
+    # Every chat in this module was alice's: she paid for every task, the admin for none
+    # (each receipt is kept, then paid and charged: waited for, not raced).
+    wait_until(lambda: spent()["alice"] == sum(prices()) > 0, what="alice charged")
+    assert spent()["root"] == 0
+    # A budget of what she spent leaves her nothing for a peer's work.
+    data = ("--data-dir", str(trio.a.agent.data_dir))
+    capped = edgecoder("keys", "budget", "alice", str(spent()["alice"]), *data,
+                       env=trio.a.agent.env)  # fmt: skip
+    assert capped.returncode == 0, capped.stderr
+    refused = chat(trio.a, "Name another.", stream=False)
+    assert refused.status_code == 402, refused.text
+    error = refused.json()["error"]
+    assert error["code"] == "insufficient_credits"
+    assert error["message"].startswith("API key 'alice' has 0.000 of its")
+    lifted = edgecoder("keys", "budget", "alice", "none", *data, env=trio.a.agent.env)
+    assert lifted.returncode == 0, lifted.stderr
+    assert chat(trio.a, "Name a third.", stream=False).status_code == 200
+
+
 def test_a_prompt_that_fits_no_model_in_the_mesh_is_refused_clearly(trio: Trio) -> None:
     response = chat(trio.a, "word " * 40_000, stream=True)
     assert response.status_code == 400, response.text

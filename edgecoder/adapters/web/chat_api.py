@@ -32,7 +32,9 @@ def chat_handler(services: Services, dialect: Dialect) -> Handler:
         answer = dialect.chat_answer(parsed)
         backend_start = time.perf_counter()
         cap = services.config.inference.default_max_tokens
-        stream = await admit(services.chat(capped(parsed.request, cap)))
+        # The caller's key is the credit account a peer's work is charged to.
+        account = request.state.principal.name
+        stream = await admit(services.chat(capped(parsed.request, cap), account))
         headers = {"X-EdgeCoder-Node": services.served_by(stream)}
         if parsed.stream:
             return dialect.streaming(answer.frames(stream), headers, keepalive)

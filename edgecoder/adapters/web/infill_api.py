@@ -60,7 +60,8 @@ def infill_routes(services: Services, route: RouteMaker) -> list[Route]:
         fields = await read_json(request, limit)
         model = fields.text("model") or await services.default_model()
         cap = services.config.inference.default_max_tokens
-        stream = await admit(services.complete(capped(_request(fields, model), cap)))
+        asked = capped(_request(fields, model), cap)
+        stream = await admit(services.complete(asked, request.state.principal.name))
         headers = {"X-EdgeCoder-Node": services.served_by(stream)}
         if fields.flag("stream"):
             return StreamingResponse(

@@ -51,10 +51,10 @@ def ollama_routes(services: Services, route: RouteMaker) -> list[Route]:
         if parsed.load_only:
             await services.show_model(parsed.model)
             return JSONResponse(OLLAMA.loaded(parsed.model), headers=headers())
-        cap = services.config.inference.default_max_tokens
+        cap, account = services.config.inference.default_max_tokens, request.state.principal.name
         source = (
-            services.chat(capped(parsed.chat, cap)) if parsed.chat is not None
-            else services.complete(capped(parsed.completion, cap))  # type: ignore[type-var, arg-type]
+            services.chat(capped(parsed.chat, cap), account) if parsed.chat is not None
+            else services.complete(capped(parsed.completion, cap), account)  # type: ignore[type-var, arg-type]
         )  # fmt: skip
         stream = await admit(source)
         if parsed.stream:

@@ -49,13 +49,14 @@ def openai_routes(services: Services, route: RouteMaker) -> list[Route]:
         info = await services.show_model(request.path_params["model"])
         return JSONResponse(OPENAI.model(info), headers=headers())
 
-    def complete(asked: CompletionRequest) -> ServedStream:
-        return services.complete(capped(asked, services.config.inference.default_max_tokens))
+    def complete(request: Request, asked: CompletionRequest) -> ServedStream:
+        capped_request = capped(asked, services.config.inference.default_max_tokens)
+        return services.complete(capped_request, request.state.principal.name)
 
     async def completions(request: Request) -> Response:
         parsed = OPENAI.parse_completion(await read_json(request, limit))
         backend_start = time.perf_counter()
-        stream = await admit(complete(parsed.request))
+        stream = await admit(complete(request, parsed.request))
         answer = OPENAI.completion_answer(parsed)
         if parsed.stream:
             return OPENAI.streaming(answer.frames(stream), headers(stream), keepalive)
@@ -70,7 +71,7 @@ def openai_routes(services: Services, route: RouteMaker) -> list[Route]:
     async def fim_completions(request: Request) -> Response:
         # Continue's FIM endpoint: a completion body, answered as chat completion chunks.
         parsed = OPENAI.parse_completion(await read_json(request, limit))
-        stream = await admit(complete(parsed.request))
+        stream = await admit(complete(request, parsed.request))
         answer = OPENAI.fim_answer(parsed)
         if parsed.stream:
             return OPENAI.streaming(answer.frames(stream), headers(stream), keepalive)

@@ -211,6 +211,8 @@ _ANTHROPIC_ERROR: Schema = _body(["type", "error"], {
 _MESSAGES = {
     400: "malformed, mistyped or out-of-range input; the message names the field",
     401: "no API key, or an unknown or revoked one",
+    402: "a peer would run it, and this node's credits or the API key's budget cannot cover "
+    "its largest price (insufficient_credits; never 429, which IDEs retry for ever)",
     403: "the key is not an admin key",
     404: "no such model, job or key",
     405: "method not allowed on this path",
@@ -236,7 +238,11 @@ def _operation(
     params: list[Schema] | None = None,
     secured: bool = True,
     plain: bool = False,
+    paid: bool | None = None,
 ) -> Schema:
+    """``paid``: a peer may run it, for credits (default: whether it streams — every
+    generation does, and nothing else)."""
+    paid = stream is not None if paid is None else paid
     shape = _OLLAMA_ERROR if ollama else _ANTHROPIC_ERROR if anthropic else _OPENAI_ERROR
     error = {"application/json": {"schema": shape}}
     content: Schema = {"application/json": {"schema": _ANY_OBJECT}}
@@ -247,6 +253,8 @@ def _operation(
     codes = [400, 401, 404, 405, 413, 429, 500, 503, 507] if secured else [500]
     if anthropic:
         codes.append(529)
+    if paid:
+        codes.append(402)
     responses: Schema = {str(status): {"description": "success", "content": content}}
     responses |= {str(c): {"description": _MESSAGES[c], "content": error} for c in codes}
     operation: Schema = {"summary": summary, "responses": responses}
@@ -266,12 +274,15 @@ def _path_param(name: str, schema: Schema | None = None) -> Schema:
     return {"name": name, "in": "path", "required": True, "schema": schema or _TEXT}
 
 
-def _admin(summary: str, body: Schema | None = None, **kwargs: Any) -> Schema:
-    operation = _operation(summary, body=body, **kwargs)
-    operation["responses"]["403"] = {
-        "description": _MESSAGES[403],
-        "content": {"application/json": {"schema": _OPENAI_ERROR}},
-    }
+def _admin(
+    summary: str, body: Schema | None = None, *, conflict: str = "", **kwargs: Any
+) -> Schema:
+    """An admin operation; ``conflict`` describes its 409 when it has one."""
+    operation = _operation(summary, body=body, paid=False, **kwargs)
+    error = {"application/json": {"schema": _OPENAI_ERROR}}
+    operation["responses"]["403"] = {"description": _MESSAGES[403], "content": error}
+    if conflict:
+        operation["responses"]["409"] = {"description": conflict, "content": error}
     return operation
 
 
@@ -322,6 +333,13 @@ def _paths() -> Schema:
         "/admin/tasks": {"get": _admin("recent mesh tasks", params=[limit])},
         "/admin/ledger": {"get": _admin("this node's credits and newest chain entries",
                                         params=[limit, before])},
+        "/admin/ledger/peers": {"get": _admin("every ledger head gossiped by a peer")},
+        "/admin/ledger/verify": {"get": _admin("every chain held, verified from its start")},
+        "/admin/ledger/vouch": {"post": _admin(
+            "vouch for a node's starting allowance",
+            _body(["node"], {"node": {"type": "string", "pattern": "^[a-z2-7]{32}$"}}),
+            status=201, conflict="this node may not vouch for it: no_economy, own_vouch, "
+            "has_allowance, no_standing or vouch_quota (the code)")},
         "/admin/status": {"get": _admin("node status")},
         "/admin/models": {"get": _admin("models and the default")},
         "/admin/models/pull": {"post": _admin("start pulling a model", MODEL_NAME, status=202)},
@@ -342,6 +360,10 @@ def _paths() -> Schema:
         },
         "/admin/keys/{name}": {"delete": _admin("revoke an API key",
                                                 params=[_path_param("name")])},
+        "/admin/keys/{name}/budget": {"put": _admin(
+            "give an API key's credit account a budget (null: no limit)",
+            _body(["budget_mc"], {"budget_mc": {"type": ["integer", "null"], "minimum": 0}}),
+            params=[_path_param("name")])},
         "/admin/reload": {"post": _admin("re-read the configuration")},
         "/admin/events": {"get": _admin("the node's events as they happen", params=[kinds],
                                         stream="sse")},
