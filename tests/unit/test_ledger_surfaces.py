@@ -193,7 +193,8 @@ async def test_a_node_with_standing_vouches_in_its_slots_even_after_a_restart(
                     vouches=book.lookup)  # fmt: skip
     restarted = Economy(identity=services.identity, config=services.config,
                         clock=services.clock, database=services.database, events=EventHub(),
-                        ledger=ledger, book=book, mesh=services.mesh)  # fmt: skip
+                        ledger=ledger, book=book, mesh=services.mesh,
+                        transport=services.economy.transport)  # fmt: skip
     await restarted.open()
     assert [v.hash for v in restarted.head().vouches] == [v.hash for v in vouches]
     with pytest.raises(LedgerError, match="vouch_quota"):
