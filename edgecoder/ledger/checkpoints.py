@@ -42,7 +42,8 @@ _LEAF = b"edgecoder/checkpoint-leaf/v1\x00"
 _NODE = b"edgecoder/checkpoint-node/v1\x00"
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 MAX_HEADS: Final = 4096
-"""Heads one checkpoint lists (a record is gossiped whole)."""
+"""Heads a gossiped checkpoint may list (a record travels whole): a leader holding more
+seals none (an office, not a city; see ``docs/ledger.md``)."""
 
 
 def leaf(node: str, seq: int, head: str) -> bytes:
@@ -123,7 +124,7 @@ class Checkpoint:
 
 def build(epoch: int, prev: str, heads: Mapping[str, tuple[int, str]]) -> Checkpoint:
     """The checkpoint of ``heads`` (node → (seq, hash); empty chains are left out)."""
-    listed = tuple((n, s, h) for n, (s, h) in sorted(heads.items()) if s > 0)[:MAX_HEADS]
+    listed = tuple((n, s, h) for n, (s, h) in sorted(heads.items()) if s > 0)
     root = merkle_root([leaf(*h) for h in listed])
     return Checkpoint(epoch, prev, root.hex(), listed)
 

@@ -38,6 +38,7 @@ from edgecoder.ledger.book import Ledger, Posting
 from edgecoder.ledger.chains import Fork, PeerChains
 from edgecoder.ledger.checkpoints import (
     CHECKPOINT,
+    MAX_HEADS,
     NO_CHECKPOINT,
     Checkpoint,
     build,
@@ -332,7 +333,12 @@ class Economy:
         leader = min(members | {self.identity.node_id})
         if leader == self.identity.node_id and (newest is None or newest.epoch < epoch):
             prev = newest.hash if newest is not None else NO_CHECKPOINT
-            sealed = build(epoch, prev, self.held_heads())
+            held = self.held_heads()
+            if len(held) > MAX_HEADS:
+                log.warning("ledger: %d chains are more than a checkpoint lists (%d): none "
+                            "sealed", len(held), MAX_HEADS)  # fmt: skip
+                return
+            sealed = build(epoch, prev, held)
             self.mesh.publish_record(CHECKPOINT, sealed.body())
             await self._take(sealed, self.identity.node_id)
 
