@@ -123,6 +123,8 @@ class RemoteTask:
     """Each candidate as it was offered the task (its price multiplier and size class)."""
     hold_mc: int = 0
     """What escrow holds for the task: its largest price among the candidates."""
+    holding: asyncio.Future[None] | None = None
+    """The durable ``hold`` entry being written while the task is offered."""
     state: str = "offered"
     error: str | None = None
 
@@ -231,6 +233,7 @@ class Origin:
             if isinstance(exc, InsufficientCreditsError):
                 self.stats["unaffordable"] = self.stats.get("unaffordable", 0) + 1
             raise
+        self._hold(task)  # written while the offer goes round; awaited before the grant
         now = self.clock.now_ms()
         persisted = asyncio.ensure_future(self.database.run(
             lambda c: store.insert_task(c, task.task_id, task.kind, task.request.model,
@@ -302,6 +305,14 @@ class Origin:
         if fits:  # with none, nobody will be paid: the offer fails on its own
             task.hold_mc = max(self._most(task, fit) for fit in fits)
             await self.ledger.reserve_for(task.account, task.task_id, task.hold_mc)
+
+    def _hold(self, task: RemoteTask) -> asyncio.Future[None]:
+        """The write of the task's durable hold: started once, again if it failed."""
+        job = task.holding
+        if job is None or (job.done() and job.exception() is not None):
+            job = task.holding = asyncio.ensure_future(self.ledger.hold(task.task_id))
+            job.add_done_callback(lambda f: f.cancelled() or f.exception())
+        return job
 
     def _affordable(self, task: RemoteTask, fits: list[Fit]) -> list[Fit]:
         """The candidates whose price the task's hold covers (noting how each is offered)."""
@@ -456,7 +467,7 @@ class Origin:
                       base64.b64encode(sealed).decode())  # fmt: skip
         box = StreamBox(stream_key, task.task_id, task.attempt)
         try:
-            await self.ledger.hold(task.task_id)  # durable before anything runs anywhere
+            await asyncio.shield(self._hold(task))  # durable before anything runs anywhere
         except StorageError as exc:
             raise BackendUnavailableError(f"cannot hold the task's credits: {exc}") from None
         started = time.monotonic()
