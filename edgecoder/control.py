@@ -282,9 +282,6 @@ class Control:
         :raises BadRequestError: no key has that name, or a budget below 0.
         """
         await self.services.access.set_budget(name, budget_mc)
-        accounts = self.services.economy.ledger.accounts
-        if accounts is not None:
-            accounts.forget(name)
         record = next(k for k in await self.services.access.list_keys() if k.name == name)
         return {"name": name, "budget_mc": record.budget_mc, "spent_mc": record.spent_mc}
 

@@ -12,11 +12,7 @@ reservation of a task that failed. Work run on this node is free and never reach
 
 Reservations and charges are serialised by one lock, held by a reservation across its
 read of the key and by a payment across its write: a reservation never counts a price
-that was both charged and still reserved, nor one that was neither. A key's budget and
-spending are read from the database at most every :data:`FRESH_S` (the CLI may change a
-budget while the node runs); in between they come from memory, kept up to date by this
-node's own charges, so a task's reservation usually costs no trip to the disk before its
-offer goes out.
+that was both charged and still reserved, nor one that was neither.
 """
 
 from __future__ import annotations
@@ -24,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
-import time
 from collections.abc import AsyncIterator, Callable
 
 from edgecoder.errors import InsufficientCreditsError
@@ -32,11 +27,7 @@ from edgecoder.ledger.pricing import format_mc
 from edgecoder.storage import api_keys
 from edgecoder.storage.database import Database
 
-__all__ = ("FRESH_S", "Charge", "KeyAccounts")
-
-FRESH_S = 2.0
-"""How long a key's budget and spending read from the database are used before they are
-read again."""
+__all__ = ("Charge", "KeyAccounts")
 
 Charge = Callable[[sqlite3.Connection], None]
 """What a payment's transaction also writes."""
@@ -45,14 +36,11 @@ Charge = Callable[[sqlite3.Connection], None]
 class KeyAccounts:
     """The budgets of the API keys that ask this node for remote work."""
 
-    def __init__(self, database: Database, monotonic: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, database: Database) -> None:
         self.database = database
         self._tasks: dict[str, tuple[str, int]] = {}
         """Task id → (the key that asked for it, its largest price)."""
         self._lock = asyncio.Lock()
-        self._monotonic = monotonic
-        self._read: dict[str, tuple[float, tuple[int | None, int] | None]] = {}
-        """Key → (when it was read, its (budget, spent) then; None: no such key)."""
 
     def account_of(self, task_id: str) -> str | None:
         """The key whose task ``task_id`` is (None: none reserved for it)."""
@@ -73,7 +61,7 @@ class KeyAccounts:
         async with self._lock:
             if task_id in self._tasks:
                 return
-            found = await self._budget(account)
+            found = await self.database.run(lambda c: api_keys.budget_of(c, account))
             budget = found[0] if found is not None else None
             if budget is not None:
                 assert found is not None
@@ -87,16 +75,6 @@ class KeyAccounts:
                     )
             self._tasks[task_id] = (account, amount)
 
-    async def _budget(self, account: str) -> tuple[int | None, int] | None:
-        """``account``'s (budget, spent), from memory while fresh."""
-        now = self._monotonic()
-        cached = self._read.get(account)
-        if cached is not None and now - cached[0] < FRESH_S:
-            return cached[1]
-        found = await self.database.run(lambda c: api_keys.budget_of(c, account))
-        self._read[account] = (now, found)
-        return found
-
     @contextlib.asynccontextmanager
     async def charging(self, task_id: str, amount: int) -> AsyncIterator[Charge | None]:
         """While a payment of ``amount`` for ``task_id`` is written: what its transaction
@@ -109,14 +87,6 @@ class KeyAccounts:
         async with self._lock:
             yield (lambda conn: api_keys.charge(conn, account, amount)) if amount > 0 else None
             self.settle(task_id)
-            cached = self._read.get(account)
-            if cached is not None and cached[1] is not None:
-                when, (budget, spent) = cached[0], cached[1]
-                self._read[account] = (when, (budget, spent + amount))
-
-    def forget(self, account: str) -> None:
-        """Read ``account`` afresh next time (its budget was changed here)."""
-        self._read.pop(account, None)
 
     def settle(self, task_id: str) -> None:
         """Forget ``task_id``'s reservation: it was paid (and charged)."""
