@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +60,17 @@ def edgecoder(
         timeout=timeout,
         check=False,
     )
+
+
+_RUNNING: weakref.WeakSet[AgentProcess] = weakref.WeakSet()
+
+
+def close_all() -> int:
+    """Kill every agent process a test started and left running; how many there were."""
+    left = [agent for agent in _RUNNING if agent.proc is not None and agent.proc.poll() is None]
+    for agent in left:
+        agent.close()
+    return len(left)
 
 
 class AgentProcess:
@@ -127,6 +139,7 @@ class AgentProcess:
             self.proc = subprocess.Popen(
                 args, env=env, stdout=subprocess.DEVNULL, stderr=log, text=True
             )
+        _RUNNING.add(self)
         if wait_ready:
             self.wait_for("READY=1")
         return self

@@ -562,6 +562,7 @@ def test_peer_and_task_signals(tmp_path: Path) -> None:
     (tmp_path / "a").mkdir()
     (tmp_path / "a" / "edgecoder.toml").write_text(FAST_MESH)
     worker: ModelNode | None = None
+    origin: Node | None = None
     try:
         origin = Node(tmp_path / "a", bus, "session")
 
@@ -614,8 +615,8 @@ def test_peer_and_task_signals(tmp_path: Path) -> None:
         assert [s for _, s in seen["finished"]] == ["done"]
         assert seen["started"][0][0] == seen["finished"][0][0]
         assert seen["left"] == [(worker.node_id,)]
-        origin.agent.close()
     finally:
-        if worker is not None:
-            worker.agent.close()
+        for node in (origin, worker):
+            if node is not None:
+                node.agent.close()
         bus.close()
