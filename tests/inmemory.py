@@ -695,7 +695,7 @@ class Transport:
             await mesh.hop(self.sender, node_id)
             mesh.reach(self.sender, node_id)
             try:
-                grant = parse_grant(body, node_id)
+                grant = parse_grant(body, node_id, self.sender)
                 for hook in mesh.on_run:
                     hook(node_id, grant)
                 worker = mesh.workers[node_id]

@@ -241,6 +241,7 @@ class TasksConfig:
     claim_jitter_ms: int = field(default=10, metadata={"check": _between(0, 60_000)})
     claim_stagger_ms: int = field(default=50, metadata={"check": _between(0, 60_000)})
     grant_window_ms: int = field(default=0, metadata={"check": _between(0, 60_000)})
+    direct_grant: bool = True
     offer_timeout_ms: int = field(default=1500, metadata={"check": _between(1, 600_000)})
     lease_ms: int = field(default=10_000, metadata={"check": _between(1, HOUR_S * 1000)})
     max_attempts: int = field(default=3, metadata={"check": _between(1, 100)})

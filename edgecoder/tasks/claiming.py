@@ -162,12 +162,7 @@ class ClaimBook:
             return "not_a_worker", []
         if key in self._waiting or key in self._claimed:
             return "considering", []
-        if offer.deadline_ms <= wall_ms:
-            return "expired", []
-        if len(self._waiting) >= MAX_PENDING or self.full():
-            self.stats["busy"] += 1
-            return "busy", []
-        standing = self.assess(offer, self.queued_ahead())
+        standing = self._standing(offer, wall_ms)
         if standing.refusal is not None:
             return standing.refusal, []
         delay = claim_delay_ms(
@@ -182,6 +177,35 @@ class ClaimBook:
         self.stats["claim_delay_ms"] += round(delay)
         self._waiting[key] = _Waiting(offer, standing.ttft_ms)
         return "considering", [SetTimer((_CLAIM, key), now_ms + delay)]
+
+    def on_direct(self, offer: Offer, wall_ms: int) -> str | None:
+        """A direct grant (its attempt's only candidate, so no claim first): None when this
+        node takes it as if it had claimed the offer at once, else why not. The grant is
+        then checked as any other (:meth:`grant_refusal`)."""
+        self.stats["offers"] += 1
+        key = (offer.task_id, offer.attempt)
+        if self.slots <= 0:
+            return "not_a_worker"
+        if key in self._claimed:  # offered and claimed before: a grant as any other
+            return None
+        if key in self._waiting:  # offered before, its claim timer running
+            return "not_claimed"
+        standing = self._standing(offer, wall_ms)
+        if standing.refusal is not None:
+            return standing.refusal
+        self._claimed[key] = offer
+        self.stats["claims"] += 1
+        return None
+
+    def _standing(self, offer: Offer, wall_ms: int) -> Standing:
+        """Whether this node can take ``offer`` now: its deadline, the claims it holds,
+        then its own assessment."""
+        if offer.deadline_ms <= wall_ms:
+            return Standing("expired")
+        if len(self._waiting) >= MAX_PENDING or self.full():
+            self.stats["busy"] += 1
+            return Standing("busy")
+        return self.assess(offer, self.queued_ahead())
 
     def on_close(self, key: Key) -> tuple[bool, list[WorkerAction]]:
         """The attempt was granted elsewhere: stay silent. True if a claim timer was stopped."""

@@ -96,10 +96,16 @@ class Grant:
     deadline_ms: int
     payload: str
     """Base64 of the payload sealed to ``worker`` for ``task_id``."""
+    offer: Offer | None = None
+    """A direct grant's offer: the attempt's only candidate gets the grant without an offer
+    and claim first, and decides on this offer as it would have (``docs/tasks.md``)."""
 
     def as_dict(self) -> dict[str, Any]:
-        """The wire body."""
-        return asdict(self)
+        """The wire body (``offer`` only in a direct grant)."""
+        body = asdict(self)
+        if self.offer is None:
+            del body["offer"]
+        return body
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,9 +120,10 @@ class Notice:
         return asdict(self)
 
 
-def _fields(body: object, names: tuple[str, ...]) -> dict[str, Any]:
-    if not isinstance(body, dict) or set(body) != set(names):
-        raise TaskMessageError("bad_shape", f"body must have exactly: {', '.join(names)}")
+def _fields(body: object, names: tuple[str, ...], optional: tuple[str, ...] = ()) -> dict[str, Any]:
+    if not isinstance(body, dict) or not set(names) <= set(body) <= set(names + optional):
+        extra = f" (and optionally {', '.join(optional)})" if optional else ""
+        raise TaskMessageError("bad_shape", f"body must have exactly: {', '.join(names)}{extra}")
     return body
 
 
@@ -188,12 +195,14 @@ def parse_claim(body: object, sender: str) -> Claim:
     return Claim(task_id, attempt, worker, _int(fields, "ttft_ms", 0, 10**9))
 
 
-def parse_grant(body: object, own_id: str) -> Grant:
-    """Check a grant addressed to this node (``own_id``).
+def parse_grant(body: object, own_id: str, sender: str) -> Grant:
+    """Check a grant addressed to this node (``own_id``) by ``sender``.
 
-    :raises TaskMessageError: malformed, or granted to another node.
+    :raises TaskMessageError: malformed, granted to another node, or a direct grant whose
+        offer is not the sender's or not for the same attempt.
     """
-    fields = _fields(body, tuple(Grant.__dataclass_fields__))
+    names = tuple(name for name in Grant.__dataclass_fields__ if name != "offer")
+    fields = _fields(body, names, optional=("offer",))
     task_id, attempt = _task(fields)
     worker = _node(fields, "worker")
     if worker != own_id:
@@ -201,6 +210,11 @@ def parse_grant(body: object, own_id: str) -> Grant:
     payload = fields["payload"]
     if not isinstance(payload, str) or not 0 < len(payload) <= _MAX_PAYLOAD:
         raise TaskMessageError("bad_field", "payload must be base64 text")
+    offer = None
+    if "offer" in fields:
+        offer = parse_offer(fields["offer"], sender)
+        if (offer.task_id, offer.attempt) != (task_id, attempt):
+            raise TaskMessageError("bad_field", "a direct grant's offer is for another attempt")
     return Grant(
         task_id=task_id,
         attempt=attempt,
@@ -208,6 +222,7 @@ def parse_grant(body: object, own_id: str) -> Grant:
         lease_ms=_int(fields, "lease_ms", 100, 3_600_000),
         deadline_ms=_int(fields, "deadline_ms", 0),
         payload=payload,
+        offer=offer,
     )
 
 

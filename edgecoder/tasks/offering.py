@@ -6,6 +6,12 @@ claims, its own timer) and the time, and returns actions (:class:`SendOffer`,
 asyncio driver (:class:`~edgecoder.tasks.origin.Origin`) and the claim simulator execute
 them.
 
+An attempt whose first round has a single candidate goes to it directly
+(:class:`SendDirect`): the grant carries the offer, and the candidate decides on it as on
+an offer it would claim at once (nobody in its round to let ahead). Its answer comes
+back through :meth:`OfferAttempt.on_direct_answer`; a refusal is a declined offer, and
+the attempt goes on in rounds as usual.
+
 An attempt is offered in rounds, each to the next ``max_candidates`` of the ranking
 (rank ``r`` in the round delays its claim by ``r`` staggers). A round ends when its wait
 passes (:class:`ClaimWait`) or every candidate offered so far has declined; after a pass
@@ -26,6 +32,7 @@ from edgecoder.tasks.fitness import Fit
 from edgecoder.tasks.messages import Claim, Notice, Offer
 
 __all__ = (
+    "ACCEPTED",
     "BACKOFF_MS",
     "ClaimWait",
     "Granted",
@@ -33,6 +40,7 @@ __all__ = (
     "OfferAction",
     "OfferAttempt",
     "SendClose",
+    "SendDirect",
     "SendOffer",
     "Wake",
 )
@@ -40,6 +48,8 @@ __all__ = (
 BACKOFF_MS = (250, 500, 1000, 2000)
 """Pauses after each pass over every candidate without a claim."""
 CONSIDERING = "considering"
+ACCEPTED = "accepted"
+"""A direct grant's answer when its candidate took it."""
 
 
 class ClaimWait:
@@ -76,6 +86,15 @@ class SendOffer:
 
 
 @dataclass(frozen=True, slots=True)
+class SendDirect:
+    """Grant the attempt to ``node_id`` with ``offer`` attached, no claim first; report
+    whether it took it with :meth:`OfferAttempt.on_direct_answer`."""
+
+    node_id: str
+    offer: Offer
+
+
+@dataclass(frozen=True, slots=True)
 class SendClose:
     """Tell ``node_id`` the attempt is taken (advisory: a late claim is told ``closed``)."""
 
@@ -105,7 +124,7 @@ class NoClaim:
     message: str
 
 
-OfferAction = SendOffer | SendClose | Wake | Granted | NoClaim
+OfferAction = SendOffer | SendDirect | SendClose | Wake | Granted | NoClaim
 
 
 @dataclass(slots=True)
@@ -121,10 +140,12 @@ class OfferAttempt:
     """How long to wait for any claim before giving up."""
     wait: ClaimWait
     grant_window_ms: int = 0
+    direct: bool = True
+    """Whether a first round with a single candidate grants it directly."""
     failed_before: int = 0
     """Workers excluded after failing earlier attempts (named when nobody is left)."""
     stats: dict[str, int] = field(default_factory=lambda: dict.fromkeys(
-        ("offers", "declined", "rounds", "claims", "late_claims"), 0))  # fmt: skip
+        ("offers", "declined", "rounds", "claims", "late_claims", "direct"), 0))  # fmt: skip
     arbiter: AttemptArbiter = field(init=False)
     prices: dict[str, int] = field(default_factory=dict)
     """Each candidate's advertised price multiplier, as offered to."""
@@ -133,6 +154,8 @@ class OfferAttempt:
     answers: dict[str, str | None] = field(default_factory=dict)
     """Each candidate's answer to its offer (None while it is in flight)."""
     granted: Claim | None = None
+    gave_up: NoClaim | None = None
+    """Why the attempt ended without a grant (None while open, granted or cancelled)."""
     done: bool = False
     _sent_ms: dict[str, float] = field(default_factory=dict)
     _asked: set[str] = field(default_factory=set)
@@ -142,6 +165,8 @@ class OfferAttempt:
     _round_ends_ms: float | None = None
     _backoff_ends_ms: float | None = None
     _window_ends_ms: float | None = None
+    _direct_to: str | None = None
+    """The candidate a direct grant is in flight to."""
 
     def __post_init__(self) -> None:
         self.arbiter = AttemptArbiter(
@@ -166,6 +191,24 @@ class OfferAttempt:
         if self.done or self._round_ends_ms is None or not self._all_declined():
             return []
         return self._next_round(now_ms)  # every candidate declined: do not wait out the round
+
+    def on_direct_answer(self, node_id: str, answer: str, now_ms: float) -> list[OfferAction]:
+        """The direct grant's candidate took it (``accepted``: the attempt is granted to
+        it, unless it was closed meanwhile) or refused it (``answer`` says why: the
+        attempt goes on in rounds)."""
+        if node_id != self._direct_to:
+            return []
+        self._direct_to = None
+        if answer != ACCEPTED:
+            self.answers[node_id] = answer
+            self.stats["declined"] += 1
+            return [] if self.done else self._next_round(now_ms)
+        self.answers[node_id] = CONSIDERING
+        claim = Claim(self.offer.task_id, self.offer.attempt, node_id, 0)
+        if self.done:
+            return []
+        self.arbiter.claim(claim, int(now_ms))  # the only candidate: granted at once
+        return self._grant(claim, now_ms)
 
     def on_claim(self, claim: Claim, now_ms: float) -> tuple[str, list[OfferAction]]:
         """A claim: the decision (``granted``, ``pending``, ``closed``) and what follows."""
@@ -226,10 +269,21 @@ class OfferAttempt:
             pause = BACKOFF_MS[min(self._passes, len(BACKOFF_MS)) - 1]
             self._backoff_ends_ms = now_ms + pause
             return [self._wake()]
+        first_round = not self.answers
         self._asked.update(fit.node_id for fit in batch)
         self.stats["rounds"] += 1
         self.stats["offers"] += len(batch)
         self.arbiter.widen(frozenset(fit.node_id for fit in batch))
+        if self.direct and first_round and len(batch) == 1 and self.arbiter.window_ms == 0:
+            # Alone in its round it would claim at once and be granted: skip the exchange.
+            # Only in the attempt's first round, so no earlier candidate's claim can race it.
+            fit = batch[0]
+            self.stats["direct"] += 1
+            self.prices[fit.node_id] = fit.price_pct
+            self.answers[fit.node_id] = None
+            self._direct_to = fit.node_id
+            offer = replace(self.offer, rank=0, round_size=1)
+            return [SendDirect(fit.node_id, offer), self._wake()]
         actions: list[OfferAction] = []
         for rank, fit in enumerate(batch):
             self.prices[fit.node_id] = fit.price_pct
@@ -278,5 +332,6 @@ class OfferAttempt:
             and (answer is None or answer == CONSIDERING)
         ]
         if outcome is not None:
+            self.gave_up = outcome
             actions.insert(0, outcome)
         return actions

@@ -53,12 +53,14 @@ from edgecoder.tasks.errors import error_of
 from edgecoder.tasks.fitness import Fit
 from edgecoder.tasks.messages import Claim, Grant, Notice, Offer, new_task_id
 from edgecoder.tasks.offering import (
+    ACCEPTED,
     ClaimWait,
     Granted,
     NoClaim,
     OfferAction,
     OfferAttempt,
     SendClose,
+    SendDirect,
     SendOffer,
     Wake,
 )
@@ -82,12 +84,38 @@ class _AttemptFailedError(EdgeCoderError):
     """This attempt cannot finish; another worker may."""
 
 
+class _DirectRefusedError(EdgeCoderError):
+    """A direct grant was refused before anything ran (as its offer would have been
+    declined), or could not be sent."""
+
+    def __init__(self, code: str, message: str, retry_after_s: float | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.retry_after_s = retry_after_s
+
+    @classmethod
+    def unsent(cls, message: str) -> _DirectRefusedError:
+        """The grant could not be sealed for the candidate (its key unknown or bad)."""
+        return cls("unknown_peer", message)
+
+
+@dataclass(slots=True)
+class _Run:
+    """A granted attempt's stream of sealed event lines, and the key that opens them."""
+
+    worker: str
+    lines: AsyncIterator[bytes]
+    box: StreamBox
+
+
 @dataclass(slots=True)
 class _Live:
     """A task's open attempt, as the claim route finds it."""
 
     offering: OfferAttempt | None = None
     outcome: asyncio.Future[Claim] | None = None
+    direct: SendDirect | None = None
+    """The direct grant the attempt asks for (its claim is the outcome's)."""
     wake: asyncio.TimerHandle | None = None
     claims: int = 0
     """Claims received for the task, every attempt."""
@@ -182,7 +210,7 @@ class Origin:
         self._claim_wait = ClaimWait(config.tasks.offer_timeout_ms)
         self._resting: dict[str, float] = {}
         """Peers that asked (``Retry-After``) to be left alone, until when (loop time)."""
-        self.stats = {"tasks": 0, "offers": 0, "declined": 0, "rounds": 0, "claims": 0,
+        self.stats = {"tasks": 0, "offers": 0, "direct": 0, "declined": 0, "rounds": 0, "claims": 0,
                       "late_claims": 0, "grants": 0, "failovers": 0, "done": 0, "failed": 0,
                       "cancelled": 0, "receipts_resent": 0, "receipts_refused": 0}  # fmt: skip
         self.receipts = ReceiptSender(config=config, clock=clock, database=database,
@@ -249,32 +277,28 @@ class Origin:
                         f"no peer finished the task in {self.config.tasks.max_attempts} attempts"
                     )
                 task.attempt += 1
-                claim = await self._offer(task, deadline_ms)
-                task.worker = claim.worker
-                self.assigned[claim.worker] += 1
-                try:
-                    async for delta in self._attempt(task, deadline_ms, persisted, admitted):
-                        if not admitted:
-                            admitted = True
-                            task.state = "running"
-                            task.on_worker(claim.worker)
-                            self.events.publish(TaskStarted(task.task_id, claim.worker))
-                        yield delta
-                        if delta.finish_reason is not None:
-                            task.state = "done"
-                            return
-                    raise _AttemptFailedError("the worker's stream ended before the output did")
-                except _AttemptFailedError as exc:
-                    failures += 1
-                    self.stats["failovers"] += 1
-                    log.warning("task %s attempt %d on %s failed: %s; offering it again",
-                                task.task_id, task.attempt, claim.worker, exc)  # fmt: skip
-                    task.excluded.add(claim.worker)
-                    self._notify(claim.worker, MessageKind.CANCEL, task)
-                finally:
-                    self.assigned[claim.worker] -= 1
-                    if self.assigned[claim.worker] <= 0:
-                        del self.assigned[claim.worker]
+                async with contextlib.AsyncExitStack() as stack:
+                    try:
+                        run = await self._offer(task, deadline_ms, stack)
+                        async for delta in self._relay(task, run, persisted, admitted):
+                            if not admitted:
+                                admitted = True
+                                task.state = "running"
+                                task.on_worker(run.worker)
+                                self.events.publish(TaskStarted(task.task_id, run.worker))
+                            yield delta
+                            if delta.finish_reason is not None:
+                                task.state = "done"
+                                return
+                        raise _AttemptFailedError("the worker's stream ended before the output did")
+                    except _AttemptFailedError as exc:
+                        worker = task.worker or "?"
+                        failures += 1
+                        self.stats["failovers"] += 1
+                        log.warning("task %s attempt %d on %s failed: %s; offering it again",
+                                    task.task_id, task.attempt, worker, exc)  # fmt: skip
+                        task.excluded.add(worker)
+                        self._notify(worker, MessageKind.CANCEL, task)
         except GeneratorExit:
             task.state = "cancelled"
             raise
@@ -335,11 +359,15 @@ class Origin:
         self._background.add(job)
         job.add_done_callback(self._background.discard)
 
-    async def _offer(self, task: RemoteTask, deadline_ms: int) -> Claim:
-        """Run the attempt's :class:`OfferAttempt` until it grants one claim.
+    async def _offer(
+        self, task: RemoteTask, deadline_ms: int, stack: contextlib.AsyncExitStack
+    ) -> _Run:
+        """Run the attempt's :class:`OfferAttempt` until it is granted, and send the grant:
+        the granted worker's stream, which ``stack`` closes.
 
         :raises InferenceError: no peer can run the task, or none claimed it within
             ``tasks.claim_patience_s``.
+        :raises _AttemptFailedError: the grant could not be delivered.
         """
         cfg = self.config.tasks
         live = self._live[task.task_id]
@@ -365,14 +393,44 @@ class Origin:
             patience_ms=min(patience, cfg.deadline_s) * 1000,
             wait=self._claim_wait,
             grant_window_ms=cfg.grant_window_ms,
+            direct=cfg.direct_grant,
             failed_before=len(task.excluded),
             stats=self.stats,
         )
-        live.offering, live.outcome = offering, asyncio.get_running_loop().create_future()
-        outcome = live.outcome
+        loop = asyncio.get_running_loop()
+        live.offering, live.outcome = offering, loop.create_future()
         self._apply(live, offering, offering.start(self._now_ms()))
         try:
-            claim = await outcome
+            while True:
+                assert live.outcome is not None
+                claim = await live.outcome
+                direct, live.direct = live.direct, None
+                if direct is None:
+                    break
+                try:
+                    run = await self._grant(stack, task, claim.worker, deadline_ms, direct.offer)
+                except _DirectRefusedError as exc:  # as a declined offer: the rounds go on
+                    if exc.retry_after_s is not None:
+                        self._rest(claim.worker, exc.retry_after_s)
+                    live.outcome = loop.create_future()
+                    answer = offering.on_direct_answer(claim.worker, exc.code, self._now_ms())
+                    self._apply(live, offering, answer)
+                    if offering.done and offering.granted is None:
+                        raise self._not_granted(offering) from None  # gave up meanwhile
+                    continue
+                except _AttemptFailedError:  # it may have taken it: failed as a granted one
+                    self._apply(live, offering, offering.on_direct_answer(
+                        claim.worker, ACCEPTED, self._now_ms()))  # fmt: skip
+                    self.stats["grants"] += 1
+                    self._assign(stack, task, claim.worker)
+                    raise
+                self._apply(live, offering, offering.on_direct_answer(
+                    claim.worker, ACCEPTED, self._now_ms()))  # fmt: skip
+                if offering.granted != claim:  # gave up while it was sent
+                    raise self._not_granted(offering)
+                self._assign(stack, task, claim.worker)
+                self.stats["grants"] += 1
+                return run
         finally:
             if not offering.done:  # the client went away while the attempt was offered
                 self._apply(live, offering, offering.cancel())
@@ -380,7 +438,26 @@ class Origin:
                 live.wake.cancel()
             task.prices.update(offering.prices)
         self.stats["grants"] += 1
-        return claim
+        self._assign(stack, task, claim.worker)
+        return await self._grant(stack, task, claim.worker, deadline_ms, None)
+
+    @staticmethod
+    def _not_granted(offering: OfferAttempt) -> BackendUnavailableError:
+        """The error of an attempt that ended without a grant."""
+        gave_up = offering.gave_up
+        return BackendUnavailableError(gave_up.message if gave_up else "the task was cancelled")
+
+    def _assign(self, stack: contextlib.AsyncExitStack, task: RemoteTask, worker: str) -> None:
+        """The attempt runs on ``worker`` until ``stack`` closes."""
+        task.worker = worker
+        self.assigned[worker] += 1
+
+        def unassign() -> None:
+            self.assigned[worker] -= 1
+            if self.assigned[worker] <= 0:
+                del self.assigned[worker]
+
+        stack.callback(unassign)
 
     def _apply(self, live: _Live, offering: OfferAttempt, actions: list[OfferAction]) -> None:
         """Carry out what the attempt's state machine asks."""
@@ -388,6 +465,12 @@ class Origin:
         for action in actions:
             if isinstance(action, SendOffer):
                 self._spawn(self._ask(live, offering, action))
+            elif isinstance(action, SendDirect):
+                # The run sends it: the claim it would have made is the outcome.
+                live.direct = action
+                if outcome is not None and not outcome.done():
+                    outcome.set_result(Claim(action.offer.task_id, action.offer.attempt,
+                                             action.node_id, 0))  # fmt: skip
             elif isinstance(action, SendClose):
                 # Advisory (a late claim is told ``closed``), so skipped when backlogged.
                 if len(self._background) <= _MAX_BACKGROUND:
@@ -444,76 +527,96 @@ class Origin:
                 self._rest(action.node_id, exc.retry_after_s)
         self._apply(live, offering, offering.on_answer(action.node_id, result, self._now_ms()))
 
-    async def _attempt(
+    async def _grant(
         self,
+        stack: contextlib.AsyncExitStack,
         task: RemoteTask,
+        worker: str,
         deadline_ms: int,
-        persisted: asyncio.Future[None],
-        admitted: bool,
-    ) -> AsyncIterator[Delta]:
-        worker = task.worker
-        assert worker is not None
+        offer: Offer | None,
+    ) -> _Run:
+        """Seal the request to ``worker`` and send it the grant (``offer``: a direct one)
+        once the task's credits are held; its stream, closed by ``stack``.
+
+        :raises _DirectRefusedError: a direct grant refused before anything ran.
+        :raises _AttemptFailedError: the grant could not be delivered, or was refused.
+        """
+        failed = _AttemptFailedError if offer is None else _DirectRefusedError.unsent
         key = self.peer_key(worker)
         if key is None:
-            raise _AttemptFailedError("the worker's key is unknown")
+            raise failed("the worker's key is unknown")
         stream_key = new_stream_key()
         plaintext = encode_payload(_remaining(task), stream_key, "".join(task.partial))
         try:
             sealed = seal(key, task.task_id, plaintext)
         except PayloadError as exc:
-            raise _AttemptFailedError(str(exc)) from None
-        lease_ms = self.config.tasks.lease_ms
-        grant = Grant(task.task_id, task.attempt, worker, lease_ms, deadline_ms,
-                      base64.b64encode(sealed).decode())  # fmt: skip
-        box = StreamBox(stream_key, task.task_id, task.attempt)
+            raise failed(str(exc)) from None
+        grant = Grant(task.task_id, task.attempt, worker, self.config.tasks.lease_ms,
+                      deadline_ms, base64.b64encode(sealed).decode(), offer)  # fmt: skip
         try:
             await asyncio.shield(self._hold(task))  # durable before anything runs anywhere
         except StorageError as exc:
             raise BackendUnavailableError(f"cannot hold the task's credits: {exc}") from None
-        started = time.monotonic()
-        watch = RunWatch(lease_ms, self._now_ms())
         try:
-            async with self.transport.stream(worker, MessageKind.RUN, grant.as_dict()) as lines:
-                while True:
-                    silence_s = max(0.0, (watch.expires_ms() - self._now_ms()) / 1000)
-                    try:
-                        raw = await asyncio.wait_for(anext(lines), silence_s)
-                    except StopAsyncIteration:
-                        return
-                    except TimeoutError:
-                        raise _AttemptFailedError(
-                            f"no word from the worker for {lease_ms} ms"
-                        ) from None
-                    try:
-                        event = decode_event(box.open(base64.b64decode(raw, validate=True)))
-                    except (ValueError, PayloadError, InferenceError) as exc:
-                        raise _AttemptFailedError(f"a bad event from the worker: {exc}") from None
-                    verdict = watch.on_event(event["t"], event.get("code"), self._now_ms())
-                    if verdict is Verdict.ADMITTED:
-                        await persisted
-                        if not admitted:
-                            yield Delta()
-                    elif verdict is Verdict.OUTPUT:
-                        task.partial.append(event["text"])
-                        yield Delta(text=event["text"], tool_calls=event["calls"])
-                    elif verdict is Verdict.FINISHED:
-                        text = event.get("text", "")
-                        task.partial.append(text)
-                        task.output_tokens = event["completion_tokens"] + task.earlier_tokens
-                        usage = Usage(event["prompt_tokens"], task.output_tokens)
-                        wall_ms = int((time.monotonic() - started) * 1000)
-                        self._spawn(self._receipt(task, event, wall_ms))
-                        yield Delta(text=text, finish_reason=event["finish"], usage=usage,
-                                    tool_calls=event["calls"])  # fmt: skip
-                        return
-                    elif verdict is Verdict.RETRY:
-                        raise _AttemptFailedError(f"{event['code']}: {event['message']}")
-                    elif verdict is Verdict.FATAL:
-                        raise error_of(event["code"], event["message"])
+            stream = self.transport.stream(worker, MessageKind.RUN, grant.as_dict())
+            lines = await stack.enter_async_context(stream)
         except PeerTransportError as exc:
+            if offer is not None and exc.reachable:
+                raise _DirectRefusedError(exc.code, str(exc), exc.retry_after_s) from None
             if not exc.reachable or exc.code in UNAVAILABLE | {"not_claimed", "expired"}:
                 raise _AttemptFailedError(str(exc)) from None
             raise _AttemptFailedError(f"the worker refused the grant: {exc.code}: {exc}") from None
+        return _Run(worker, lines, StreamBox(stream_key, task.task_id, task.attempt))
+
+    async def _relay(
+        self,
+        task: RemoteTask,
+        run: _Run,
+        persisted: asyncio.Future[None],
+        admitted: bool,
+    ) -> AsyncIterator[Delta]:
+        """The granted worker's events as deltas, its lease watched."""
+        lease_ms = self.config.tasks.lease_ms
+        started = time.monotonic()
+        watch = RunWatch(lease_ms, self._now_ms())
+        try:
+            while True:
+                silence_s = max(0.0, (watch.expires_ms() - self._now_ms()) / 1000)
+                try:
+                    raw = await asyncio.wait_for(anext(run.lines), silence_s)
+                except StopAsyncIteration:
+                    return
+                except TimeoutError:
+                    silent = f"no word from the worker for {lease_ms} ms"
+                    raise _AttemptFailedError(silent) from None
+                try:
+                    event = decode_event(run.box.open(base64.b64decode(raw, validate=True)))
+                except (ValueError, PayloadError, InferenceError) as exc:
+                    raise _AttemptFailedError(f"a bad event from the worker: {exc}") from None
+                verdict = watch.on_event(event["t"], event.get("code"), self._now_ms())
+                if verdict is Verdict.ADMITTED:
+                    await persisted
+                    if not admitted:
+                        yield Delta()
+                elif verdict is Verdict.OUTPUT:
+                    task.partial.append(event["text"])
+                    yield Delta(text=event["text"], tool_calls=event["calls"])
+                elif verdict is Verdict.FINISHED:
+                    text = event.get("text", "")
+                    task.partial.append(text)
+                    task.output_tokens = event["completion_tokens"] + task.earlier_tokens
+                    usage = Usage(event["prompt_tokens"], task.output_tokens)
+                    wall_ms = int((time.monotonic() - started) * 1000)
+                    self._spawn(self._receipt(task, event, wall_ms))
+                    yield Delta(text=text, finish_reason=event["finish"], usage=usage,
+                                tool_calls=event["calls"])  # fmt: skip
+                    return
+                elif verdict is Verdict.RETRY:
+                    raise _AttemptFailedError(f"{event['code']}: {event['message']}")
+                elif verdict is Verdict.FATAL:
+                    raise error_of(event["code"], event["message"])
+        except PeerTransportError as exc:
+            raise _AttemptFailedError(str(exc)) from None
         finally:
             task.earlier_tokens += watch.tokens
 

@@ -18,7 +18,7 @@ import logging
 import random
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -63,6 +63,30 @@ from edgecoder.tasks.transport import MessageKind, TaskTransport
 __all__ = ("Worker", "WorkerHost")
 
 log = logging.getLogger(__name__)
+
+
+class _RunLines:
+    """A run's sealed event lines. Closed before its first line was asked for (the
+    origin gone before the answer started), the run still ends: an async generator
+    never started runs none of its cleanup."""
+
+    def __init__(self, lines: AsyncGenerator[bytes, None], unstarted: Callable[[], None]) -> None:
+        self._lines = lines
+        self._unstarted: Callable[[], None] | None = unstarted
+
+    def __aiter__(self) -> _RunLines:
+        return self
+
+    async def __anext__(self) -> bytes:
+        self._unstarted = None
+        return await anext(self._lines)
+
+    async def aclose(self) -> None:
+        """Stop the run (or end it, never started)."""
+        end, self._unstarted = self._unstarted, None
+        if end is not None:
+            end()
+        await self._lines.aclose()
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,6 +259,10 @@ class Worker:
             or a payload this node cannot open.
         """
         key = (grant.task_id, grant.attempt)
+        if grant.offer is not None:  # a direct grant: decided as an offer claimed at once
+            declined = self.book.on_direct(grant.offer, self.clock.now_ms())
+            if declined is not None:
+                raise RefusedError(declined, f"this node does not take the task: {declined}")
         refusal = self.book.grant_refusal(grant, sender, self.clock.now_ms())
         if refusal is not None:
             raise RefusedError(*refusal)
@@ -260,7 +288,16 @@ class Worker:
         self._stops[key] = cancel
         self.book.on_run_started(key)
         box = StreamBox(payload.key, grant.task_id, grant.attempt)
-        return self._stream(grant, payload.request, box, cancel, recorded)
+
+        def unstarted() -> None:
+            recorded.add_done_callback(lambda f: f.cancelled() or f.exception())
+            self._stops.pop(key, None)
+            self.book.on_run_ended(key, False, 0)
+            ending = asyncio.ensure_future(self._cleanup(None, None, grant, ("cancelled", 0, 0)))
+            self._tasks.add(ending)
+            ending.add_done_callback(self._tasks.discard)
+
+        return _RunLines(self._stream(grant, payload.request, box, cancel, recorded), unstarted)
 
     async def _stream(
         self,
@@ -269,7 +306,7 @@ class Worker:
         box: StreamBox,
         cancel: asyncio.Event,
         recorded: asyncio.Future[None],
-    ) -> AsyncIterator[bytes]:
+    ) -> AsyncGenerator[bytes, None]:
         key = (grant.task_id, grant.attempt)
         started = time.monotonic()
         # "running" until the run ends: done, failed (an error was sent) or cancelled.
@@ -372,15 +409,16 @@ class Worker:
     async def _cleanup(
         self,
         step: asyncio.Future[Delta] | None,
-        generation: AsyncIterator[Delta],
+        generation: AsyncIterator[Delta] | None,
         grant: Grant,
         outcome: tuple[str, int, int],
     ) -> None:
         if step is not None:
             with contextlib.suppress(BaseException):
                 await step
-        with contextlib.suppress(Exception):
-            await generation.aclose()  # type: ignore[attr-defined]
+        if generation is not None:
+            with contextlib.suppress(Exception):
+                await generation.aclose()  # type: ignore[attr-defined]
         if outcome[0] != "done":
             try:
                 await self._record(grant, *outcome)

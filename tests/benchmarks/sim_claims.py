@@ -31,12 +31,14 @@ from edgecoder.tasks.claiming import ClaimBook, SendClaim, SetTimer, Standing, S
 from edgecoder.tasks.fitness import DEFAULT_PREFILL_TPS, Fit, ModelFit, predicted_ttft_ms, rank
 from edgecoder.tasks.messages import Grant, Offer
 from edgecoder.tasks.offering import (
+    ACCEPTED,
     ClaimWait,
     Granted,
     NoClaim,
     OfferAction,
     OfferAttempt,
     SendClose,
+    SendDirect,
     SendOffer,
     Wake,
 )
@@ -292,6 +294,7 @@ class ClaimSim:
             patience_ms=30_000,
             wait=self.claim_wait[task.origin],
             grant_window_ms=cfg.grant_window_ms,
+            direct=cfg.direct_grant,
             failed_before=len(task.excluded),
         )
         self._do(task, task.offering, task.offering.start(self.now_ms))
@@ -301,6 +304,8 @@ class ClaimSim:
         for action in actions:
             if isinstance(action, SendOffer):
                 self._send_offer(task, offering, action)
+            elif isinstance(action, SendDirect):
+                self._grant(task, action.node_id, offering, action.offer)
             elif isinstance(action, SendClose):
                 key = (action.notice.task_id, action.notice.attempt)
                 worker = self.workers[action.node_id]
@@ -311,7 +316,8 @@ class ClaimSim:
                 task.wake_version += 1
                 self.at(action.at_ms, self._wake, task, offering, task.wake_version)
             elif isinstance(action, Granted):
-                self._grant(task, action.claim.worker)
+                if task.worker != action.claim.worker:  # a direct grant is already sent
+                    self._grant(task, action.claim.worker)
             elif isinstance(action, NoClaim):
                 self._end(task, "failed", action.code)
 
@@ -342,25 +348,52 @@ class ClaimSim:
         self._do(task, offering, actions)
         return decision
 
-    def _grant(self, task: _Task, worker_id: str) -> None:
+    def _grant(
+        self,
+        task: _Task,
+        worker_id: str,
+        offering: OfferAttempt | None = None,
+        direct: Offer | None = None,
+    ) -> None:
+        """Send the grant (``direct``: with its offer, before any claim, to ``offering``'s
+        only candidate, which answers it)."""
         task.worker = worker_id
         self.assigned[task.origin][worker_id] += 1
         origin_id = self.origin_ids[task.origin]
         grant = Grant(task.task_id, task.attempt, worker_id, self.cfg.lease_ms,
-                      self._wall(origin_id) + self.cfg.deadline_s * 1000, "")  # fmt: skip
+                      self._wall(origin_id) + self.cfg.deadline_s * 1000, "", direct)  # fmt: skip
         watch = RunWatch(self.cfg.lease_ms, self.now_ms)
         task.watch = watch
         attempt = task.attempt
         self.at(watch.expires_ms(), self._lease_check, task, attempt)
         worker = self.workers[worker_id]
 
+        def current() -> bool:
+            return task.attempt == attempt and task.watch is watch
+
         def refused(code: str, *_: Any) -> None:
-            if task.attempt == attempt and task.watch is watch:
+            if current():
+                if offering is not None:  # it may have taken it: the attempt failed
+                    taken = offering.on_direct_answer(worker_id, ACCEPTED, self.now_ms)
+                    self._do(task, offering, taken)
                 self._fail_attempt(task, f"the worker refused the grant: {code}")
+
+        def answered(refusal: str, *_: Any) -> None:
+            if offering is None:
+                if refusal:
+                    refused(refusal)
+                return
+            if not current():
+                return
+            if refusal:  # declined before anything ran: the attempt goes on in rounds
+                self._release(task)
+                task.worker, task.watch = None, None
+            answer = offering.on_direct_answer(worker_id, refusal or ACCEPTED, self.now_ms)
+            self._do(task, offering, answer)
 
         self._exchange(origin_id, worker_id, "run",
                        lambda _now: self._accept(worker, grant, origin_id, task),
-                       lambda refusal, *_: refusal and refused(refusal), refused)  # fmt: skip
+                       answered, refused)  # fmt: skip
 
     def _lease_check(self, task: _Task, attempt: int) -> None:
         watch = task.watch
@@ -474,6 +507,10 @@ class ClaimSim:
                        answered, lost)  # fmt: skip
 
     def _accept(self, worker: _Worker, grant: Grant, sender: str, task: _Task) -> str:
+        if grant.offer is not None:
+            declined = worker.book.on_direct(grant.offer, self._wall(worker.node_id))
+            if declined is not None:
+                return declined
         refusal = worker.book.grant_refusal(grant, sender, self._wall(worker.node_id))
         if refusal is not None:
             return refusal[0]

@@ -21,12 +21,14 @@ from edgecoder.tasks.claiming import (
 from edgecoder.tasks.fitness import Fit, predicted_ttft_ms, rank
 from edgecoder.tasks.messages import Claim, Grant, Notice, Offer
 from edgecoder.tasks.offering import (
+    ACCEPTED,
     BACKOFF_MS,
     ClaimWait,
     Granted,
     NoClaim,
     OfferAttempt,
     SendClose,
+    SendDirect,
     SendOffer,
     Wake,
 )
@@ -84,10 +86,11 @@ def test_a_candidate_alone_in_its_round_claims_at_once_whatever_it_knows() -> No
 
 
 def attempt(ranking: list[Fit], *, patience_ms: float = 30_000, window_ms: int = 0,
-            max_candidates: int = 2) -> OfferAttempt:  # fmt: skip
+            max_candidates: int = 2, direct: bool = True) -> OfferAttempt:  # fmt: skip
     return OfferAttempt(offer=offer(), candidates=lambda: list(ranking),
                         max_candidates=max_candidates, patience_ms=patience_ms,
-                        wait=ClaimWait(1500), grant_window_ms=window_ms)  # fmt: skip
+                        wait=ClaimWait(1500), grant_window_ms=window_ms,
+                        direct=direct)  # fmt: skip
 
 
 def test_the_first_round_offers_the_best_candidates_with_their_ranks() -> None:
@@ -127,11 +130,53 @@ def test_a_round_that_everyone_declines_ends_at_once_and_widens_the_attempt() ->
     actions = machine.on_answer("b", "unreachable", 3)
     assert [(a.node_id, a.offer.rank) for a in actions if isinstance(a, SendOffer)] == [
         ("c", 0), ("d", 1)]  # fmt: skip
-    machine = attempt(fits("a"))
+    machine = attempt(fits("a"), direct=False)
     (alone,) = [a for a in machine.start(0) if isinstance(a, SendOffer)]
     assert (alone.offer.rank, alone.offer.round_size) == (0, 1)
     # The first round's late claim is still valid: one arbiter for the attempt.
     assert machine.on_claim(Claim("a" * 32, 1, "a", 1), 4)[0] == GRANTED
+
+
+def test_a_first_round_with_one_candidate_grants_it_directly() -> None:
+    machine = attempt(fits("a"))
+    actions = machine.start(0)
+    assert actions == [SendDirect("a", replace(offer(), round_size=1)), Wake(30_000)]
+    assert machine.stats["direct"] == 1
+    assert machine.on_claim(Claim("a" * 32, 1, "b", 1), 1)[0] == CLOSED  # nobody else
+    assert machine.on_direct_answer("b", ACCEPTED, 2) == []  # not the one it went to
+    assert machine.on_direct_answer("a", ACCEPTED, 3) == [Granted(Claim("a" * 32, 1, "a", 0))]
+    assert machine.granted == Claim("a" * 32, 1, "a", 0)
+    assert machine.done
+
+
+def test_a_refused_direct_grant_is_a_declined_offer_and_the_rounds_go_on() -> None:
+    machine = attempt(fits("a"))
+    machine.start(0)
+    assert machine.on_direct_answer("a", "busy", 5) == [Wake(5 + BACKOFF_MS[0])]
+    assert machine.stats["declined"] == 1
+    actions = machine.on_timer(5 + BACKOFF_MS[0])  # asked again, as an offer now
+    assert [(type(a), a.node_id) for a in actions if not isinstance(a, Wake)] == [(SendOffer, "a")]
+    assert machine.on_claim(Claim("a" * 32, 1, "a", 9), 300)[0] == GRANTED
+
+
+def test_no_direct_grant_with_company_a_grant_window_or_after_the_first_round() -> None:
+    assert not any(isinstance(a, SendDirect) for a in attempt(fits("a", "b")).start(0))
+    assert not any(isinstance(a, SendDirect)
+                   for a in attempt(fits("a"), window_ms=100).start(0))  # fmt: skip
+    machine = attempt(fits("a", "b", "c"))
+    machine.start(0)
+    later = machine.on_timer(1500)  # the second round has "c" alone: offered, not granted
+    assert [(type(a), a.node_id) for a in later if not isinstance(a, Wake)] == [(SendOffer, "c")]
+
+
+def test_a_direct_grant_answered_after_the_attempt_gave_up_is_not_granted() -> None:
+    machine = attempt(fits("a"), patience_ms=1000)
+    machine.start(0)
+    actions = machine.on_timer(1000)
+    assert isinstance(actions[0], NoClaim)
+    assert actions[1:] == [SendClose("a", Notice("a" * 32, 1))]
+    assert machine.on_direct_answer("a", ACCEPTED, 1001) == []
+    assert machine.granted is None
 
 
 def test_after_a_pass_over_everyone_the_next_waits_a_backoff() -> None:
@@ -255,6 +300,29 @@ def test_a_grant_runs_only_an_attempt_claimed_here_from_its_origin_once() -> Non
     assert worker.grant_refusal(grant, "o", WALL)[0] == "not_claimed"  # type: ignore[index]
 
 
+def test_a_direct_grant_is_taken_as_an_offer_claimed_at_once() -> None:
+    direct = offer(round_size=1)
+    key = (direct.task_id, direct.attempt)
+    grant = Grant(key[0], 1, "w", 10_000, WALL + 60_000, "", direct)
+    assert book(slots=0).on_direct(direct, WALL) == "not_a_worker"
+    assert book().on_direct(direct, WALL + 60_000) == "expired"
+    assert book(standing=Standing("no_model")).on_direct(direct, WALL) == "no_model"
+    worker = book()
+    assert worker.on_direct(direct, WALL) is None
+    assert worker.grant_refusal(grant, "o", WALL) is None
+    assert worker.grant_refusal(grant, "mallory", WALL)[0] == "not_claimed"  # type: ignore[index]
+    worker.on_run_started(key)
+    assert worker.on_direct(direct, WALL) is None  # the same grant again: refused as running
+    assert worker.grant_refusal(grant, "o", WALL)[0] == "already_running"  # type: ignore[index]
+    full = book()
+    for i in range(CLAIMS_PER_SLOT):
+        assert full.on_direct(offer(task=f"{i:032x}", round_size=1), WALL) is None
+    assert full.on_direct(direct, WALL) == "busy"
+    waiting = book()
+    assert waiting.on_offer(direct, 0, WALL)[0] == "considering"
+    assert waiting.on_direct(direct, WALL) == "not_claimed"  # offered, its timer running
+
+
 def test_a_claim_told_closed_frees_its_capacity_and_one_never_answered_is_forgotten() -> None:
     worker = book()
     for i, answer in enumerate(("closed", "unknown")):
@@ -291,7 +359,13 @@ def test_the_watch_renews_the_lease_on_every_event_and_classifies_them() -> None
 # -- the protocol on the simulator --------------------------------------------------------
 
 
-@pytest.mark.parametrize("scenario", scenarios(12, 2, 150, seed=3), ids=lambda s: s.name)
+@pytest.mark.parametrize(
+    "scenario",
+    # 12 workers: claims in rounds; 1 worker: every first attempt granted directly.
+    [*scenarios(12, 2, 150, seed=3),
+     *(replace(s, name=f"alone_{s.name}") for s in scenarios(1, 2, 60, seed=5))],
+    ids=lambda s: s.name,
+)  # fmt: skip
 def test_on_the_simulator_every_task_ends_and_none_runs_twice(scenario: Scenario) -> None:
     report = ClaimSim(scenario).run()
     assert report["lost_tasks"] == 0

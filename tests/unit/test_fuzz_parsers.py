@@ -117,8 +117,9 @@ def test_task_messages(body: dict[str, Any]) -> None:
     from edgecoder.tasks.receipts import check_receipt_body
 
     node = "a" * 32
-    for parse in (lambda b: parse_offer(b, node), lambda b: parse_claim(b, node),
-                  lambda b: parse_grant(b, node), parse_notice, check_receipt_body):  # fmt: skip
+    parsers = (lambda b: parse_offer(b, node), lambda b: parse_claim(b, node),
+               lambda b: parse_grant(b, node, node), parse_notice, check_receipt_body)  # fmt: skip
+    for parse in parsers:
         with contextlib.suppress(TaskMessageError):
             parse(body)
 

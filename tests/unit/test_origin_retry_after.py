@@ -1,9 +1,10 @@
-"""An origin honours a peer's ``Retry-After``: a peer that shed an offer is asked last."""
+"""An origin honours a peer's ``Retry-After``: a peer that shed an offer (or a direct
+grant) is asked last."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
-from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +26,8 @@ pytestmark = pytest.mark.anyio
 
 
 class SheddingPeers:
-    """Peer ``shed`` answers offers ``503 overloaded, Retry-After``; the others consider
-    them and never claim."""
+    """Peer ``shed`` answers offers and direct grants ``503 overloaded, Retry-After``; the
+    others consider offers and never claim, and decline direct grants as busy."""
 
     def __init__(self, shed: str, retry_after_s: float | None) -> None:
         self.shed = shed
@@ -43,21 +44,31 @@ class SheddingPeers:
             return {"result": "considering"}
         return {}
 
-    def stream(
+    @contextlib.asynccontextmanager
+    async def stream(
         self, node_id: str, kind: MessageKind, body: dict[str, Any]
-    ) -> AbstractAsyncContextManager[AsyncIterator[bytes]]:
-        raise AssertionError("nothing is granted here")
+    ) -> AsyncIterator[AsyncIterator[bytes]]:
+        assert "offer" in body, "nothing is granted here but directly"
+        self.first.setdefault(body["task_id"], node_id)
+        if node_id == self.shed:
+            raise PeerTransportError("overloaded", "busy", reachable=True,
+                                     retry_after_s=self.retry_after_s)  # fmt: skip
+        raise PeerTransportError("busy", "busy", reachable=True)
+        yield  # pragma: no cover
 
 
-async def offers_of_two_tasks(tmp_path: Path, retry_after_s: float | None) -> list[str]:
-    """The first candidate offered each of two tasks in a row."""
+async def offers_of_two_tasks(
+    tmp_path: Path, retry_after_s: float | None, direct: bool
+) -> list[str]:
+    """The first candidate offered (or granted directly) each of two tasks in a row."""
     transport = SheddingPeers("a", retry_after_s)
     database = await Database.open(tmp_path)
-    config = Config(tasks=TasksConfig(max_candidates=1, offer_timeout_ms=50))
+    config = Config(tasks=TasksConfig(max_candidates=1, offer_timeout_ms=50, direct_grant=direct))
     identity, clock, events = NodeIdentity.generate(), SystemClock(), EventHub()
+    peer = NodeIdentity.generate()
     ledger = await funded_ledger(identity, database, clock, events, ALLOWANCE)
     origin = Origin(identity=identity, config=config, clock=clock, database=database,
-                    transport=transport, peer_key=lambda _: None, events=events,
+                    transport=transport, peer_key=lambda _: peer.public_key, events=events,
                     ledger=ledger)  # fmt: skip
     request = ChatRequest("m", (ChatMessage("user", "hi"),), SamplingParams(max_tokens=1))
     try:
@@ -74,13 +85,15 @@ async def offers_of_two_tasks(tmp_path: Path, retry_after_s: float | None) -> li
     return list(transport.first.values())
 
 
+@pytest.mark.parametrize("direct", [False, True], ids=["offers", "direct"])
 async def test_a_peer_that_asked_to_be_left_alone_is_offered_last_while_it_rests(
-    tmp_path: Path,
+    tmp_path: Path, direct: bool
 ) -> None:
-    first, second = await offers_of_two_tasks(tmp_path, retry_after_s=30)
+    first, second = await offers_of_two_tasks(tmp_path, retry_after_s=30, direct=direct)
     assert (first, second) == ("a", "b")  # the fitter peer first, until it shed
 
 
-async def test_without_retry_after_the_ranking_stands(tmp_path: Path) -> None:
-    first, second = await offers_of_two_tasks(tmp_path, retry_after_s=None)
+@pytest.mark.parametrize("direct", [False, True], ids=["offers", "direct"])
+async def test_without_retry_after_the_ranking_stands(tmp_path: Path, direct: bool) -> None:
+    first, second = await offers_of_two_tasks(tmp_path, retry_after_s=None, direct=direct)
     assert (first, second) == ("a", "a")

@@ -322,6 +322,102 @@ async def test_no_message_but_the_sealed_grant_carries_the_prompt(tmp_path: Path
             assert b"obsidian" not in base64.b64decode(line)
 
 
+# -- a lone candidate -------------------------------------------------------------------
+
+
+async def test_a_lone_candidate_is_granted_directly_without_offer_or_claim(
+    tmp_path: Path,
+) -> None:
+    async with Mesh.open(tmp_path, workers=1, script=Script(reply="a b")) as mesh:
+        task = remote_task(mesh, "quick")
+        assert await run_one(mesh.origin, task) == "a b"
+        assert not mesh.sent_to(MessageKind.OFFER)
+        assert not mesh.sent_to(MessageKind.CLAIM)
+        [run] = mesh.sent_to(MessageKind.RUN)
+        assert run.refused is None
+        assert run.body["offer"]["round_size"] == 1
+        assert "quick" not in json.dumps(run.body["offer"])
+        assert mesh.runs == {(task.task_id, 1): 1}
+        assert mesh.origin.stats["direct"] == 1
+        await mesh.until(
+            lambda: any(m.answer for m in mesh.sent_to(MessageKind.RECEIPT)), "the receipt"
+        )
+
+
+async def test_a_busy_lone_candidate_declines_its_direct_grant_and_is_offered_it_later(
+    tmp_path: Path,
+) -> None:
+    hold = asyncio.Event()  # the first two tasks keep the worker's claims while it is set
+    async with Mesh.open(tmp_path, workers=1, script=Script(reply="a b", hold=hold)) as mesh:
+        [worker] = mesh.workers
+        busy = [mesh.origin.run(remote_task(mesh, f"busy {i}")) for i in range(2)]
+        for stream in busy:
+            assert await anext(stream) == Delta()  # admitted: two claims for one slot
+        task = remote_task(mesh, "third")
+        third = asyncio.ensure_future(run_one(mesh.origin, task))
+        await mesh.until(
+            lambda: any(m.refused == "busy" for m in mesh.sent_to(MessageKind.RUN)),
+            "the direct grant declined",
+        )
+        hold.set()
+        for stream in busy:
+            assert "".join([d.text async for d in stream]) == "a b"
+        assert await third == "a b"
+        # Declined is not failed: the same attempt, offered and claimed once there is room.
+        assert task.attempt == 1
+        assert worker not in task.excluded
+        runs = [m for m in mesh.sent_to(MessageKind.RUN) if m.body["task_id"] == task.task_id]
+        assert [(m.refused, "offer" in m.body) for m in runs] == [("busy", True), (None, False)]
+        assert [m.body["task_id"] for m in mesh.sent_to(MessageKind.CLAIM)] == [task.task_id]
+        assert mesh.runs[(task.task_id, 1)] == 1
+
+
+@pytest.mark.parametrize("busy", [False, True], ids=["taken", "declined"])
+async def test_a_direct_grant_answered_after_the_patience_ran_out_ends_the_task(
+    tmp_path: Path, busy: bool
+) -> None:
+    hold = asyncio.Event()
+    async with Mesh.open(tmp_path, workers=1, script=Script(reply="a b", hold=hold)) as mesh:
+        [worker] = mesh.workers
+        if busy:  # two tasks hold its claims: the third's direct grant is declined
+            for i in range(2):
+                assert await anext(mesh.origin.run(remote_task(mesh, f"busy {i}"))) == Delta()
+        mesh.switches[worker].delay_s = 0.3  # the answer comes after the patience
+        task = remote_task(mesh, "too slow")
+        task.claim_patience_s = 0.05
+        with pytest.raises(BackendUnavailableError, match="no peer took the task"):
+            await run_one(mesh.origin, task)
+        assert task.state == "failed"
+        hold.set()
+        if not busy:  # it took the grant: the origin closed the stream, so the run ended
+
+            async def cancelled() -> bool:
+                return [r.state for r in await mesh.runs_of(worker)] == ["cancelled"]
+
+            await mesh.until(cancelled, "the worker's run cancelled")
+        assert all(g.state != "done" for g in mesh.generations_of("too slow"))
+
+
+async def test_a_direct_grant_lost_on_the_way_fails_its_attempt_as_a_grant_would(
+    tmp_path: Path,
+) -> None:
+    async with Mesh.open(tmp_path, workers=2, script=Script(reply="fine")) as mesh:
+        first, second = sorted(mesh.workers)
+        mesh.switches[second].unreachable = True
+        task = remote_task(mesh, "lost", ranking=[first, second])
+        refuser = mesh.sabotage(die_after=1)  # the first grantee dies: the second is alone
+        with pytest.raises(BackendUnavailableError):
+            await run_one(mesh.origin, task)
+        assert refuser == [first]
+        [direct] = mesh.sent_to(MessageKind.RUN, recipient=second)
+        assert direct.refused == "unreachable"
+        assert "offer" in direct.body
+        # It may have taken the grant: its attempt failed, and the next has nobody left.
+        assert task.excluded == {first, second}
+        assert task.attempt == 3
+        assert "2 failed already" in (task.error or "")
+
+
 # -- refusals and the end of a task ------------------------------------------------------
 
 
@@ -352,7 +448,8 @@ async def test_a_deadline_that_passes_in_the_queue_ends_the_task_and_nobody_runs
 
         def near_the_deadline(node_id: str, grant: Grant) -> None:
             granted.append(node_id)
-            mesh.clock.advance(grant.deadline_ms - mesh.clock.now_ms() - 100)
+            if len(granted) == 1:
+                mesh.clock.advance(grant.deadline_ms - mesh.clock.now_ms() - 100)
 
         mesh.on_run.append(near_the_deadline)
         task = remote_task(mesh, "too late")
@@ -364,11 +461,13 @@ async def test_a_deadline_that_passes_in_the_queue_ends_the_task_and_nobody_runs
         assert queued.worker == granted[0]
         assert queued.state == "cancelled"
         assert not mesh.executions
-        assert granted == [queued.worker]
+        assert granted[0] == queued.worker
         assert mesh.runs == {(task.task_id, 1): 1}
-        # Past the deadline, any offer is refused as expired.
-        late = [m for m in mesh.sent_to(MessageKind.OFFER) if m.body["attempt"] > 1]
-        assert all(m.answer == {"result": "expired"} for m in late)
+        # Past the deadline, any offer (or the other worker's direct grant) is refused.
+        late = [m for kind in (MessageKind.OFFER, MessageKind.RUN) for m in mesh.sent_to(kind)
+                if m.body["attempt"] > 1]  # fmt: skip
+        assert late
+        assert all(m.answer == {"result": "expired"} or m.refused == "expired" for m in late)
 
         async def failed() -> bool:
             return [r.state for r in await mesh.runs_of(granted[0])] == ["failed"]

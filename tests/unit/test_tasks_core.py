@@ -116,11 +116,33 @@ def test_a_grant_for_another_worker_is_refused() -> None:
     grant = {"task_id": new_task_id(), "attempt": 1, "worker": OTHER.node_id, "lease_ms": 1000,
              "deadline_ms": 1, "payload": "AA=="}  # fmt: skip
     with pytest.raises(TaskMessageError) as caught:
-        parse_grant(grant, WORKER.node_id)
+        parse_grant(grant, WORKER.node_id, ORIGIN.node_id)
     assert caught.value.code == "not_grantee"
-    assert parse_grant({**grant, "worker": WORKER.node_id}, WORKER.node_id).lease_ms == 1000
+    mine = {**grant, "worker": WORKER.node_id}
+    assert parse_grant(mine, WORKER.node_id, ORIGIN.node_id).lease_ms == 1000
     with pytest.raises(TaskMessageError):
         parse_notice({"task_id": new_task_id()})
+
+
+def test_a_direct_grant_carries_its_own_attempts_offer_from_its_sender() -> None:
+    sent = offer()
+    grant = {"task_id": sent["task_id"], "attempt": 1, "worker": WORKER.node_id,
+             "lease_ms": 1000, "deadline_ms": 1, "payload": "AA==", "offer": sent}  # fmt: skip
+    parsed = parse_grant(grant, WORKER.node_id, ORIGIN.node_id)
+    assert parsed.offer == parse_offer(sent, ORIGIN.node_id)
+    assert parsed.as_dict() == grant
+    assert "offer" not in replace(parsed, offer=None).as_dict()
+    refusals = (
+        ({**grant, "offer": sent}, OTHER.node_id, "sender_mismatch"),
+        ({**grant, "attempt": 2}, ORIGIN.node_id, "bad_field"),
+        ({**grant, "offer": {**sent, "task_id": new_task_id()}}, ORIGIN.node_id, "bad_field"),
+        ({**grant, "offer": [sent]}, ORIGIN.node_id, "bad_shape"),
+        ({**grant, "extra": 1}, ORIGIN.node_id, "bad_shape"),
+    )
+    for body, sender, code in refusals:
+        with pytest.raises(TaskMessageError) as caught:
+            parse_grant(body, WORKER.node_id, sender)
+        assert caught.value.code == code, body
 
 
 # -- the arbiter -----------------------------------------------------------------------------

@@ -67,7 +67,7 @@ def task_routes(services: Services) -> list[Route]:
         return JSONResponse({"stopped": services.worker.cancel(notice.task_id, notice.attempt)})
 
     async def run(request: Request, body: object) -> Response:
-        grant = parse_grant(body, services.node_id)
+        grant = parse_grant(body, services.node_id, request.state.peer)
         lines = await services.worker.accept(grant, request.state.peer)
         return StreamingResponse(lines, media_type="application/x-ndjson",
                                  headers={"Cache-Control": "no-store"})  # fmt: skip
