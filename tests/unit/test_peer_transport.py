@@ -5,7 +5,7 @@ codes alone."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from types import SimpleNamespace
 from typing import Any
 
@@ -121,6 +121,27 @@ async def test_the_task_transport_reads_refusals_the_same_way() -> None:
         with pytest.raises(PeerTransportError) as caught:
             await transport.post(SENDER.node_id, MessageKind.CLAIM, {})
         assert (caught.value.code, caught.value.reachable) == ("unknown_peer", False)
+    finally:
+        await client.aclose()
+
+
+class _BreaksAfterOneLine(httpx.AsyncByteStream):
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        yield b"first\n"
+        raise httpx.ReadError("connection reset by peer")
+
+
+async def test_a_stream_that_breaks_mid_answer_raises_the_transports_error() -> None:
+    addresses = {PEER.node_id: "http://peer:1"}
+    client = _client(lambda request: httpx.Response(200, stream=_BreaksAfterOneLine()))
+    try:
+        transport = HttpTaskTransport(client, addresses.get)
+        async with transport.stream(PEER.node_id, MessageKind.RUN, {}) as lines:
+            assert await anext(lines) == b"first"
+            # Read by whoever holds the lines, not only inside the context manager's body.
+            with pytest.raises(PeerTransportError) as caught:
+                await anext(lines)
+        assert (caught.value.code, caught.value.reachable) == ("unreachable", False)
     finally:
         await client.aclose()
 

@@ -78,14 +78,21 @@ class HttpTaskTransport:
             async with self.client.stream(request) as response:
                 if response.status_code != 200:
                     raise refusal(response, await response.aread())
-                yield _lines(response)
+                yield _lines(node_id, response)
         except httpx.HTTPError as exc:
-            raise PeerTransportError(
-                "unreachable", f"{node_id}: {exc!r}", reachable=False
-            ) from None
+            raise _broken(node_id, exc) from None
 
 
-async def _lines(response: httpx.Response) -> AsyncIterator[bytes]:
-    async for line in response.aiter_lines():
-        if line:
-            yield line.encode()
+def _broken(node_id: str, exc: httpx.HTTPError) -> PeerTransportError:
+    return PeerTransportError("unreachable", f"{node_id}: {exc!r}", reachable=False)
+
+
+async def _lines(node_id: str, response: httpx.Response) -> AsyncIterator[bytes]:
+    """The answer's lines; a broken exchange is this transport's error, wherever the
+    lines are read (not only inside the ``stream`` context)."""
+    try:
+        async for line in response.aiter_lines():
+            if line:
+                yield line.encode()
+    except httpx.HTTPError as exc:
+        raise _broken(node_id, exc) from None
