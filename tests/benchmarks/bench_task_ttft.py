@@ -1,10 +1,12 @@
 """Time to first token of a mesh task beside a local run, at 1 ms and 20 ms RTT; prints JSON.
 
 Run as root: ``.venv/bin/python tests/benchmarks/bench_task_ttft.py [REQUESTS]``
-(default 20 per setting). Two namespaces on one switch: a requester-only origin and a
-worker with the real model. The same streamed chat is sent to the
-worker's own API (runs there: *local*) and to the origin's (a mesh task: *remote*), one
-request at a time; TTFT is measured at the client, to the first content chunk. The link
+(default 20 per setting). Three namespaces on one switch: two requester-only origins and
+a worker with the real model. The same streamed chat is sent, in turn, to the worker's
+own API (runs there: *local*), to the first origin's (a mesh task granted directly, the
+worker being its only candidate: *remote*) and to the second origin's, which has
+``tasks.direct_grant = false`` (the offer and claim exchange first: *remote_claimed*),
+one request at a time; TTFT is measured at the client, to the first content chunk. The link
 adds the given round-trip time (netem where the kernel has it, else the user-space
 switch, half the RTT per frame). Reported: median TTFTs, the added TTFT, the worker's
 mean claim delay, claim messages per task and duplicate executions (must be 0), and the
@@ -90,24 +92,34 @@ def link_rtt_ms(lan: Lan, a: int, b: int, samples: int = 50) -> float:
         server.wait()
 
 
-def measure(lan: Lan, origin: Node, worker: Node, rtt_ms: float, n: int) -> dict[str, Any]:
+def measure(
+    lan: Lan, origin: Node, claimed: Node, worker: Node, rtt_ms: float, n: int
+) -> dict[str, Any]:
     lan.impair(rtt_ms / 2, 0)
     link_ms = link_rtt_ms(lan, 0, 1)
     before = worker.admin("/admin/tasks")["worker"]
     for _ in range(3):  # warm the model and the connection pools
-        ttft_ms(worker)
-        ttft_ms(origin)
-    local = [ttft_ms(worker) for _ in range(n)]
-    remote = [ttft_ms(origin) for _ in range(n)]
+        for node in (worker, origin, claimed):
+            ttft_ms(node)
+    local: list[float] = []
+    remote: list[float] = []
+    remote_claimed: list[float] = []
+    for _ in range(n):  # interleaved, so a busy moment of the machine hurts all three
+        local.append(ttft_ms(worker))
+        remote.append(ttft_ms(origin))
+        remote_claimed.append(ttft_ms(claimed))
     after = worker.admin("/admin/tasks")["worker"]
-    timers = after["offers"] - before["offers"]
+    timers = after["timers"] - before["timers"]
     delay = (after["claim_delay_ms"] - before["claim_delay_ms"]) / max(1, timers)
     added = statistics.median(remote) - statistics.median(local)
+    added_claimed = statistics.median(remote_claimed) - statistics.median(local)
     return {
         "rtt_ms": rtt_ms,
         "local_ttft_ms_median": round(statistics.median(local), 1),
         "remote_ttft_ms_median": round(statistics.median(remote), 1),
+        "remote_claimed_ttft_ms_median": round(statistics.median(remote_claimed), 1),
         "added_ttft_ms": round(added, 1),
+        "added_ttft_ms_claimed": round(added_claimed, 1),
         "worker_claim_delay_ms_mean": round(delay, 1),
         "link_rtt_ms_measured": round(link_ms, 2),
         "goal_added_ttft_ms": round(delay + 3 * rtt_ms + 5, 1),
@@ -123,17 +135,21 @@ def main() -> None:
         sys.exit(f"network namespaces unavailable: {reason}")
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 20
     with tempfile.TemporaryDirectory() as root:
-        lan = Lan(2)
+        lan = Lan(3)
         origin = Node(lan, 0, Path(root), slots=0)
         worker = Node(lan, 1, Path(root), slots=1)
+        claimed = Node(lan, 2, Path(root), slots=0)
         worker.agent.env["EDGECODER_MESH_CALIBRATE"] = "true"
-        nodes = [origin, worker]
+        claimed.agent.env["EDGECODER_TASKS_DIRECT_GRANT"] = "false"
+        nodes = [origin, worker, claimed]
         try:
             start_all(nodes)
-            wait_until(lambda: origin.workers_seen() >= 1 and origin.funded(), timeout=60)
+            for node in (origin, claimed):
+                wait_until(lambda n=node: n.workers_seen() >= 1 and n.funded(), timeout=60)
             time.sleep(3)  # calibration and the adverts that publish it
-            rows = [measure(lan, origin, worker, rtt, n) for rtt in (1.0, 20.0)]
+            rows = [measure(lan, origin, claimed, worker, rtt, n) for rtt in (1.0, 20.0)]
             tasks = origin.admin("/admin/tasks?limit=1000")
+            by_claim = claimed.admin("/admin/tasks?limit=1000")
             runs = [r["task_id"] for r in worker.admin("/admin/tasks?limit=1000")["runs"]]
             duplicates = len(runs) - len(set(runs))
             result = {
@@ -144,6 +160,12 @@ def main() -> None:
                 "tasks": len(tasks["tasks"]),
                 "claim_messages_per_task": round(
                     tasks["origin"]["claims"] / max(1, tasks["origin"]["tasks"]), 3
+                ),
+                "direct_grants_per_task": round(
+                    tasks["origin"]["direct"] / max(1, tasks["origin"]["tasks"]), 3
+                ),
+                "claim_messages_per_task_claimed": round(
+                    by_claim["origin"]["claims"] / max(1, by_claim["origin"]["tasks"]), 3
                 ),
                 "duplicate_executions": duplicates,
             }
