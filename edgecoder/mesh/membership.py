@@ -118,6 +118,10 @@ class MembershipConfig:
     sync_max_entries: int = 1024
     digest_buckets: int = 64
     max_news: int = 1024
+    reconnect_periods: int = 10
+    """Every this many periods, one member this node lost (dead, or a seed address no live
+    member holds) is asked for a sync: two halves of a partition that outlived the
+    suspicion timeout find each other again when it heals (0: never)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,6 +231,7 @@ class Membership:
         self._seeds: list[str] = []
         self._seed_backoff = 1
         self._next_seed_period = 0
+        self._reconnects = 0
         self._changes: list[StateChange] | None = [] if track_changes else None
 
     # -- views ----------------------------------------------------------------------------
@@ -451,6 +456,21 @@ class Membership:
     def _ask_seeds(self) -> list[Send]:
         return [Send(a, self._message("sync", root=self.root())) for a in self._seeds]
 
+    def _reconnect(self) -> Send | None:
+        """A sync to the next member this node lost, in turn: a dead one (at its recorded
+        address), or a seed address that no live member holds (evicted ones, found again
+        by mDNS or configured)."""
+        dead = [i for i, entry in self._members.items() if entry[1] == DEAD]
+        held = {self.directory.address(i) for i in self.alive_ids()}
+        seeds = [a for a in self._seeds if a not in held and a != self.address]
+        if not dead and not seeds:
+            return None
+        turn = self._reconnects % (len(dead) + len(seeds))
+        self._reconnects += 1
+        if turn < len(dead):
+            return self._send_to(dead[turn], "sync", root=self.root())
+        return Send(seeds[turn - len(dead)], self._message("sync", root=self.root()))
+
     def _next_target(self) -> str | None:
         if self._live == 0:
             return None
@@ -498,6 +518,10 @@ class Membership:
                 self._next_seed_period = self._periods + self._seed_backoff
             return out
         self._seed_backoff = 1
+        if cfg.reconnect_periods and self._periods % cfg.reconnect_periods == 0:
+            lost = self._reconnect()
+            if lost is not None:
+                out.append(lost)
         self._seq += 1
         self._probe = _Probe(target, self._seq, now_ms)
         ping = self._send_to(target, "ping", seq=self._seq)

@@ -71,6 +71,8 @@ class SimNetwork:
         self.nodes: dict[str, Membership] = {}
         self.down: set[str] = set()
         self.cut: set[str] = set()
+        self.halves: list[set[str]] | None = None
+        """A partition: messages cross between no two of these groups of addresses."""
         self.bytes_sent: dict[str, int] = {}
         self._queue: list[_Delivery] = []
         self._order = 0
@@ -99,6 +101,8 @@ class SimNetwork:
         for action in actions:
             self.bytes_sent[sender] += message_bytes(action.message)
             if sender in self.cut or action.address in self.cut:
+                continue
+            if self.halves and not any({sender, action.address} <= h for h in self.halves):
                 continue
             if self.loss and self.rng.random() < self.loss:
                 continue

@@ -64,6 +64,42 @@ def test_a_cut_off_node_refutes_when_it_returns() -> None:
     assert net.full_view()
 
 
+def test_a_partition_that_outlived_eviction_heals_through_the_seeds() -> None:
+    net = SimNetwork(6, seed=11)
+    net.start(seeds=list(net.nodes))  # every address known, as mDNS finds them
+    net.run_until(8_000)
+    assert net.full_view()
+    net.halves = [{"n0", "n1", "n2"}, {"n3", "n4", "n5"}]
+    net.run_until(8_000 + 90_000)  # declared dead, then evicted, on both sides
+    assert set(net.states_of("id0")) == {ALIVE, None}
+    net.halves = None
+    net.run_until(8_000 + 90_000 + 30_000)
+    assert net.full_view()
+
+
+def test_a_partition_heals_before_eviction_through_the_dead_members() -> None:
+    net = SimNetwork(6, seed=12)
+    net.start()  # one seed, "n0": the far half knows the others only from gossip
+    net.run_until(8_000)
+    net.halves = [{"n0", "n1", "n2"}, {"n3", "n4", "n5"}]
+    net.run_until(8_000 + 30_000)  # dead on both sides, not yet evicted
+    assert DEAD in net.states_of("id4")
+    net.halves = None
+    net.run_until(8_000 + 30_000 + 25_000)
+    assert net.full_view()
+
+
+def test_without_reconnecting_a_long_partition_never_heals() -> None:
+    net = SimNetwork(6, seed=11, config=MembershipConfig(reconnect_periods=0))
+    net.start(seeds=list(net.nodes))
+    net.run_until(8_000)
+    net.halves = [{"n0", "n1", "n2"}, {"n3", "n4", "n5"}]
+    net.run_until(8_000 + 90_000)
+    net.halves = None
+    net.run_until(8_000 + 90_000 + 60_000)
+    assert not net.full_view()  # what the reconnects are for
+
+
 def test_no_false_deaths_under_five_percent_loss() -> None:
     net = SimNetwork(40, seed=11, loss=0.05)
     net.start()
