@@ -19,6 +19,7 @@ from edgecoder.cli import (
     mesh_cmd,
     models_cmd,
     peers_cmd,
+    setup_cmd,
     status_cmd,
     tasks_cmd,
 )
@@ -54,6 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     mesh_cmd.add_parser(commands)
     peers_cmd.add_parser(commands)
     tasks_cmd.add_parser(commands)
+    setup_cmd.add_parser(commands)
     return parser
 
 
