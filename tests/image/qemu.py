@@ -13,6 +13,7 @@ TCG. It is stopped by its pid, and :meth:`Guest.serial_tail` is what a failing t
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import socket
@@ -53,11 +54,16 @@ WantedBy=sysinit.target
 
 
 def accelerator() -> tuple[str, str]:
-    """(accel, cpu): KVM and the host CPU when usable, else TCG emulating a modern CPU."""
+    """(accel, cpu): KVM and the host CPU when usable, else TCG emulating a modern CPU.
+
+    ``EDGECODER_IMAGE_CPU`` names another CPU model (``Westmere``: no AVX, so the image's
+    x86-64-v2 fallback runs).
+    """
     kvm = Path("/dev/kvm").exists() and any(
         Path(f"/sys/module/{m}").exists() for m in ("kvm_intel", "kvm_amd")
     )
-    return ("kvm", "host") if kvm else ("tcg", "max")
+    accel, cpu = ("kvm", "host") if kvm else ("tcg", "max")
+    return accel, os.environ.get("EDGECODER_IMAGE_CPU") or cpu
 
 
 def decompress(image: Path, raw: Path, grow_bytes: int) -> None:
