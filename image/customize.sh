@@ -79,11 +79,13 @@ step "purged: python3-venv (build only), CA certificates (the agent speaks HTTP 
 # usrmerge (which mmdebstrap brings in, and which needs all of perl) is not needed once
 # usr-is-merged is installed.
 # mmdebstrap marks every package it installs as manual: the libraries of what goes are
-# marked automatic first, so --auto-remove takes those nothing else needs.
+# marked automatic first, so --auto-remove takes those nothing else needs. (libidn2 stays,
+# though only glibc recommends it: without it systemd-resolved publishes the box over mDNS
+# as "linux", not as its host name.)
 in_root apt-mark auto --quiet libperl5.36 perl-modules-5.36 libgdbm-compat4 libgdbm6 \
     libfile-find-rule-perl libnumber-compare-perl libtext-glob-perl libapt-pkg6.0 gpgv \
     debian-archive-keyring libgnutls30 libp11-kit0 libtasn1-6 libnettle8 libhogweed6 \
-    libgmp10 libidn2-0 libunistring2 libdb5.3 libseccomp2 >/dev/null
+    libgmp10 libdb5.3 libseccomp2 >/dev/null
 in_root apt-get purge --quiet=2 --yes --auto-remove python3-venv python3.11-venv \
     python3-pip-whl python3-setuptools-whl ca-certificates openssl usrmerge perl >/dev/null
 
@@ -112,8 +114,6 @@ in_root update-initramfs -u -k all >/dev/null 2>&1 || in_root update-initramfs -
 
 step "purged: apt (the box is updated by image, not by package)"
 in_root apt-get purge --quiet=2 --yes --auto-remove --allow-remove-essential apt >/dev/null
-# Only glibc's Recommends keeps these (international domain names, which no LAN box uses).
-in_root dpkg --purge libidn2-0 libunistring2 >/dev/null
 
 step "checks: compiled core, libraries resolve, no password"
 core=$(in_root /usr/bin/edgecoder version | sed -n 's/^core: //p')

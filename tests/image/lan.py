@@ -11,6 +11,7 @@ import os
 import shutil
 import subprocess
 from pathlib import Path
+from typing import BinaryIO
 
 __all__ = ("ImageLan", "lan_unavailable")
 
@@ -37,6 +38,7 @@ class ImageLan:
         self.namespace = f"ecimg{os.getpid() % 100000}"
         self.taps = [f"tap{i}" for i in range(ports)]
         self._dnsmasq: subprocess.Popen[bytes] | None = None
+        self._log: BinaryIO | None = None
         _ip("netns", "add", self.namespace)
         try:
             self._ns("link", "add", "br0", "type", "bridge", "mcast_snooping", "0")
@@ -46,12 +48,13 @@ class ImageLan:
                 self._ns("link", "set", tap, "master", "br0", "up")
             self._ns("link", "set", "br0", "up")
             self._ns("link", "set", "lo", "up")
+            self._log = (workdir / "dnsmasq.log").open("wb")
             self._dnsmasq = subprocess.Popen(
                 [*self.prefix, "dnsmasq", "--keep-in-foreground", "--port=0",
                  "--interface=br0", "--bind-interfaces", "--no-resolv", "--no-hosts",
                  "--dhcp-range=10.78.0.10,10.78.0.99,1h", "--dhcp-authoritative",
                  f"--dhcp-leasefile={workdir / 'leases'}", "--pid-file="],
-                stdout=subprocess.DEVNULL, stderr=(workdir / "dnsmasq.log").open("wb"),
+                stdout=subprocess.DEVNULL, stderr=self._log,
             )  # fmt: skip
         except BaseException:
             self.close()
@@ -78,4 +81,7 @@ class ImageLan:
             self._dnsmasq.terminate()
             self._dnsmasq.wait(timeout=10)
             self._dnsmasq = None
+        if self._log is not None:
+            self._log.close()
+            self._log = None
         subprocess.run(["ip", "netns", "del", self.namespace], capture_output=True, check=False)
