@@ -13,7 +13,7 @@ PYTEST_ARGS ?=
 ARGS ?=
 LINT_PATHS := edgecoder tests setup.py
 
-.PHONY: all install deb-deps run test test-pure lint units install-units bench clean \
+.PHONY: all install deb-deps run test test-pure lint units install-units bench clients clean \
 	install-appliance-units image-deps image-x86 image-test image-repro
 
 all: install
@@ -44,10 +44,30 @@ deb-deps:
 run: $(STAMP)
 	$(BIN)/edgecoder agent $(ARGS)
 
-test: $(STAMP)
+# The npm clients the client-API tests drive (tests/clients/node), as the lock pins them.
+NODE_CLIENTS := tests/clients/node
+NODE_STAMP := $(NODE_CLIENTS)/node_modules/.package-lock.json
+
+$(NODE_STAMP): $(NODE_CLIENTS)/package-lock.json
+	cd $(NODE_CLIENTS) && npm ci --no-audit --no-fund
+	@touch $@
+
+# The PyPI clients those tests drive, each in its own environment (their pins differ).
+CLIENT_VENVS := .venv-clients/.installed .venv-aider/.installed
+
+.venv-clients/.installed: tests/clients/pypi/requirements-clients.txt
+.venv-aider/.installed: tests/clients/pypi/requirements-aider.txt
+$(CLIENT_VENVS):
+	@test -x $(@D)/bin/python || $(PYTHON) -m venv $(@D)
+	$(@D)/bin/python -m pip install --quiet -r $<
+	@touch $@
+
+clients: $(NODE_STAMP) $(CLIENT_VENVS)
+
+test: $(STAMP) $(NODE_STAMP) $(CLIENT_VENVS)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-test-pure: $(STAMP)
+test-pure: $(STAMP) $(NODE_STAMP) $(CLIENT_VENVS)
 	EDGECODER_NO_EXTENSIONS=1 $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
@@ -115,11 +135,12 @@ $(BENCH_VENV)/.installed:
 bench: $(STAMP) $(BENCH_VENV)/.installed
 	$(BIN)/python tests/benchmarks/bench_core.py
 	$(BIN)/python tests/benchmarks/bench_mesh_verify.py
+	$(BIN)/python tests/benchmarks/bench_ledger.py
 	$(BIN)/python tests/benchmarks/bench_api_overhead.py
 	$(BIN)/python tests/benchmarks/bench_concurrent_streams.py
 	$(BIN)/python tests/benchmarks/bench_vs_litellm.py 40 $(BENCH_VENV)/bin/python
 
 clean:
-	rm -rf $(VENV) $(BENCH_VENV) build dist *.egg-info .mypy_cache .ruff_cache .hypothesis .pytest_cache
+	rm -rf $(VENV) $(BENCH_VENV) .venv-clients .venv-aider $(NODE_CLIENTS)/node_modules build dist *.egg-info .mypy_cache .ruff_cache .hypothesis .pytest_cache
 	rm -f _speedups/*.c edgecoder/speedups/_compiled/*.so
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -37,6 +37,7 @@ CACHE_TTL_S = 2.0
 AUTH_FAILURE_BURST = 20
 AUTH_FAILURES_PER_MIN = 10
 _TOUCH_EVERY_S = 60.0
+_MAX_MC = 2**53 - 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +149,19 @@ class AccessControl:
     async def list_keys(self) -> list[ApiKeyRecord]:
         """Every key record (hashes only)."""
         return await self._database.run(store.list_keys)
+
+    async def set_budget(self, name: str, budget_mc: int | None) -> None:
+        """Give a key's credit account a budget in mc (None: no limit), effective at once.
+
+        :raises BadRequestError: no key has that name, or a budget below 0.
+        """
+        if budget_mc is not None and not 0 <= budget_mc <= _MAX_MC:
+            raise BadRequestError(
+                "a budget is a whole number of millicredits from 0 (or none: no limit)",
+                "budget_mc",
+            )
+        if not await self._database.run(lambda c: store.set_budget(c, name, budget_mc)):
+            raise BadRequestError(f"no API key named '{name}'", "name")
 
     async def revoke_key(self, name: str) -> None:
         """Revoke a key by name, effective at once on this node.

@@ -3,12 +3,14 @@
 ``edgecoderctl`` (over D-Bus, :mod:`edgecoder.adapters.control.dbus_service`) and the admin
 routes of the client listener (:mod:`edgecoder.adapters.web.admin_api`) are thin skins
 over :class:`Control`: status, peers, models (list, pull as a job with progress, remove,
-default), mode, owner-busy, API keys, reload. Runtime choices an operator makes (default
-model, mode, owner-busy) are kept in the database and survive a restart.
+default), mode, owner-busy, API keys and their budgets, the ledger, reload. Runtime
+choices an operator makes (default model, mode, owner-busy) are kept in the database and
+survive a restart.
 
 Control publishes on the node's event hub (``services.events``): ``pull.progress`` as a
 pull job moves, and ``properties.changed`` with the properties whose values changed —
-when an operation changes them, and ``PeerCount`` when a ``peer.state`` event changes it.
+when an operation changes them, ``PeerCount`` when a ``peer.state`` event changes it and
+``Balance`` when a ``ledger.balance`` event does.
 No property changes with time alone (uptime is not one), so none is polled.
 
 Errors are the project's own: ``ModelNotFoundError`` (no such model or job),
@@ -30,7 +32,13 @@ from edgecoder import __version__
 from edgecoder.config import Config
 from edgecoder.config.model import TASK_MODES
 from edgecoder.errors import BadRequestError, EdgeCoderError, ModelNotFoundError
-from edgecoder.events import Event, PeerStateChanged, PropertiesChanged, PullProgress
+from edgecoder.events import (
+    BalanceChanged,
+    Event,
+    PeerStateChanged,
+    PropertiesChanged,
+    PullProgress,
+)
 from edgecoder.services import Services
 from edgecoder.storage import node_meta
 
@@ -86,6 +94,7 @@ class Control:
         self._announced = self.properties()
         """The properties as subscribers last heard them."""
         self._peers = self.events.subscribe(self._on_peer, {PeerStateChanged.kind})
+        self._balance = self.events.subscribe(self._on_balance, {BalanceChanged.kind})
 
     # -- state kept across restarts ---------------------------------------------------------
 
@@ -118,6 +127,10 @@ class Control:
     def _on_peer(self, event: Event) -> None:
         self._notify(PeerCount=self._peer_count())
 
+    def _on_balance(self, event: Event) -> None:
+        assert isinstance(event, BalanceChanged)
+        self._notify(Balance=event.balance)
+
     # -- reads ------------------------------------------------------------------------------
 
     def properties(self) -> dict[str, Any]:
@@ -132,12 +145,12 @@ class Control:
             "PeerCount": self._peer_count(),
             "OwnerBusy": s.owner_busy,
             "UsingExtensions": s.extensions,
+            "Balance": s.economy.ledger.state.balance,
         }
 
     def _peer_count(self) -> int:
         # Alive or suspect; counted on every peer.state event, so O(1), not a pass over peers.
-        mesh = self.services.mesh
-        return mesh.membership.live_count if mesh is not None else 0
+        return self.services.mesh.membership.live_count
 
     def status(self) -> dict[str, Any]:
         """The node's health document plus the operator's settings."""
@@ -147,8 +160,7 @@ class Control:
 
     def peers(self) -> list[dict[str, Any]]:
         """Every known peer, as JSON data (see :meth:`PeerView.as_json`)."""
-        mesh = self.services.mesh
-        return [peer.as_json() for peer in mesh.peers()] if mesh is not None else []
+        return [peer.as_json() for peer in self.services.mesh.peers()]
 
     async def models(self) -> list[dict[str, Any]]:
         """Every model this node can serve, itself or through a peer."""
@@ -159,6 +171,10 @@ class Control:
              "default": m.name == default}
             for m in await self.services.list_models()
         ]  # fmt: skip
+
+    async def ledger(self, limit: int = 50) -> dict[str, Any]:
+        """This node's credits and newest chain entries (``GET /admin/ledger``'s document)."""
+        return await self.services.ledger_view(limit)
 
     # -- models -----------------------------------------------------------------------------
 
@@ -238,9 +254,7 @@ class Control:
         """Say whether the owner is using this machine (peers then avoid it)."""
         self.services.owner_busy = busy
         await self._save(_OWNER_BUSY, "1" if busy else "0")
-        mesh = self.services.mesh
-        if mesh is not None:
-            await mesh.publish_advert()
+        await self.services.mesh.publish_advert()
         self._notify(OwnerBusy=busy)
 
     # -- API keys -----------------------------------------------------------------------------
@@ -256,9 +270,20 @@ class Control:
         """Every key record (never a key itself)."""
         return [
             {"name": k.name, "admin": k.admin, "active": k.active, "created_ms": k.created_ms,
-             "revoked_ms": k.revoked_ms, "last_used_ms": k.last_used_ms}
+             "revoked_ms": k.revoked_ms, "last_used_ms": k.last_used_ms,
+             "budget_mc": k.budget_mc, "spent_mc": k.spent_mc}
             for k in await self.services.access.list_keys()
         ]  # fmt: skip
+
+    async def set_api_key_budget(self, name: str, budget_mc: int | None) -> dict[str, Any]:
+        """Give a key's credit account a budget (mc; None: no limit), effective at once.
+
+        :returns: the key's ``name``, ``budget_mc`` and ``spent_mc``.
+        :raises BadRequestError: no key has that name, or a budget below 0.
+        """
+        await self.services.access.set_budget(name, budget_mc)
+        record = next(k for k in await self.services.access.list_keys() if k.name == name)
+        return {"name": name, "budget_mc": record.budget_mc, "spent_mc": record.spent_mc}
 
     async def revoke_api_key(self, name: str) -> None:
         """Revoke a key by name.
@@ -289,13 +314,19 @@ class Control:
     async def aclose(self) -> None:
         """Stop running pulls and listening to the mesh."""
         self._peers.close()
+        self._balance.close()
         for task in list(self._tasks):
             task.cancel()
         with contextlib.suppress(Exception):
             await asyncio.gather(*self._tasks, return_exceptions=True)
 
 
-_LIVE_KEYS = {"inference.model", "node.log_level", "mesh.price_pct"}
+_LIVE_KEYS = {
+    "inference.default_max_tokens",
+    "inference.model",
+    "mesh.price_pct",
+    "node.log_level",
+}
 
 
 def _changed_keys(old: Config, new: Config) -> set[str]:

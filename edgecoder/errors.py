@@ -21,10 +21,12 @@ builtins are mixed in where callers would naturally catch them::
     │   ├── BlacklistError               a blacklist entry or chain without valid evidence
     │   ├── TaskMessageError             a task message malformed or inconsistent
     │   ├── PayloadError                 a sealed payload or stream event that cannot be opened
+    │   ├── LedgerError                  a ledger entry, chain or vouch that breaks the rules
     │   └── RefusedError                 a well-formed request this node declines (gossip, tasks)
     ├── PeerTransportError               a message to a peer got no answer, or a refusal (.code)
     ├── AuthError                        a missing, unknown or revoked API key
     ├── SetupError                       no setup open, or a wrong setup code (.code)
+    ├── InsufficientCreditsError         the credits (or the key's budget) cannot cover a task
     ├── RateLimitedError                 a client exceeded its request rate
     └── InferenceError                   a generation could not be served
         ├── ModelNotFoundError(LookupError)        no such model here
@@ -56,6 +58,8 @@ __all__ = (
     "EdgeCoderError",
     "IdentityError",
     "InferenceError",
+    "InsufficientCreditsError",
+    "LedgerError",
     "ListenerError",
     "ModelNotFoundError",
     "NodeNotRunningError",
@@ -165,6 +169,14 @@ class PayloadError(ProtocolError):
     task, or altered (or, when sealing, the recipient's key is unusable)."""
 
 
+class LedgerError(ProtocolError):
+    """A ledger entry, chain segment or vouch that does not verify or breaks the chain
+    rules (``docs/ledger.md``); :attr:`code` says which."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(code, f"{code}: {message}")
+
+
 class RefusedError(ProtocolError):
     """A well-formed gossip or task request this node declines: another network, a
     duplicate node id, a grant it never claimed, a receipt that does not match its run."""
@@ -199,6 +211,11 @@ class SetupError(EdgeCoderError):
     def __init__(self, message: str, code: str) -> None:
         super().__init__(message)
         self.code = code
+
+
+class InsufficientCreditsError(EdgeCoderError):
+    """A request to the mesh that this node's available credits, or its API key's budget,
+    cannot cover; refused before anything runs."""
 
 
 class RateLimitedError(EdgeCoderError):

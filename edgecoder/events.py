@@ -12,11 +12,19 @@ and an ``as_json()`` for remote subscribers:
 ``receipt.signed``     :class:`ReceiptSigned` — a receipt signed as origin or worker
 ``pull.progress``      :class:`PullProgress` — a model download moved on or ended
 ``properties.changed`` :class:`PropertiesChanged` — the D-Bus properties that changed
+``ledger.balance``     :class:`BalanceChanged` — this node's credits after an append
+``ledger.checkpoint``  :class:`CheckpointSealed` — a newer checkpoint was taken here
+``peer.blacklisted``   :class:`Blacklisted` — a blacklist entry with verified evidence was
+                       accepted (this node's own, or a peer's)
 =====================  ===================================================================
 
 Local subscribers (:meth:`EventHub.subscribe`) are called synchronously, in the
 publisher's loop, in subscription order; publishing never blocks and never raises into
-the publisher (a failing subscriber is logged once and stays subscribed). Remote
+the publisher (a failing subscriber is logged once and stays subscribed). What must
+outlive a crash has *keepers* (:meth:`EventHub.keep`: the receipt store, later the
+ledger): the publisher awaits :meth:`EventHub.record`, which returns once every keeper
+has kept the event (or raises the first keeper's failure, and nobody else hears of it),
+so nothing is acknowledged to a peer before it is durable. Remote
 subscribers read an :class:`EventStream` (:meth:`EventHub.stream`): a bounded queue; a
 subscriber that falls behind loses the *oldest* events and next reads a :class:`Missed`
 saying how many. Memory stays bounded however slow the reader.
@@ -28,7 +36,7 @@ import asyncio
 import dataclasses
 import logging
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import ClassVar
@@ -36,9 +44,13 @@ from typing import ClassVar
 __all__ = (
     "DEFAULT_STREAM_SIZE",
     "KINDS",
+    "BalanceChanged",
+    "Blacklisted",
+    "CheckpointSealed",
     "Event",
     "EventHub",
     "EventStream",
+    "Keeper",
     "Missed",
     "PeerStateChanged",
     "PropertiesChanged",
@@ -144,6 +156,40 @@ class PropertiesChanged(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class BalanceChanged(Event):
+    """This node's credits (mc) changed: an entry was appended or a reservation made."""
+
+    kind: ClassVar[str] = "ledger.balance"
+    balance: int
+    held: int
+    available: int
+
+
+@dataclass(frozen=True, slots=True)
+class CheckpointSealed(Event):
+    """A newer checkpoint of the economy was taken here (sealed by ``author``)."""
+
+    kind: ClassVar[str] = "ledger.checkpoint"
+    epoch: int
+    hash: str
+    root: str
+    author: str
+    includes_me: bool
+    """Whether it lists this node's head (an inclusion proof is then kept)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Blacklisted(Event):
+    """A blacklist entry, its evidence verified, was accepted: ``accused`` is shut out."""
+
+    kind: ClassVar[str] = "peer.blacklisted"
+    accused: str
+    author: str
+    """Who wrote the entry (this node, for its own accusations)."""
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class Missed(Event):
     """Not published: what a stream reads in place of ``count`` events it had to drop."""
 
@@ -160,11 +206,15 @@ KINDS = frozenset(
         ReceiptSigned,
         PullProgress,
         PropertiesChanged,
+        BalanceChanged,
+        Blacklisted,
+        CheckpointSealed,
     )
 )
 """Every kind that is published (:class:`Missed` is not: streams make it)."""
 
 Callback = Callable[[Event], None]
+Keeper = Callable[[Event], Awaitable[None]]
 
 
 class Subscription:
@@ -195,6 +245,7 @@ class EventHub:
 
     def __init__(self) -> None:
         self._subscriptions: list[Subscription] = []
+        self._keepers: list[tuple[frozenset[str], Keeper]] = []
         self._streams: set[EventStream] = set()
         self._closed = False
 
@@ -226,6 +277,28 @@ class EventHub:
         sub = Subscription(self, callback, _kinds(kinds))
         self._subscriptions.append(sub)
         return sub
+
+    def keep(self, keeper: Keeper, kinds: Iterable[str]) -> None:
+        """Have ``keeper`` make every event of ``kinds`` durable when it is recorded.
+
+        :raises ValueError: an unknown kind, or none.
+        """
+        chosen = _kinds(kinds)
+        if not chosen:
+            raise ValueError("a keeper keeps at least one kind of event")
+        self._keepers.append((chosen, keeper))
+
+    async def record(self, event: Event) -> None:
+        """Have every keeper of ``event``'s kind keep it, one after the other, then
+        publish it to the subscribers.
+
+        :raises Exception: the first keeper's failure (the event is then not published:
+            what was not kept did not happen).
+        """
+        for kinds, keeper in tuple(self._keepers):
+            if event.kind in kinds:
+                await keeper(event)
+        self.publish(event)
 
     def stream(
         self, kinds: Iterable[str] | None = None, maxsize: int = DEFAULT_STREAM_SIZE

@@ -86,3 +86,13 @@ def isolated_env(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[dic
     config.write_text("")
     monkeypatch.setenv("EDGECODER_CONFIG", str(config))
     return dict(os.environ)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """No agent process outlives the run that started it (a test that failed half way
+    may have left one): it would hold ports and CPU for the next run."""
+    from tests.integration.agent_process import close_all
+
+    left = close_all()
+    if left:
+        print(f"\nclosed {left} agent process(es) a test left running")

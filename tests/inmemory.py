@@ -40,6 +40,7 @@ from typing import Any, TypeVar
 
 from edgecoder.config import Config, TasksConfig
 from edgecoder.errors import PeerTransportError, ProtocolError
+from edgecoder.events import EventHub
 from edgecoder.inference.types import (
     ChatMessage,
     ChatRequest,
@@ -48,11 +49,16 @@ from edgecoder.inference.types import (
     SamplingParams,
     Usage,
 )
+from edgecoder.ledger.book import Ledger, Posting
+from edgecoder.ledger.entries import TREASURY
+from edgecoder.ledger.keeper import LedgerKeeper
 from edgecoder.security.identity import NodeIdentity
 from edgecoder.security.payloads import open_sealed
 from edgecoder.security.stream_box import StreamBox
+from edgecoder.storage import ledger_rows
 from edgecoder.storage import tasks as store
 from edgecoder.storage.database import Database
+from edgecoder.storage.receipt_keeper import ReceiptKeeper
 from edgecoder.storage.task_rows import RunRow, TaskRow
 from edgecoder.tasks.codec import decode_payload, encode_event
 from edgecoder.tasks.errors import error_of
@@ -65,6 +71,7 @@ from tests.adverts import advert, model
 
 __all__ = (
     "ADVERT",
+    "ALLOWANCE",
     "MODEL",
     "Generation",
     "Mesh",
@@ -75,9 +82,14 @@ __all__ = (
     "Transport",
     "collect",
     "config",
+    "funded_ledger",
     "remote_task",
     "run_one",
 )
+
+ALLOWANCE = 10**9
+"""Each origin's allowance (mc): enough that no test task is refused for credits."""
+_VOUCH = "0" * 64
 
 T = TypeVar("T")
 
@@ -90,9 +102,14 @@ _WORDS = re.compile(r"\s*\S+")
 
 
 def config(**tasks: Any) -> Config:
-    """A node's configuration: fast claim timings and short timeouts, ``tasks`` changed."""
+    """A node's configuration: fast claim timings and short timeouts, ``tasks`` changed.
+
+    A receipt whose countersignature was lost is sent again only when a test shortens
+    ``receipt_retry_min_ms``: the others count the receipts sent.
+    """
     base = {"claim_delay_max_ms": 40, "claim_jitter_ms": 5, "claim_stagger_ms": 10,
-            "offer_timeout_ms": 100, "lease_ms": 2000}  # fmt: skip
+            "offer_timeout_ms": 100, "lease_ms": 2000,
+            "receipt_retry_min_ms": 600_000}  # fmt: skip
     return Config(tasks=TasksConfig(**{**base, **tasks}))
 
 
@@ -188,6 +205,8 @@ class Switches:
     truth)."""
     skew_ms: int = 0
     """How far its wall clock is ahead of the mesh's."""
+    lose_receipts: int = 0
+    """Receipts sent to it that are lost on the way (each one lost counts this down)."""
     script: Script = field(default_factory=Script)
     """What its backend does (workers)."""
 
@@ -262,6 +281,13 @@ class Mesh:
         """Grants accepted by a worker, by (task id, attempt)."""
         self.generations: list[Generation] = []
         self.on_run: list[Callable[[str, Grant], None]] = []
+        self.events: dict[str, EventHub] = {}
+        """Each node's event hub (its receipts are kept in its database and its ledger)."""
+        self.ledgers: dict[str, Ledger] = {}
+        """Each node's chain: origins start with :data:`ALLOWANCE`, workers with nothing."""
+        self.configs: dict[str, Config] = {}
+        self.allowances: dict[str, int] = {}
+        self._sabotaged: set[str] = set()
         """Called with (worker, grant) as a grant reaches a worker, before it is checked."""
         self.rng = random.Random(seed)
         self._changed = asyncio.Event()
@@ -277,22 +303,31 @@ class Mesh:
         script: Script | None = None,
         clock: MeshClock | None = None,
         seed: int = 7,
+        allowance: int = ALLOWANCE,
         **tasks: Any,
     ) -> AsyncIterator[Mesh]:
         """A running mesh of ``workers`` workers (each following a copy of ``script``) and
-        ``origins`` origins configured with :func:`config` (``tasks`` changed); closed on
-        exit."""
+        ``origins`` origins (each granted ``allowance`` mc) configured with :func:`config`
+        (``tasks`` changed); closed on exit."""
         mesh = cls(clock, seed)
         cfg = config(**tasks)
         try:
             for i in range(workers + origins):
-                await mesh._add(tmp_path / f"node{i}", cfg, i, worker=i < workers, script=script)
+                await mesh._add(tmp_path / f"node{i}", cfg, i, worker=i < workers, script=script,
+                                allowance=allowance)  # fmt: skip
             yield mesh
         finally:
             await mesh.aclose()
 
     async def _add(
-        self, data_dir: Path, cfg: Config, i: int, *, worker: bool, script: Script | None
+        self,
+        data_dir: Path,
+        cfg: Config,
+        i: int,
+        *,
+        worker: bool,
+        script: Script | None,
+        allowance: int = 0,
     ) -> None:
         identity = NodeIdentity.generate()
         node_id = identity.node_id
@@ -303,25 +338,64 @@ class Mesh:
         database = await _WatchedDatabase.open(data_dir)
         database.changed = self.notify  # type: ignore[method-assign]
         self.databases[node_id] = database
-        common: dict[str, Any] = {
-            "identity": identity,
-            "config": cfg,
-            "clock": _NodeClock(self.clock, switches),
-            "database": database,
-            "transport": Transport(self, node_id),
-        }
+        clock = _NodeClock(self.clock, switches)
+        self.configs[node_id] = cfg
         if worker:
+            events = await self._hub(node_id, database, clock, 0)
 
             def execute(request: ChatRequest | CompletionRequest) -> AsyncIterator[Delta]:
                 return self._execute(node_id, request)
 
             host = WorkerHost(advert=lambda: ADVERT, in_flight=lambda: 0, execute=execute,
                               peer_key=self.key)  # fmt: skip
-            self.workers[node_id] = Worker(**common, host=host, rng=random.Random(i))
+            self.workers[node_id] = Worker(identity=identity, config=cfg, clock=clock,
+                                           database=database, transport=Transport(self, node_id),
+                                           events=events, host=host,
+                                           rng=random.Random(i))  # fmt: skip
         else:
-            origin = Origin(**common, peer_key=self.key)
-            origin.events.append(lambda *event: self.notify())
-            self.origins[node_id] = origin
+            await self._origin(node_id, allowance)
+
+    async def _hub(self, node_id: str, database: Database, clock: Any, allowance: int) -> EventHub:
+        """A node's event hub with its receipt store and its ledger as keepers (origins pay;
+        workers start with nothing and earn)."""
+        events = EventHub()
+        ReceiptKeeper(database, clock).attach(events)
+        identity = self.identities[node_id]
+        if allowance and not await self.query(
+            node_id, lambda c: ledger_rows.entries_of(c, node_id)
+        ):
+            ledger = await funded_ledger(identity, database, clock, events, allowance)
+        else:  # a restart: the chain is there
+            vouched = {_VOUCH: allowance}
+            ledger = Ledger(identity, database, clock, events,
+                            vouches=lambda ref, node: vouched.get(ref))  # fmt: skip
+            await ledger.open()
+        LedgerKeeper(ledger).attach(events)
+        self.ledgers[node_id] = ledger
+        events.subscribe(lambda event: self.notify())
+        self.events[node_id] = events
+        return events
+
+    async def _origin(self, node_id: str, allowance: int) -> Origin:
+        database = self.databases[node_id]
+        clock = _NodeClock(self.clock, self.switches[node_id])
+        events = await self._hub(node_id, database, clock, allowance)
+        self.allowances[node_id] = allowance
+        origin = Origin(identity=self.identities[node_id], config=self.configs[node_id],
+                        clock=clock, database=database, transport=Transport(self, node_id),
+                        events=events, peer_key=self.key,
+                        ledger=self.ledgers[node_id])  # fmt: skip
+        self.origins[node_id] = origin
+        return origin
+
+    async def restart_origin(self, node_id: str) -> Origin:
+        """Stop an origin and start it again over its database (its chain, its receipts),
+        as a new process would: what it kept is all it has."""
+        await self.origins[node_id].aclose()
+        origin = await self._origin(node_id, self.allowances[node_id])
+        await self.ledgers[node_id].release_all()  # as the daemon does at start
+        await origin.start()
+        return origin
 
     async def aclose(self) -> None:
         """Stop every node and close its database."""
@@ -407,11 +481,14 @@ class Mesh:
 
     def sabotage(self, attempt: int = 1, times: int = 1, **changes: Any) -> list[str]:
         """Change the :class:`Switches` (``changes``) of the next ``times`` workers that
-        receive a grant for ``attempt``, as the grant arrives; the list fills with them."""
+        receive a grant for ``attempt``, as the grant arrives; the list fills with them.
+
+        A worker is sabotaged once: later calls pick other workers."""
         hit: list[str] = []
 
         def hook(node_id: str, grant: Grant) -> None:
-            if grant.attempt == attempt and len(hit) < times and node_id not in hit:
+            if grant.attempt == attempt and len(hit) < times and node_id not in self._sabotaged:
+                self._sabotaged.add(node_id)
                 hit.append(node_id)
                 for name, value in changes.items():
                     setattr(self.switches[node_id], name, value)
@@ -562,6 +639,10 @@ class Transport:
         try:
             await mesh.hop(self.sender, node_id)
             mesh.reach(self.sender, node_id)
+            switches = mesh.switches[node_id]
+            if kind == MessageKind.RECEIPT and switches.lose_receipts > 0:
+                switches.lose_receipts -= 1
+                raise PeerTransportError("unreachable", f"{node_id}: timed out", reachable=False)
             try:
                 answer = await self._deliver(node_id, kind, body)
             except ProtocolError as exc:
@@ -637,6 +718,18 @@ class Transport:
             await lines.aclose()  # type: ignore[attr-defined]
 
 
+async def funded_ledger(
+    identity: NodeIdentity, database: Database, clock: Any, events: EventHub, allowance: int
+) -> Ledger:
+    """A node's chain, opened, with ``allowance`` granted (none when 0)."""
+    ledger = Ledger(identity, database, clock, events,
+                    vouches=lambda ref, node: allowance if ref == _VOUCH else None)  # fmt: skip
+    await ledger.open()
+    if allowance:
+        await ledger.append(Posting("allowance", allowance, TREASURY, _VOUCH))
+    return ledger
+
+
 # -- tasks ------------------------------------------------------------------------------
 
 
@@ -657,7 +750,9 @@ def remote_task(
         else:
             ids = sorted(set(mesh.workers) - exclude)
             mesh.rng.shuffle(ids)
-        return [Fit(node_id, 100, True, False) for node_id in ids]
+        held = ADVERT.models[0]  # as the router reads every worker's advert
+        return [Fit(node_id, 100, True, False, 100, held.size_class, held.context_length)
+                for node_id in ids]  # fmt: skip
 
     return RemoteTask(request=request, prompt_tokens=3, candidates=candidates)
 

@@ -12,20 +12,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 
-from edgecoder.access import AccessControl
 from edgecoder.adapters.transports.mesh_app import build_mesh_app
 from edgecoder.adapters.web.client_app import build_client_app
 from edgecoder.clock import SystemClock
-from edgecoder.config import Config
+from edgecoder.config import Config, MeshConfig
 from edgecoder.config.model import ApiConfig, NodeConfig
 from edgecoder.control import Control
+from edgecoder.daemon.assembly import assemble
+from edgecoder.daemon.mesh_runtime import MeshRuntime
 from edgecoder.errors import BackendUnavailableError, ModelNotFoundError, UnsupportedError
+from edgecoder.inference.executor import BackendState, LocalExecutor
 from edgecoder.inference.types import (
     ChatRequest,
     CompletionRequest,
@@ -38,9 +41,13 @@ from edgecoder.inference.types import (
     ToolCall,
     Usage,
 )
+from edgecoder.ledger.heads import HEAD
+from edgecoder.mesh.advert_types import Advert
+from edgecoder.mesh.node import MeshNode
+from edgecoder.mesh.peer_info import ADVERT
 from edgecoder.security.identity import NodeIdentity
 from edgecoder.security.mesh_guard import MeshGuard
-from edgecoder.services import BackendState, Services
+from edgecoder.services import Services
 from edgecoder.storage.database import Database
 
 __all__ = ("MODEL", "InProcessNode", "ScriptedBackend")
@@ -85,11 +92,14 @@ class ScriptedBackend:
     embed_started: asyncio.Event = field(default_factory=asyncio.Event)
     embed_gate: asyncio.Event | None = None
     """When set, embeddings wait on it (to hold a request in flight)."""
+    script: Callable[[ChatRequest], tuple[Delta, ...] | None] | None = None
+    """Chooses a chat's deltas from the request (an agent's turns); None: the reply."""
 
     def _info(self) -> ModelInfo:
         return ModelInfo(
-            MODEL, self.name, self.context_length, family=self.family, supports_embeddings=True
-        )
+            MODEL, self.name, self.context_length, family=self.family, supports_tools=True,
+            supports_embeddings=True, parameter_count=1_000_000,
+        )  # fmt: skip
 
     def _check(self, model: str, *texts: str) -> None:
         if model != MODEL:
@@ -113,14 +123,20 @@ class ScriptedBackend:
     async def loaded_models(self) -> list[ModelInfo]:
         return [self._info()]
 
-    async def _say(self, prompt_tokens: int, sampling: SamplingParams) -> AsyncIterator[Delta]:
+    async def _say(
+        self,
+        prompt_tokens: int,
+        sampling: SamplingParams,
+        deltas: tuple[Delta, ...] | None = None,
+    ) -> AsyncIterator[Delta]:
         if self.refuse is not None:
             raise self.refuse
         yield Delta()
         self.admissions += 1
         self.changed.set()
         try:
-            async with contextlib.aclosing(self._script(prompt_tokens, sampling)) as script:
+            steps = self._script(prompt_tokens, sampling, deltas)
+            async with contextlib.aclosing(steps) as script:
                 async for delta in script:
                     yield delta
         except (GeneratorExit, asyncio.CancelledError):
@@ -134,9 +150,12 @@ class ScriptedBackend:
             self.changed.clear()
             await self.changed.wait()
 
-    async def _script(self, prompt_tokens: int, sampling: SamplingParams) -> AsyncIterator[Delta]:
-        if self.deltas is not None:
-            for delta in self.deltas:
+    async def _script(
+        self, prompt_tokens: int, sampling: SamplingParams, deltas: tuple[Delta, ...] | None
+    ) -> AsyncIterator[Delta]:
+        deltas = deltas if deltas is not None else self.deltas
+        if deltas is not None:
+            for delta in deltas:
                 yield delta
             return
         prompt_tokens = self.prompt_tokens if self.prompt_tokens is not None else prompt_tokens
@@ -161,8 +180,13 @@ class ScriptedBackend:
         self._check(request.model, *(m.content for m in request.messages))
         self.requests.append(request)
         prompt = sum(len(m.content.split()) for m in request.messages)
-        async for delta in self._say(prompt, request.sampling):
+        deltas = self.script(request) if self.script is not None else None
+        async for delta in self._say(prompt, request.sampling, deltas):
             yield delta
+
+    async def count_tokens(self, request: ChatRequest) -> int:
+        self._check(request.model, *(m.content for m in request.messages))
+        return sum(len(m.content.split()) for m in request.messages)
 
     async def complete(self, request: CompletionRequest) -> AsyncIterator[Delta]:
         self._check(request.model, request.prompt, request.suffix)
@@ -187,14 +211,31 @@ class ScriptedBackend:
         raise UnsupportedError("the scripted backend cannot delete models")
 
 
+class _Silent:
+    """A gossip transport that sends nothing (a joined peer is only what it announced)."""
+
+    async def send(self, url: str, node_id: str | None, body: bytes) -> tuple[int, Any]:
+        return 200, {"ok": True}
+
+
 class InProcessNode:
     """A node's services and both its apps, in this process and this event loop."""
 
-    def __init__(self, services: Services, backend: ScriptedBackend, admin_key: str) -> None:
+    def __init__(
+        self,
+        services: Services,
+        runtime: MeshRuntime,
+        backend: ScriptedBackend,
+        admin_key: str,
+    ) -> None:
         self.services = services
+        self.runtime = runtime
+        """The node's mesh parts, built as the daemon builds them, never started: it has
+        no peers and sends nothing."""
         self.backend = backend
         self.admin_key = admin_key
-        self.client_app = build_client_app(services, Control(services, lambda: services.config))
+        self.control = Control(services, lambda: services.config)
+        self.client_app = build_client_app(services, self.control)
         self.mesh_app = build_mesh_app(services)
 
     @classmethod
@@ -208,31 +249,27 @@ class InProcessNode:
         identity = NodeIdentity.generate()
         database = await Database.open(data_dir)
         backend = ScriptedBackend()
-        access = AccessControl(
-            database,
-            clock,
-            rate_per_min=config.api.rate_limit_per_min,
-            burst=config.api.rate_limit_burst,
-            auth_failure_burst=config.api.auth_failure_burst,
-            auth_failures_per_min=config.api.auth_failures_per_min,
+        executor = LocalExecutor(
+            backend, BackendState("scripted", "scripted", "ready", "scripted for tests")
         )
-        services = Services(
+        services, runtime = await assemble(
             config=config,
             identity=identity,
-            database=database,
             clock=clock,
-            access=access,
-            mesh_guard=MeshGuard(identity.node_id, config.mesh, clock),
+            database=database,
+            guard=MeshGuard(identity.node_id, config.mesh, clock),
+            executor=executor,
             extensions=False,
-            backend=backend,
-            backend_state=BackendState("scripted", "scripted", "ready", "scripted for tests"),
             listeners={"mesh": "in-process", "api": "in-process"},
             starts=1,
+            mesh_port=4301,
+            api_port=4304,
         )
-        key = await access.create_key("tests", admin=True)
-        return cls(services, backend, key)
+        key = await services.access.create_key("tests", admin=True)
+        return cls(services, runtime, backend, key)
 
     async def close(self) -> None:
+        await self.runtime.aclose()
         await self.services.database.close()
 
     def transport(self, address: str = "127.0.0.1") -> httpx.ASGITransport:
@@ -246,6 +283,40 @@ class InProcessNode:
         return httpx.AsyncClient(
             transport=self.transport(address), base_url="http://node", headers=headers
         )
+
+    async def join_peer(
+        self,
+        identity: NodeIdentity,
+        *,
+        head: dict[str, Any] | None = None,
+        advert: Advert | None = None,
+    ) -> MeshNode:
+        """A peer ``identity`` in this node's membership, as gossip brings one: its signed
+        peer record held (so its key is known), and its ledger ``head`` body and
+        capability ``advert`` when given. It sends nothing; messages to it fail."""
+        clock = SystemClock()
+
+        async def its_advert() -> Advert:
+            assert advert is not None
+            return advert
+
+        peer = MeshNode(identity=identity, config=Config(), clock=clock,
+                        guard=MeshGuard(identity.node_id, MeshConfig(), clock),
+                        url=f"http://{identity.node_id}.invalid:1", addrs=[], api_port=1,
+                        transport=_Silent(), advert_source=its_advert)  # fmt: skip
+        peer._publish_peer()
+        mesh = self.services.mesh
+        (hello,) = peer.membership.join([mesh.url], 0)
+        mesh.receive(peer.node_id, peer._encode(hello.message, None))
+        if advert is not None:
+            await peer.publish_advert()
+        if head is not None:
+            peer.publish_record(HEAD, head)
+        for kind in (ADVERT, HEAD):
+            record = peer.store.get(peer.node_id, kind)
+            if record is not None:
+                mesh.store.offer(record, clock.now_ms())
+        return peer
 
     def mesh_client(self) -> httpx.AsyncClient:
         """An HTTP client of the mesh app (unsigned: only what answers unsigned works)."""

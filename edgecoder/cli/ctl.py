@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from edgecoder.adapters.control.names import BUS_NAME, INTERFACE, JOB_INTERFACE, OBJECT_PATH
+from edgecoder.ledger.pricing import format_mc
 
 __all__ = ("main",)
 
@@ -194,6 +195,12 @@ async def _keys(agent: Agent, args: argparse.Namespace) -> None:
     elif args.keys_action == "revoke":
         await agent.call("RevokeApiKey", args.name)
         print(f"revoked {args.name}")
+    elif args.keys_action == "budget":
+        budget = -1 if args.mc == "none" else _mc(args.mc)
+        result = await agent.call("SetApiKeyBudget", args.name, budget)
+        limit = result.get("budget_mc")
+        print(f"{args.name}: budget {'none' if limit is None else format_mc(limit)}, "
+              f"spent {format_mc(result.get('spent_mc', 0))}")  # fmt: skip
     else:
         keys = await agent.call("ListApiKeys")
         if args.json:
@@ -201,7 +208,41 @@ async def _keys(agent: Agent, args: argparse.Namespace) -> None:
             return
         for k in keys:
             flags = ("admin " if k["admin"] else "") + ("" if k["active"] else "revoked")
-            print(f"{k['name']:24} {flags.strip() or '-'}")
+            limit = "none" if k.get("budget_mc") is None else format_mc(k["budget_mc"])
+            print(f"{k['name']:24} {flags.strip() or '-':14} budget {limit:>12}  "
+                  f"spent {format_mc(k.get('spent_mc', 0))}")  # fmt: skip
+
+
+async def _credits(agent: Agent, args: argparse.Namespace) -> None:
+    ledger = await agent.call("GetLedger")
+    ledger["head"] = json.loads(ledger.get("head", "{}"))
+    ledger["entries"] = json.loads(ledger.get("entries", "[]"))
+    if args.json:
+        print(json.dumps(ledger, indent=2, sort_keys=True))
+        return
+    for key in ("balance", "held", "available", "allowance"):
+        print(f"{key:11}{format_mc(int(ledger.get(key, 0)))}")
+    head = ledger["head"]
+    print(f"{'head':11}#{head.get('seq', 0)} {str(head.get('hash', ''))[:16]}")
+    print(f"{'verified':11}{'yes' if ledger.get('verified') else 'NO'}")
+    for entry in ledger["entries"][:10]:
+        body = entry["body"]
+        print(
+            f"  #{body['seq']:<6} {body['kind']:9} {format_mc(body['amount']):>12}  "
+            f"{str(body['party'])[:12]}"
+        )
+
+
+def _mc(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise CtlError(
+            f"a budget is a whole number of millicredits or 'none', not {text!r}", 2
+        ) from None
+    if value < 0:
+        raise CtlError("a budget is 0 or more millicredits ('none': no limit)", 2)
+    return value
 
 
 async def _reload(agent: Agent, args: argparse.Namespace) -> None:
@@ -243,6 +284,12 @@ def _parser() -> argparse.ArgumentParser:
     create.add_argument("--admin", action="store_true")
     key_actions.add_parser("list").add_argument("--json", action="store_true")
     key_actions.add_parser("revoke").add_argument("name")
+    budget = key_actions.add_parser("budget", help="a key's budget in mc ('none': no limit)")
+    budget.add_argument("name")
+    budget.add_argument("mc", metavar="MC|none")
+    command("credits", "this node's credits and newest ledger entries", _credits).add_argument(
+        "--json", action="store_true"
+    )
     command("reload", "re-read the configuration", _reload)
     return parser
 

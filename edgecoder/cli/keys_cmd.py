@@ -12,11 +12,12 @@ from edgecoder.cli.local_db import run_with_database
 from edgecoder.cli.options import add_config_option, config_from_args
 from edgecoder.clock import SystemClock
 from edgecoder.errors import IdentityError
+from edgecoder.ledger.pricing import format_mc
 from edgecoder.storage.database import Database
 from edgecoder.storage.datadir import prepare_data_dir
 from edgecoder.storage.keystore import KEY_FILE, load_or_create_identity, read_public
 
-__all__ = ("add_parser", "create", "init", "list_keys", "revoke", "show")
+__all__ = ("add_parser", "budget", "create", "init", "list_keys", "revoke", "show")
 
 
 def add_parser(commands: Any) -> None:
@@ -43,6 +44,27 @@ def add_parser(commands: Any) -> None:
     list_parser.add_argument("--json", action="store_true", help="print JSON")
     revoke_parser = sub("revoke", "revoke an API key by name", revoke)
     revoke_parser.add_argument("name", help="the key's name")
+    budget_parser = sub("budget", "give a key's credit account a budget", budget)
+    budget_parser.add_argument("name", help="the key's name")
+    budget_parser.add_argument(
+        "mc", metavar="MC", type=_budget,
+        help="the most its requests may spend on peers' work, in millicredits "
+        "(1 credit = 1000); 'none': no limit",
+    )  # fmt: skip
+
+
+def _budget(text: str) -> int | None:
+    if text == "none":
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"a budget is a whole number of millicredits or 'none', not {text!r}"
+        ) from None
+    if value < 0:
+        raise argparse.ArgumentTypeError("a budget is 0 or more millicredits ('none': no limit)")
+    return value
 
 
 def _access(database: Database) -> AccessControl:
@@ -117,18 +139,29 @@ def list_keys(args: argparse.Namespace) -> int:
     if args.json:
         rows = [
             {"name": r.name, "admin": r.admin, "created_ms": r.created_ms,
-             "last_used_ms": r.last_used_ms, "revoked_ms": r.revoked_ms}
+             "last_used_ms": r.last_used_ms, "revoked_ms": r.revoked_ms,
+             "budget_mc": r.budget_mc, "spent_mc": r.spent_mc}
             for r in records
         ]  # fmt: skip
         print(json.dumps(rows, indent=2))
         return 0
-    print(f"{'NAME':<24} {'ROLE':<6} {'CREATED':<16} {'LAST USED':<16} STATE")
+    print(f"{'NAME':<24} {'ROLE':<6} {'CREATED':<16} {'LAST USED':<16} {'BUDGET':>12} "
+          f"{'SPENT':>12} STATE")  # fmt: skip
     for r in records:
         role = "admin" if r.admin else "user"
         state = "active" if r.active else f"revoked {_when(r.revoked_ms)}"
-        print(
-            f"{r.name:<24} {role:<6} {_when(r.created_ms):<16} {_when(r.last_used_ms):<16} {state}"
-        )
+        limit = "none" if r.budget_mc is None else format_mc(r.budget_mc)
+        print(f"{r.name:<24} {role:<6} {_when(r.created_ms):<16} {_when(r.last_used_ms):<16} "
+              f"{limit:>12} {format_mc(r.spent_mc):>12} {state}")  # fmt: skip
+    return 0
+
+
+def budget(args: argparse.Namespace) -> int:
+    """Give a key's credit account a budget (or none: no limit)."""
+    config = config_from_args(args)
+    run_with_database(config, lambda db: _access(db).set_budget(args.name, args.mc))
+    shown = "no limit" if args.mc is None else f"{format_mc(args.mc)} credits"
+    print(f"API key '{args.name}': budget {shown} (what it spent so far still counts)")
     return 0
 
 

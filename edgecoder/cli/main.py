@@ -15,6 +15,7 @@ from typing import NoReturn
 from edgecoder import __version__
 from edgecoder.cli import (
     agent_cmd,
+    credits_cmd,
     keys_cmd,
     mesh_cmd,
     models_cmd,
@@ -56,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     peers_cmd.add_parser(commands)
     tasks_cmd.add_parser(commands)
     setup_cmd.add_parser(commands)
+    credits_cmd.add_parser(commands)
     return parser
 
 

@@ -75,6 +75,16 @@ def _http_urls(value: tuple[str, ...]) -> str | None:
     return None
 
 
+def _origins(value: tuple[str, ...]) -> str | None:
+    for origin in value:
+        parts = urlsplit(origin)
+        if origin == "*":
+            continue
+        if parts.scheme not in {"http", "https"} or not parts.hostname or parts.path:
+            return f"has {origin!r}; an origin is '*' or scheme://host[:port], with no path"
+    return None
+
+
 def _node_ids(value: tuple[str, ...]) -> str | None:
     for node_id in value:
         if len(node_id) != 32 or not set(node_id) <= set("abcdefghijklmnopqrstuvwxyz234567"):
@@ -178,6 +188,11 @@ class MeshConfig:
     advert_interval_s: int = field(default=10, metadata={"check": _between(1, DAY_S)})
     calibrate: bool = True
     price_pct: int = field(default=100, metadata={"check": _between(1, 10_000)})
+    # Load shedding (see docs/tasks.md "Under load"): how far behind the event loop may run
+    # before new offers, then gossip, are refused, and how many requests may be in progress.
+    shed_offers_lag_ms: int = field(default=1000, metadata={"check": _between(1, 600_000)})
+    shed_gossip_lag_ms: int = field(default=3000, metadata={"check": _between(1, 600_000)})
+    max_requests_in_progress: int = field(default=256, metadata={"check": _between(1, 65_536)})
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,6 +212,7 @@ class ApiConfig:
     idle_timeout_s: int = field(default=30, metadata={"check": _between(1, HOUR_S)})
     max_connections: int = field(default=256, metadata={"check": _between(1, 65_536)})
     max_connections_per_address: int = field(default=64, metadata={"check": _between(1, 65_536)})
+    cors_origins: tuple[str, ...] = field(default=(), metadata={"check": _origins})
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,6 +226,7 @@ class InferenceConfig:
     slots: int = field(default=1, metadata={"check": _between(1, 256)})
     max_queue: int = field(default=16, metadata={"check": _between(0, 10_000)})
     threads: int = field(default=0, metadata={"check": _between(0, 1024)})
+    default_max_tokens: int = field(default=2048, metadata={"check": _between(0, 1024 * KIB)})
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,6 +245,21 @@ class TasksConfig:
     lease_ms: int = field(default=10_000, metadata={"check": _between(1, HOUR_S * 1000)})
     max_attempts: int = field(default=3, metadata={"check": _between(1, 100)})
     deadline_s: int = field(default=600, metadata={"check": _between(1, DAY_S)})
+    claim_patience_s: int = field(default=30, metadata={"check": _between(1, DAY_S)})
+    receipt_retry_min_ms: int = field(default=2000, metadata={"check": _between(1, 600_000)})
+    receipt_retry_max_s: int = field(default=300, metadata={"check": _between(1, DAY_S)})
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerConfig:
+    """``[ledger]``: how this node joins its network's credit economy (docs/ledger.md)."""
+
+    genesis_wait_s: int = field(default=30, metadata={"check": _between(0, DAY_S)})
+    founding_window_s: int = field(default=HOUR_S, metadata={"check": _between(0, 30 * DAY_S)})
+    founders_max: int = field(default=8, metadata={"check": _between(0, 1024)})
+    allowance_mc: int = field(default=100_000, metadata={"check": _between(1, 100_000)})
+    network_key_file: str = field(default="", metadata={"check": _absolute_or_empty})
+    epoch_s: int = field(default=600, metadata={"check": _between(1, DAY_S)})
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,6 +281,7 @@ class Config:
     api: ApiConfig = field(default_factory=ApiConfig)
     inference: InferenceConfig = field(default_factory=InferenceConfig)
     tasks: TasksConfig = field(default_factory=TasksConfig)
+    ledger: LedgerConfig = field(default_factory=LedgerConfig)
     daemon: DaemonConfig = field(default_factory=DaemonConfig)
     sources: tuple[str, ...] = ()
     """The files that contributed to this configuration, in the order applied."""
@@ -276,7 +309,18 @@ def _ack_within_period(config: Config) -> tuple[tuple[str, ...], str] | None:
     return None
 
 
-CROSS_CHECKS: tuple[CrossCheck, ...] = (_distinct_ports, _ack_within_period)
+def _offers_shed_first(config: Config) -> tuple[tuple[str, ...], str] | None:
+    mesh = config.mesh
+    if mesh.shed_offers_lag_ms > mesh.shed_gossip_lag_ms:
+        # Offers have other candidates; gossip lost makes peers suspect this node.
+        return ("mesh.shed_offers_lag_ms", "mesh.shed_gossip_lag_ms"), (
+            f"{{0}} must not exceed {{1}}, got {mesh.shed_offers_lag_ms} and "
+            f"{mesh.shed_gossip_lag_ms}"
+        )
+    return None
+
+
+CROSS_CHECKS: tuple[CrossCheck, ...] = (_distinct_ports, _ack_within_period, _offers_shed_first)
 """Rules the loader applies to the whole configuration once every key is valid."""
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from edgecoder.config import Config
 from edgecoder.errors import BackendUnavailableError
 from edgecoder.inference.backend import Backend
-from edgecoder.services import BackendState
+from edgecoder.inference.executor import BackendState
 from edgecoder.storage.database import Database
 
 __all__ = ("start_backend",)

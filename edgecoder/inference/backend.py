@@ -58,6 +58,10 @@ class Backend(Protocol):
         """Stream a chat completion."""
         ...
 
+    async def count_tokens(self, request: ChatRequest) -> int:
+        """How many tokens ``request``'s prompt takes (exact where the backend can tell)."""
+        ...
+
     def complete(self, request: CompletionRequest) -> AsyncIterator[Delta]:
         """Stream a raw (or fill-in-the-middle) completion."""
         ...

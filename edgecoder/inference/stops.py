@@ -18,6 +18,8 @@ class StopScanner:
         self._stops = tuple(s for s in stops if s)
         self._held = ""
         self.stopped = False
+        self.matched = ""
+        """The stop string found (empty until one is)."""
 
     def feed(self, text: str) -> str:
         """Add ``text``; return the part that can be emitted now.
@@ -28,8 +30,10 @@ class StopScanner:
         if self.stopped:
             return ""
         buffer = self._held + text
-        cut = min((i for i in (buffer.find(s) for s in self._stops) if i >= 0), default=-1)
+        found = [(i, s) for s in self._stops if (i := buffer.find(s)) >= 0]
+        cut = min(found)[0] if found else -1
         if cut >= 0:
+            self.matched = min(found)[1]
             self.stopped = True
             self._held = ""
             return buffer[:cut]

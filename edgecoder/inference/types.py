@@ -61,6 +61,8 @@ class SamplingParams:
     top_p: float | None = None
     stop: tuple[str, ...] = ()
     seed: int | None = None
+    top_k: int | None = None
+    """Sample from the ``top_k`` likeliest tokens only (Anthropic's and Ollama's ``top_k``)."""
     ignore_eos: bool = False
     """Generate exactly ``max_tokens`` (vLLM's extension; for benchmarks and tests)."""
 
@@ -81,6 +83,11 @@ class ChatRequest:
     Set when a mesh task fails over after some output reached the client; the new
     generation (and its usage) covers only what comes after this text.
     """
+    parallel_tool_calls: bool = True
+    """Whether the model may call several tools in one turn (else at most one)."""
+    json_schema: dict[str, object] | None = None
+    """The answer must be JSON valid against this schema (``{"type": "object"}`` for any
+    object: a JSON mode); None for text. A tool call may still replace it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,14 +133,26 @@ class Usage:
 class Delta:
     """A piece of a streamed generation.
 
-    Text pieces have ``text``; the last piece has ``finish_reason`` and ``usage`` (and
-    ``tool_calls`` when the model called tools).
+    Text pieces have ``text``; a tool call comes whole in ``tool_calls``, announced
+    first by ``tool_call_start`` and ``tool_call_text`` pieces when it is read here; the
+    last piece has ``finish_reason`` and ``usage``.
     """
 
     text: str = ""
     finish_reason: FinishReason | None = None
     usage: Usage | None = None
     tool_calls: tuple[ToolCall, ...] = ()
+    stop_sequence: str = ""
+    """On the last piece: the client's stop string that ended the generation, if one did."""
+    tool_call_start: ToolCall | None = None
+    """A call the model has begun: its id and name (no arguments yet)."""
+    tool_call_text: str = ""
+    """A piece of the arguments of the call begun last, as the model writes them.
+
+    The pieces of a begun call add up to its arguments; the whole call then follows in
+    ``tool_calls`` with the same id. Only a stream read on this node has these (a mesh
+    peer relays whole calls), so a reader must take a call it never saw begin as whole.
+    """
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,6 +174,20 @@ class ModelInfo:
     supports_embeddings: bool = False
     modified_ms: int = 0
     loaded: bool = False
+    parameter_count: int = 0
+    """Parameters in the model (0: not known here, as for a model a peer serves)."""
+
+    @property
+    def capabilities(self) -> list[str]:
+        """What the model does, in Ollama's words: ``completion``, ``insert``, ``tools``…"""
+        found = ["completion"]
+        if self.supports_fim:
+            found.append("insert")
+        if self.supports_tools:
+            found.append("tools")
+        if self.supports_embeddings:
+            found.append("embedding")
+        return found
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,7 +21,7 @@ import contextlib
 import logging
 import random
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol
 
 from edgecoder import __version__
@@ -106,7 +106,11 @@ class MeshNode:
         transport: GossipTransport,
         advert_source: AdvertSource,
         events: EventHub | None = None,
+        record_checks: Mapping[str, Callable[[SignedRecord], None]] | None = None,
     ) -> None:
+        """``record_checks``: further record kinds this node gossips beside peer records
+        and adverts (a ledger's heads), each with what checks a peer's record of it
+        (raising :class:`RecordError`)."""
         if config.mesh.ack_timeout_ms >= config.mesh.period_ms:
             raise EdgeCoderError("mesh.ack_timeout_ms must be shorter than mesh.period_ms")
         self.identity = identity
@@ -121,6 +125,8 @@ class MeshNode:
         self.events = events or EventHub()
         """Where the members' changes of state are announced (:class:`PeerStateChanged`)."""
         self._advert_source = advert_source
+        self._record_checks = dict(record_checks or {})
+        self._gossiped = (PEER, ADVERT, *self._record_checks)
         self._addrs = addrs
         self._api_port = api_port
         # A new run starts above every incarnation an earlier run of this node announced.
@@ -183,6 +189,22 @@ class MeshNode:
         self._sign(ADVERT, seq, advert.as_body())
         self._advert = advert
         self.membership.set_advert(seq)
+
+    def publish_record(self, kind: str, body: dict[str, Any]) -> None:
+        """Sign and hold this node's record of a further gossiped ``kind``, replacing the
+        one before (see ``record_checks``)."""
+        held = self.store.get(self.node_id, kind)
+        self._sign(kind, max(held.seq + 1 if held else 0, self.clock.now_ms()), body)
+
+    def records_of(self, kind: str) -> list[SignedRecord]:
+        """Every live or suspect member's current record of ``kind`` (not this node's)."""
+        now, out = self.clock.now_ms(), []
+        for member in self.membership.members():
+            if member.state in (ALIVE, SUSPECT):
+                record = self.store.get(member.node_id, kind)
+                if record is not None and record.expires_ms > now:
+                    out.append(record)
+        return out
 
     def _refresh_peer(self) -> None:
         held = self.store.get(self.node_id, PEER)
@@ -254,7 +276,7 @@ class MeshNode:
         now = self.clock.now_ms()
         records = []
         for node_id in ids:
-            for kind in (PEER, ADVERT):
+            for kind in self._gossiped:
                 record = self.store.get(node_id, kind)
                 if record is not None and record.expires_ms > now:
                     records.append(record.to_wire())
@@ -354,7 +376,7 @@ class MeshNode:
     def _offer(self, item: object) -> str:
         try:
             record = parse_record(item)
-            if record.author == self.node_id and record.kind in (PEER, ADVERT):
+            if record.author == self.node_id and record.kind in self._gossiped:
                 return "own"  # ours, relayed back: we hold the newest already
             now = self.clock.now_ms()
             held = self.store.get(record.author, record.kind)
@@ -376,6 +398,10 @@ class MeshNode:
     def _check_record(self, record: SignedRecord) -> None:
         if record.kind == ADVERT:
             self.directory.check_advert(record)
+            return
+        check = self._record_checks.get(record.kind)
+        if check is not None:
+            check(record)
             return
         if record.kind != PEER:
             raise RecordError("not_gossiped", f"{record.kind} records are not gossiped")
@@ -425,15 +451,22 @@ class MeshNode:
         return self._advert
 
     def adverts(self) -> list[tuple[str, Advert]]:
-        """(node id, advert) of every member believed alive that holds a well-formed one."""
+        """(node id, advert) of every member not declared dead that holds a well-formed one.
+
+        Suspects are included: suspicion is often only a peer too busy to answer in time,
+        and one that is really gone fails its offer fast (see :meth:`suspected`)."""
         out = []
         for member in self.membership.members():
-            if member.state != ALIVE:
+            if member.state not in (ALIVE, SUSPECT):
                 continue
             advert = self.directory.advert(member.node_id)
             if advert is not None:
                 out.append((member.node_id, advert))
         return out
+
+    def suspected(self, node_id: str) -> bool:
+        """Whether the member is suspected of having failed (offered work last)."""
+        return self.membership.state_of(node_id) == SUSPECT
 
     def peers(self) -> list[PeerView]:
         """Every known peer: identity, addresses, state, last heard, and its advert."""

@@ -7,7 +7,9 @@ the accused, the reason, and the evidence: its kind, the SHA-256 of its canonica
 and the data itself. Evidence kinds, each verifiable without trusting the author:
 
 * ``equivocation``: two records validly signed by the accused with the same kind and
-  sequence number but different content (a ledger fork is this, on ``ledger_entry``);
+  sequence number but different content;
+* ``ledger_fork``: two entries of the accused's credit ledger with the same sequence
+  number and different hashes, both signed by it (``docs/ledger.md`` §7);
 * ``forged_relay``: a mesh request validly signed by the accused whose body is a record
   that does not verify — the accused relayed a forgery.
 
@@ -22,7 +24,8 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from edgecoder.errors import BlacklistError, RecordError
+from edgecoder.errors import BlacklistError, LedgerError, RecordError
+from edgecoder.ledger.entries import parse_entry, verify_segment
 from edgecoder.security.identity import NodeIdentity
 from edgecoder.speedups import chain, envelope, signing
 from edgecoder.wire import canonical
@@ -39,7 +42,7 @@ __all__ = (
     "verify_evidence",
 )
 
-EVIDENCE_KINDS = frozenset({"equivocation", "forged_relay"})
+EVIDENCE_KINDS = frozenset({"equivocation", "forged_relay", "ledger_fork"})
 ENTRY_TTL_MS = 7 * 24 * 3600 * 1000
 
 
@@ -72,9 +75,11 @@ def verify_evidence(accused: str, evidence: object) -> None:
     try:
         if evidence["kind"] == "equivocation":
             _equivocation(accused, data)
+        elif evidence["kind"] == "ledger_fork":
+            _ledger_fork(accused, data)
         else:
             _forged_relay(accused, data)
-    except (RecordError, KeyError, TypeError, ValueError) as exc:
+    except (RecordError, LedgerError, KeyError, TypeError, ValueError) as exc:
         raise BlacklistError("bad_evidence", f"the evidence does not hold: {exc}") from None
 
 
@@ -88,6 +93,20 @@ def _equivocation(accused: str, data: dict[str, Any]) -> None:
         raise ValueError("the records must share kind and sequence number")
     if first.signed_bytes() == second.signed_bytes():
         raise ValueError("the records are the same")
+
+
+def _ledger_fork(accused: str, data: dict[str, Any]) -> None:
+    key = bytes.fromhex(data["key"])
+    if envelope.node_id_of(key) != accused:
+        raise ValueError("the key must be the accused's")
+    first, second = parse_entry(data["first"]), parse_entry(data["second"])
+    if not (first.entry.node == second.entry.node == accused):
+        raise ValueError("both entries must be in the accused's chain")
+    if first.entry.seq != second.entry.seq or first.hash == second.hash:
+        raise ValueError("the entries must share a sequence number and differ")
+    for entry in (first, second):
+        if verify_segment(entry.entry.prev, [entry], key) != -1:
+            raise ValueError("the accused did not sign both entries")
 
 
 def _forged_relay(accused: str, data: dict[str, Any]) -> None:
@@ -207,6 +226,11 @@ class Blacklist:
         verify_evidence(accused, entry.body.get("evidence"))
         self._heads[entry.author] = (entry.seq, entry_hash(prev, entry))
         self._accused.setdefault(accused, []).append(entry)
+
+    def entries_by(self, author: str) -> list[SignedRecord]:
+        """``author``'s accepted entries, in order (what spreads to a peer that lacks them)."""
+        found = [e for entries in self._accused.values() for e in entries if e.author == author]
+        return sorted(found, key=lambda e: e.seq)
 
     def is_blacklisted(self, node_id: str) -> bool:
         """Whether verified evidence against ``node_id`` was accepted."""

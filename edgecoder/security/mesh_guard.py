@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from edgecoder.clock import Clock
 from edgecoder.config import MeshConfig
 from edgecoder.mesh.load import LoadGauge
+from edgecoder.mesh.peer_info import PEER
 from edgecoder.security.audit import SecurityAudit
 from edgecoder.security.blacklist import Blacklist
 from edgecoder.security.rotation import KeyRotations
@@ -72,7 +73,21 @@ class MeshGuard:
         self.blacklist = Blacklist()
         self.rotations = KeyRotations()
         self.records = RecordStore()
-        self.load = LoadGauge()
+        self.load = LoadGauge(
+            offer_lag_ms=config.shed_offers_lag_ms,
+            gossip_lag_ms=config.shed_gossip_lag_ms,
+            max_in_flight=config.max_requests_in_progress,
+        )
+
+    def peer_key(self, node_id: str) -> bytes | None:
+        """A peer's public key, from the signed peer record this node holds for it."""
+        record = self.records.get(node_id, PEER)
+        if record is None:
+            return None
+        try:
+            return bytes.fromhex(record.key)
+        except ValueError:
+            return None
 
     def apply(self, record: SignedRecord) -> str:
         """Verify and apply one record from a peer; returns what became of it.

@@ -16,8 +16,10 @@ from edgecoder.security.identity import NodeIdentity
 from edgecoder.speedups import envelope, signing
 from edgecoder.wire.records import SignedRecord, sign_record, verify_record
 
-__all__ = ("ROTATION_DOMAIN", "KeyRotations", "Rotation", "rotation_record")
+__all__ = ("ROTATION", "ROTATION_DOMAIN", "KeyRotations", "Rotation", "rotation_record")
 
+ROTATION = "key_rotation"
+"""The record kind."""
 ROTATION_DOMAIN = b"edgecoder-rotation-v1\x00"
 MAX_GRACE_MS = 7 * 24 * 3600 * 1000
 

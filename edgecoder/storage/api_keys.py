@@ -1,13 +1,25 @@
-"""API key records (table ``api_keys``): names, hashes, admin flag, revocation."""
+"""API key records (table ``api_keys``): names, hashes, admin flag, revocation, and each
+key's credit account: its budget (mc; NULL: unlimited) and what it has spent (mc)."""
 
 from __future__ import annotations
 
 import sqlite3
 from dataclasses import dataclass
+from typing import Any
 
 from edgecoder.errors import BadRequestError
 
-__all__ = ("ApiKeyRecord", "find_key", "insert_key", "list_keys", "revoke_key", "touch_key")
+__all__ = (
+    "ApiKeyRecord",
+    "budget_of",
+    "charge",
+    "find_key",
+    "insert_key",
+    "list_keys",
+    "revoke_key",
+    "set_budget",
+    "touch_key",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,6 +32,10 @@ class ApiKeyRecord:
     created_ms: int
     revoked_ms: int | None
     last_used_ms: int | None
+    budget_mc: int | None = None
+    """The most its requests may spend on peers' work, all told (None: no limit)."""
+    spent_mc: int = 0
+    """What its requests have spent on peers' work so far."""
 
     @property
     def active(self) -> bool:
@@ -27,12 +43,13 @@ class ApiKeyRecord:
         return self.revoked_ms is None
 
 
-_COLUMNS = "name, key_hash, admin, created_ms, revoked_ms, last_used_ms"
+_COLUMNS = "name, key_hash, admin, created_ms, revoked_ms, last_used_ms, budget_mc, spent_mc"
 
 
-def _record(row: tuple[object, ...]) -> ApiKeyRecord:
-    name, key_hash, admin, created, revoked, used = row
-    return ApiKeyRecord(str(name), str(key_hash), bool(admin), int(created), revoked, used)  # type: ignore[arg-type, call-overload]
+def _record(row: tuple[Any, ...]) -> ApiKeyRecord:
+    name, key_hash, admin, created, revoked, used, budget, spent = row
+    return ApiKeyRecord(str(name), str(key_hash), bool(admin), int(created), revoked, used,
+                        budget, int(spent))  # fmt: skip
 
 
 def insert_key(
@@ -79,3 +96,22 @@ def revoke_key(conn: sqlite3.Connection, name: str, now_ms: int) -> bool:
 def touch_key(conn: sqlite3.Connection, name: str, now_ms: int) -> None:
     """Record that a key was used."""
     conn.execute("UPDATE api_keys SET last_used_ms = ? WHERE name = ?", (now_ms, name))
+
+
+def set_budget(conn: sqlite3.Connection, name: str, budget_mc: int | None) -> bool:
+    """Give a key a budget (None: unlimited); False if no key has that name."""
+    cursor = conn.execute("UPDATE api_keys SET budget_mc = ? WHERE name = ?", (budget_mc, name))
+    return cursor.rowcount == 1
+
+
+def budget_of(conn: sqlite3.Connection, name: str) -> tuple[int | None, int] | None:
+    """A key's (budget, spent), or None when no key has that name."""
+    row = conn.execute(
+        "SELECT budget_mc, spent_mc FROM api_keys WHERE name = ?", (name,)
+    ).fetchone()
+    return None if row is None else (row[0], int(row[1]))
+
+
+def charge(conn: sqlite3.Connection, name: str, amount_mc: int) -> None:
+    """Add to what a key has spent (inside the caller's transaction: the ledger's payment)."""
+    conn.execute("UPDATE api_keys SET spent_mc = spent_mc + ? WHERE name = ?", (amount_mc, name))

@@ -121,6 +121,47 @@ MIGRATIONS: tuple[Migration, ...] = (
         ) STRICT;
         """,
     ),
+    Migration(
+        version=5,
+        summary="the credit ledger: every chain this node holds, vouches, API key budgets",
+        sql="""
+        CREATE TABLE ledger_entries (
+            node   TEXT NOT NULL,
+            seq    INTEGER NOT NULL,
+            hash   TEXT NOT NULL,
+            prev   TEXT NOT NULL,
+            kind   TEXT NOT NULL,
+            amount INTEGER NOT NULL,
+            party  TEXT NOT NULL,
+            ref    TEXT NOT NULL,
+            total  INTEGER NOT NULL,
+            ts     INTEGER NOT NULL,
+            v      INTEGER NOT NULL,
+            sig    TEXT NOT NULL,
+            PRIMARY KEY (node, seq)
+        ) STRICT;
+        CREATE INDEX ledger_entries_ref ON ledger_entries (ref);
+        CREATE TABLE ledger_vouches (
+            hash      TEXT PRIMARY KEY,
+            node      TEXT NOT NULL,
+            voucher   TEXT NOT NULL,
+            body      TEXT NOT NULL,
+            sig       TEXT NOT NULL,
+            stored_ms INTEGER NOT NULL
+        ) STRICT;
+        CREATE INDEX ledger_vouches_node ON ledger_vouches (node);
+        ALTER TABLE api_keys ADD COLUMN budget_mc INTEGER;
+        ALTER TABLE api_keys ADD COLUMN spent_mc INTEGER NOT NULL DEFAULT 0;
+        """,
+    ),
+    Migration(
+        version=6,
+        summary="receipts a worker refused for good (never sent again), and the waiting ones",
+        sql="""
+        ALTER TABLE receipts ADD COLUMN refused TEXT NOT NULL DEFAULT '';
+        CREATE INDEX receipts_waiting ON receipts (stored_ms) WHERE worker_sig = '';
+        """,
+    ),
 )
 
 

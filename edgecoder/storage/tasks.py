@@ -25,8 +25,10 @@ __all__ = (
     "interrupt_unfinished",
     "recent_runs",
     "recent_tasks",
+    "refuse_receipt",
     "store_receipt",
     "update_task",
+    "waiting_receipts",
 )
 
 FINAL_STATES = ("done", "failed", "cancelled", "interrupted")
@@ -93,19 +95,28 @@ def interrupt_unfinished(conn: sqlite3.Connection, now_ms: int) -> int:
 
 def recent_tasks(conn: sqlite3.Connection, limit: int) -> list[TaskRow]:
     """The newest tasks this node offered, newest first; ``receipt`` says how far the
-    receipt of the last attempt got (None, ``signed`` by this node, ``countersigned``)."""
+    receipt of the last attempt got (None, ``signed`` by this node, ``countersigned``, or
+    ``refused`` for good by the worker)."""
     columns = ", ".join(f"t.{name}" for name in _TASK_COLUMNS)
     rows = conn.execute(
-        f"SELECT {columns}, r.worker_sig FROM tasks t LEFT JOIN receipts r"  # noqa: S608
+        f"SELECT {columns}, r.worker_sig, r.refused FROM tasks t LEFT JOIN receipts r"  # noqa: S608
         " ON r.task_id = t.task_id AND r.attempt = t.attempts"
         " ORDER BY t.created_ms DESC LIMIT ?",
         (limit,),
     ).fetchall()
     return [
-        TaskRow(**dict(zip(_TASK_COLUMNS, row[:-1], strict=True)),
-                receipt=None if row[-1] is None else ("countersigned" if row[-1] else "signed"))
+        TaskRow(**dict(zip(_TASK_COLUMNS, row[:-2], strict=True)),
+                receipt=_receipt_state(row[-2], row[-1]))
         for row in rows
     ]  # fmt: skip
+
+
+def _receipt_state(worker_sig: str | None, refused: str | None) -> str | None:
+    if worker_sig is None:
+        return None
+    if worker_sig:
+        return "countersigned"
+    return "refused" if refused else "signed"
 
 
 def insert_run(
@@ -126,10 +137,11 @@ def finish_run(
     conn: sqlite3.Connection, task_id: str, attempt: int, state: str, prompt_tokens: int,
     output_tokens: int, now_ms: int,
 ) -> None:  # fmt: skip
-    """Record how a run for a peer ended."""
+    """Record how a run for a peer ended; once (a refused duplicate of an attempt that ran
+    here never changes that run's record)."""
     conn.execute(
         "UPDATE task_runs SET state = ?, prompt_tokens = ?, output_tokens = ?, finished_ms = ?"
-        " WHERE task_id = ? AND attempt = ?",
+        " WHERE task_id = ? AND attempt = ? AND state = 'running'",
         (state, prompt_tokens, output_tokens, now_ms, task_id, attempt),
     )
 
@@ -166,14 +178,33 @@ def store_receipt(
     )  # fmt: skip
 
 
+def waiting_receipts(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+    """Receipts this node signed as origin that still wait for the worker's
+    countersignature (none refused for good), oldest first: ``{body, origin_sig}``."""
+    rows = conn.execute(
+        "SELECT body, origin_sig FROM receipts WHERE worker_sig = '' AND refused = ''"
+        " AND role = 'origin' ORDER BY stored_ms, task_id"
+    ).fetchall()
+    return [{"body": json.loads(body), "origin_sig": sig} for body, sig in rows]
+
+
+def refuse_receipt(conn: sqlite3.Connection, task_id: str, attempt: int, code: str) -> None:
+    """Record that the worker refused a receipt for good (``code``): it is not sent again."""
+    conn.execute(
+        "UPDATE receipts SET refused = ? WHERE task_id = ? AND attempt = ?",
+        (code, task_id, attempt),
+    )
+
+
 def get_receipt(conn: sqlite3.Connection, task_id: str) -> dict[str, Any] | None:
-    """The latest receipt held for a task: ``{body, origin_sig, worker_sig, role}``."""
+    """The latest receipt held for a task: ``{body, origin_sig, worker_sig, role,
+    refused}`` (``refused``: the code the worker refused it with for good, or empty)."""
     row = conn.execute(
-        "SELECT body, origin_sig, worker_sig, role FROM receipts WHERE task_id = ?"
+        "SELECT body, origin_sig, worker_sig, role, refused FROM receipts WHERE task_id = ?"
         " ORDER BY attempt DESC LIMIT 1",
         (task_id,),
     ).fetchone()
     if row is None:
         return None
     return {"body": json.loads(row[0]), "origin_sig": row[1], "worker_sig": row[2],
-            "role": row[3]}  # fmt: skip
+            "role": row[3], "refused": row[4]}  # fmt: skip

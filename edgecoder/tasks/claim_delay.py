@@ -15,6 +15,10 @@ Three terms, each for one reason:
   first two terms leave equal (ranks from different rounds or origins). The best-ranked
   candidate draws none: there is nobody ahead of it to separate from within its round,
   and every millisecond it waits is added to the client's time to first token.
+
+A candidate alone in its round waits for no one at all: every term is there to let a
+fitter member of the same round claim first (an office of two or three boxes offers each
+task to one peer, and there the delay was pure added time to first token).
 """
 
 from __future__ import annotations
@@ -53,12 +57,17 @@ def claim_delay_ms(
     rank: int,
     claim_rtt_ms: float,
     jitter: float,
+    round_size: int = 2,
 ) -> float:
     """Milliseconds from hearing an offer to claiming it.
 
     ``jitter`` is a uniform draw in ``[0, 1)`` (the caller owns the random source, so a
     simulator can seed it); it is scaled to ``timing.jitter_ms`` and ignored at rank 0.
+    A candidate alone in its round (``round_size`` 1) claims at once: the delay only
+    lets fitter candidates of the same round go first, and there are none.
     """
+    if round_size <= 1:
+        return 0.0
     extra = max(0, extra_ttft_ms)
     curve = timing.max_delay_ms * extra / (extra + max(1, timing.budget_ms))
     stagger = rank * max(timing.stagger_ms, claim_rtt_ms)

@@ -176,6 +176,7 @@ class ClaimBook:
             rank=offer.rank,
             claim_rtt_ms=self.claim_rtt_ms,
             jitter=self.rng.random(),
+            round_size=offer.round_size,
         )
         self.stats["timers"] += 1
         self.stats["claim_delay_ms"] += round(delay)

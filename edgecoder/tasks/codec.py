@@ -61,7 +61,8 @@ class Payload:
 
 def _sampling(s: SamplingParams) -> dict[str, Any]:
     return {"max_tokens": s.max_tokens, "temperature": s.temperature, "top_p": s.top_p,
-            "stop": list(s.stop), "seed": s.seed, "ignore_eos": s.ignore_eos}  # fmt: skip
+            "stop": list(s.stop), "seed": s.seed, "ignore_eos": s.ignore_eos,
+            "top_k": s.top_k}  # fmt: skip
 
 
 def encode_payload(
@@ -78,6 +79,8 @@ def encode_payload(
         ]  # fmt: skip
         body["tools"] = [[t.name, t.description, t.parameters] for t in request.tools]
         body["tool_choice"] = request.tool_choice
+        body["parallel_tool_calls"] = request.parallel_tool_calls
+        body["json_schema"] = request.json_schema
     else:
         kind = "complete"
         body["prompt"], body["suffix"] = request.prompt, request.suffix
@@ -107,6 +110,7 @@ def _decode_sampling(raw: object) -> SamplingParams:
         top_p=_optional(s.get("top_p"), (int, float), "sampling.top_p"),
         stop=tuple(stop),
         seed=_optional(s.get("seed"), int, "sampling.seed"),
+        top_k=_optional(s.get("top_k"), int, "sampling.top_k"),
         ignore_eos=bool(s.get("ignore_eos", False)),
     )
 
@@ -169,8 +173,13 @@ def decode_payload(plaintext: bytes) -> Payload:
     if kind == "chat":
         choice = body.get("tool_choice", "auto")
         _expect(isinstance(choice, str), "tool_choice")
+        parallel, schema = body.get("parallel_tool_calls", True), body.get("json_schema")
+        _expect(isinstance(parallel, bool), "parallel_tool_calls")
+        _expect(schema is None or isinstance(schema, dict), "json_schema")
         messages, tools = _messages(body.get("messages")), _tools(body.get("tools", []))
-        request = ChatRequest(body["model"], messages, sampling, tools, choice, cont)
+        request = ChatRequest(
+            body["model"], messages, sampling, tools, choice, cont, parallel, schema
+        )
     elif kind == "complete":
         prompt, suffix = body.get("prompt"), body.get("suffix", "")
         _expect(isinstance(prompt, str) and isinstance(suffix, str), "prompt")

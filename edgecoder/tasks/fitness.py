@@ -71,6 +71,10 @@ class Fit:
     owner_busy: bool
     price_pct: int = 100
     """The price multiplier the node advertises (what a receipt for its work states)."""
+    size_class: str = "?"
+    """The size class of its copy of the model (what the task is priced by)."""
+    context_length: int = 0
+    """Its copy's context (0: unknown): bounds the output of a task without max_tokens."""
 
 
 def predicted_ttft_ms(
@@ -129,7 +133,8 @@ def peer_fit(
         owner_busy=advert.owner_busy,
     )
     # A price of 0 is read as the default, as it always was.
-    return Fit(node_id, ttft, held.loaded, advert.owner_busy, advert.price_pct or 100)
+    return Fit(node_id, ttft, held.loaded, advert.owner_busy, advert.price_pct or 100,
+               held.size_class, held.context_length)  # fmt: skip
 
 
 RANK_BANDS_PER_BUDGET = 8

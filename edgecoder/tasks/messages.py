@@ -61,6 +61,9 @@ class Offer:
     """The recipient's place (0 = fittest) among the candidates, by the origin's ranking:
     each place adds ``claim_stagger_ms`` to its claim delay, so equally fit nodes do not
     all claim before the first claim's close notice reaches them."""
+    round_size: int = 1
+    """How many candidates this round offers the attempt to: alone in its round, a
+    candidate has nobody to let ahead, so it claims at once."""
 
     def as_dict(self) -> dict[str, Any]:
         """The wire body."""
@@ -168,6 +171,7 @@ def parse_offer(body: object, sender: str) -> Offer:
         deadline_ms=_int(fields, "deadline_ms", 0),
         price_pct=_int(fields, "price_pct", 1, 100_000),
         rank=_int(fields, "rank", 0, 1000),
+        round_size=_int(fields, "round_size", 1, 1000),
     )
 
 

@@ -235,7 +235,8 @@ class OfferAttempt:
             self.prices[fit.node_id] = fit.price_pct
             self.answers[fit.node_id] = None
             self._sent_ms[fit.node_id] = now_ms
-            actions.append(SendOffer(fit.node_id, replace(self.offer, rank=rank)))
+            offer = replace(self.offer, rank=rank, round_size=len(batch))
+            actions.append(SendOffer(fit.node_id, offer))
         self._round_ends_ms = now_ms + self.wait.ms()
         actions.append(self._wake())
         return actions

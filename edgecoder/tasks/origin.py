@@ -9,8 +9,9 @@ events to the client as deltas, the lease watched by a
 breaks the stream or fails with a retryable error ends the attempt: the next one
 excludes it and continues from the output already sent. A client that goes away closes
 the stream, which cancels the worker's generation; an explicit ``cancel`` notice
-follows. When the task ends the origin signs a receipt and asks the worker to
-countersign it; both keep it.
+follows. When the task ends the origin signs a receipt, keeps and pays it, and asks the
+worker to countersign it; both keep it. A receipt whose countersignature was lost is sent
+again until the worker answers for good (:mod:`edgecoder.tasks.resending`).
 """
 
 from __future__ import annotations
@@ -31,11 +32,16 @@ from edgecoder.errors import (
     BackendUnavailableError,
     EdgeCoderError,
     InferenceError,
+    InsufficientCreditsError,
+    LedgerError,
     PayloadError,
     PeerTransportError,
     StorageError,
 )
+from edgecoder.events import EventHub, ReceiptSigned, TaskFinished, TaskStarted
 from edgecoder.inference.types import ChatRequest, CompletionRequest, Delta, Usage
+from edgecoder.ledger.book import Ledger
+from edgecoder.ledger.pricing import most_mc, price_mc
 from edgecoder.security.identity import NodeIdentity
 from edgecoder.security.payloads import seal
 from edgecoder.security.stream_box import StreamBox, new_stream_key
@@ -56,16 +62,15 @@ from edgecoder.tasks.offering import (
     SendOffer,
     Wake,
 )
-from edgecoder.tasks.receipts import sign_receipt, verify_signature
+from edgecoder.tasks.receipts import sign_receipt
 from edgecoder.tasks.relaying import RunWatch, Verdict
+from edgecoder.tasks.resending import ReceiptSender
 from edgecoder.tasks.transport import UNAVAILABLE, MessageKind, TaskTransport
 
 __all__ = ("Origin", "RemoteTask")
 
 log = logging.getLogger(__name__)
 
-CLAIM_PATIENCE_S = 30.0
-"""How long a task waits for any peer to claim it (busy or silent peers) before it is refused."""
 _MAX_BACKGROUND = 512
 """Notices in flight beyond which ``close`` notices (advisory) are not sent."""
 MAX_REST_S = 30.0
@@ -99,8 +104,11 @@ class RemoteTask:
     """The fittest peers for this task, best first, excluding the given node ids."""
     on_worker: Callable[[str], None] = lambda node_id: None
     claim_patience_s: float | None = None
-    """How long to wait for a claim before giving up (None: :data:`CLAIM_PATIENCE_S`);
+    """How long to wait for a claim before giving up (None: ``tasks.claim_patience_s``);
     shorter when the caller can run the request itself instead."""
+    account: str | None = None
+    """The API key that asked for it: its credit account, charged the task's price (None:
+    no key's, as for a task a test makes)."""
     task_id: str = field(default_factory=new_task_id)
     attempt: int = 0
     worker: str | None = None
@@ -111,6 +119,12 @@ class RemoteTask:
     output_tokens: int = 0
     prices: dict[str, int] = field(default_factory=dict)
     """Each candidate's advertised price multiplier, as offered to."""
+    fits: dict[str, Fit] = field(default_factory=dict)
+    """Each candidate as it was offered the task (its price multiplier and size class)."""
+    hold_mc: int = 0
+    """What escrow holds for the task: its largest price among the candidates."""
+    holding: asyncio.Future[None] | None = None
+    """The durable ``hold`` entry being written while the task is offered."""
     state: str = "offered"
     error: str | None = None
 
@@ -146,7 +160,13 @@ class Origin:
         database: Database,
         transport: TaskTransport,
         peer_key: Callable[[str], bytes | None],
+        events: EventHub,
+        ledger: Ledger,
     ) -> None:
+        """``events``: where tasks starting and finishing, and receipts, are published
+        (receipts are recorded: kept before the worker is asked to countersign);
+        ``ledger``: this node's chain, whose escrow holds each task's largest price
+        before it is offered and whose payments the receipts state."""
         self.identity = identity
         self.config = config
         self.clock = clock
@@ -154,8 +174,8 @@ class Origin:
         self.transport = transport
         self.peer_key = peer_key
         self._live: dict[str, _Live] = {}
-        self.events: list[Callable[[str, str, str], None]] = []
-        """Called with (``started``, task id, worker) and (``finished``, task id, state)."""
+        self.events = events
+        self.ledger = ledger
         self.assigned: Counter[str] = Counter()
         """How many of this node's attempts run on each worker now."""
         self._background: set[asyncio.Task[Any]] = set()
@@ -164,7 +184,11 @@ class Origin:
         """Peers that asked (``Retry-After``) to be left alone, until when (loop time)."""
         self.stats = {"tasks": 0, "offers": 0, "declined": 0, "rounds": 0, "claims": 0,
                       "late_claims": 0, "grants": 0, "failovers": 0, "done": 0, "failed": 0,
-                      "cancelled": 0}  # fmt: skip
+                      "cancelled": 0, "receipts_resent": 0, "receipts_refused": 0}  # fmt: skip
+        self.receipts = ReceiptSender(config=config, clock=clock, database=database,
+                                      transport=transport, peer_key=peer_key, events=events,
+                                      stats=self.stats)  # fmt: skip
+        """Asks workers to countersign receipts, again until each is settled."""
 
     # -- claims (called by the mesh route) ------------------------------------------------
 
@@ -195,9 +219,21 @@ class Origin:
         :raises InferenceError: before admission, when no peer can run it or the error
             would happen anywhere (the prompt does not fit); after admission, when every
             attempt failed.
+        :raises InsufficientCreditsError: before anything is sent, this node's credits or
+            the API key's budget cannot cover it.
+        :raises StorageError: before anything is sent, the key's budget could not be read.
         """
         self.stats["tasks"] += 1
         self._live[task.task_id] = _Live()
+        try:
+            await self._reserve(task)
+        except BaseException as exc:  # a refusal, or the client gone while a key was read
+            self._live.pop(task.task_id, None)
+            task.state, task.error = "failed", str(exc)
+            if isinstance(exc, InsufficientCreditsError):
+                self.stats["unaffordable"] = self.stats.get("unaffordable", 0) + 1
+            raise
+        self._hold(task)  # written while the offer goes round; awaited before the grant
         now = self.clock.now_ms()
         persisted = asyncio.ensure_future(self.database.run(
             lambda c: store.insert_task(c, task.task_id, task.kind, task.request.model,
@@ -222,7 +258,7 @@ class Origin:
                             admitted = True
                             task.state = "running"
                             task.on_worker(claim.worker)
-                            self._emit("started", task.task_id, claim.worker)
+                            self.events.publish(TaskStarted(task.task_id, claim.worker))
                         yield delta
                         if delta.finish_reason is not None:
                             task.state = "done"
@@ -252,12 +288,37 @@ class Origin:
             # A cancelled client response may not await again: finish in a task of its own.
             self._spawn(self._finish(task, persisted))
 
-    def _emit(self, kind: str, task_id: str, detail: str) -> None:
-        for listener in self.events:
-            try:
-                listener(kind, task_id, detail)
-            except Exception:
-                log.exception("a task event listener failed")
+    def _most(self, task: RemoteTask, fit: Fit) -> int:
+        """The most ``task`` can cost on ``fit``'s node."""
+        return most_mc(task.prompt_tokens, task.max_tokens, fit.size_class, fit.price_pct,
+                       fit.context_length)  # fmt: skip
+
+    async def _reserve(self, task: RemoteTask) -> None:
+        """Have escrow count the task's largest price among its candidates now, against
+        this node's credits and the budget of the API key that asked for it.
+
+        :raises InsufficientCreditsError: this node's credits, or the key's budget, cannot
+            cover it.
+        :raises StorageError: the key's budget could not be read.
+        """
+        fits = task.candidates(frozenset())
+        if fits:  # with none, nobody will be paid: the offer fails on its own
+            task.hold_mc = max(self._most(task, fit) for fit in fits)
+            await self.ledger.reserve_for(task.account, task.task_id, task.hold_mc)
+
+    def _hold(self, task: RemoteTask) -> asyncio.Future[None]:
+        """The write of the task's durable hold: started once, again if it failed."""
+        job = task.holding
+        if job is None or (job.done() and job.exception() is not None):
+            job = task.holding = asyncio.ensure_future(self.ledger.hold(task.task_id))
+            job.add_done_callback(lambda f: f.cancelled() or f.exception())
+        return job
+
+    def _affordable(self, task: RemoteTask, fits: list[Fit]) -> list[Fit]:
+        """The candidates whose price the task's hold covers (noting how each is offered)."""
+        out = [fit for fit in fits if self._most(task, fit) <= task.hold_mc]
+        task.fits.update((fit.node_id, fit) for fit in out)
+        return out
 
     def _notify(self, node_id: str, kind: MessageKind, task: RemoteTask) -> None:
         body = Notice(task.task_id, task.attempt).as_dict()
@@ -278,7 +339,7 @@ class Origin:
         """Run the attempt's :class:`OfferAttempt` until it grants one claim.
 
         :raises InferenceError: no peer can run the task, or none claimed it within
-            :data:`CLAIM_PATIENCE_S`.
+            ``tasks.claim_patience_s``.
         """
         cfg = self.config.tasks
         live = self._live[task.task_id]
@@ -294,10 +355,12 @@ class Origin:
             deadline_ms=deadline_ms,
             price_pct=self.config.mesh.price_pct,
         )
-        patience = CLAIM_PATIENCE_S if task.claim_patience_s is None else task.claim_patience_s
+        patience = cfg.claim_patience_s if task.claim_patience_s is None else task.claim_patience_s
         offering = OfferAttempt(
             offer=offer,
-            candidates=lambda: self._rested_last(task.candidates(frozenset(task.excluded))),
+            candidates=lambda: self._rested_last(
+                self._affordable(task, task.candidates(frozenset(task.excluded)))
+            ),
             max_candidates=cfg.max_candidates,
             patience_ms=min(patience, cfg.deadline_s) * 1000,
             wait=self._claim_wait,
@@ -403,6 +466,10 @@ class Origin:
         grant = Grant(task.task_id, task.attempt, worker, lease_ms, deadline_ms,
                       base64.b64encode(sealed).decode())  # fmt: skip
         box = StreamBox(stream_key, task.task_id, task.attempt)
+        try:
+            await asyncio.shield(self._hold(task))  # durable before anything runs anywhere
+        except StorageError as exc:
+            raise BackendUnavailableError(f"cannot hold the task's credits: {exc}") from None
         started = time.monotonic()
         watch = RunWatch(lease_ms, self._now_ms())
         try:
@@ -453,44 +520,34 @@ class Origin:
     async def _receipt(self, task: RemoteTask, end: dict[str, Any], wall_ms: int) -> None:
         worker = task.worker
         assert worker is not None
-        key = self.peer_key(worker)
-        body = {
-            "task_id": task.task_id,
-            "attempt": task.attempt,
-            "origin": self.identity.node_id,
-            "worker": worker,
-            "model": task.request.model,
-            "model_digest": end["model_digest"],
-            "prompt_tokens": end["prompt_tokens"],
-            "output_tokens": end["completion_tokens"],
-            "wall_ms": wall_ms,
-            "price_pct": task.prices.get(worker, 100),
-            "finished_ms": self.clock.now_ms(),
-        }
-        origin_sig = sign_receipt(self.identity, body)
-        now = self.clock.now_ms()
-        await self.database.run(
-            lambda c: store.store_receipt(c, "origin", body, origin_sig, "", now)
-        )
-        try:
-            answer = await self.transport.post(
-                worker, MessageKind.RECEIPT, {"body": body, "origin_sig": origin_sig}
-            )
-        except PeerTransportError as exc:
-            log.warning("task %s: the worker did not countersign the receipt: %s",
-                        task.task_id, exc)  # fmt: skip
-            return
-        worker_sig = answer.get("worker_sig")
-        if (
-            not isinstance(worker_sig, str)
-            or key is None
-            or not verify_signature(key, body, worker_sig)
-        ):
-            log.warning("task %s: the worker's countersignature does not verify", task.task_id)
-            return
-        await self.database.run(
-            lambda c: store.store_receipt(c, "origin", body, origin_sig, worker_sig, now)
-        )
+        fit = task.fits.get(worker, Fit(worker, 0, False, False))
+        async with self.ledger.payer(worker):  # totals to one worker go up one receipt at a time
+            price = price_mc(end["prompt_tokens"], end["completion_tokens"], fit.size_class,
+                             task.prices.get(worker, fit.price_pct))  # fmt: skip
+            body = {
+                "task_id": task.task_id,
+                "attempt": task.attempt,
+                "origin": self.identity.node_id,
+                "worker": worker,
+                "model": task.request.model,
+                "model_digest": end["model_digest"],
+                "prompt_tokens": end["prompt_tokens"],
+                "output_tokens": end["completion_tokens"],
+                "wall_ms": wall_ms,
+                "price_pct": task.prices.get(worker, 100),
+                "finished_ms": self.clock.now_ms(),
+                "price": price,
+                "total": self.ledger.spent_to(worker) + price,
+            }
+            origin_sig = sign_receipt(self.identity, body)
+            try:
+                # Kept and paid (the hold released, the price spent) before it is sent.
+                await self.events.record(ReceiptSigned("origin", body, origin_sig, ""))
+            except (StorageError, LedgerError) as exc:
+                log.error("task %s: could not keep and pay its receipt: %s", task.task_id, exc)
+                return
+        # Sent again later, until the worker answers for good, if this answer is lost.
+        await self.receipts.send(body, origin_sig)
 
     async def _finish(self, task: RemoteTask, persisted: asyncio.Future[None]) -> None:
         live = self._live.pop(task.task_id, None)
@@ -500,7 +557,12 @@ class Origin:
         if task.state == "cancelled" and task.worker is not None:
             self._notify(task.worker, MessageKind.CANCEL, task)
         self.stats[task.state] = self.stats.get(task.state, 0) + 1
-        self._emit("finished", task.task_id, task.state)
+        self.events.publish(TaskFinished(task.task_id, task.state))
+        if task.state != "done":
+            try:
+                await self.ledger.release(task.task_id)
+            except (StorageError, LedgerError) as exc:
+                log.error("task %s: could not release its hold: %s", task.task_id, exc)
         now = self.clock.now_ms()
         output = task.output_tokens or task.earlier_tokens
         try:
@@ -513,8 +575,21 @@ class Origin:
         except StorageError as exc:
             log.error("task %s: could not record its end: %s", task.task_id, exc)
 
+    async def start(self) -> None:
+        """Send again the receipts a previous run left waiting for a countersignature."""
+        try:
+            waiting = await self.receipts.resume()
+        except StorageError as exc:
+            log.error("could not read the receipts waiting for a countersignature: %s", exc)
+            return
+        if waiting:
+            log.info("%d receipt(s) still wait for their worker's countersignature: sending "
+                     "them again", waiting)  # fmt: skip
+
     async def aclose(self) -> None:
-        """Wait briefly for receipts in flight, then cancel what remains."""
+        """Wait briefly for receipts in flight, then cancel what remains (receipts still
+        waiting for a countersignature are sent again by the next run)."""
+        await self.receipts.aclose()
         if self._background:
             await asyncio.wait(self._background, timeout=2)
         for job in list(self._background):

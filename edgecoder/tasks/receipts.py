@@ -3,16 +3,21 @@
 A receipt's body is canonical JSON::
 
     {"task_id", "attempt", "origin", "worker", "model", "model_digest",
-     "prompt_tokens", "output_tokens", "wall_ms", "price_pct", "finished_ms"}
+     "prompt_tokens", "output_tokens", "wall_ms", "price_pct", "finished_ms",
+     "price", "total"}
 
 The origin signs ``"edgecoder-receipt-v1" || 0x00 || canonical(body)`` with its node key;
 the worker checks the body against its own record of the run (same task, attempt,
-model digest and token counts) and signs the same bytes. A receipt with both signatures
-is what the ledger credits and debits; neither side can alter it afterwards.
+model digest and token counts) and signs the same bytes. ``price`` is what the task costs
+(mc, :func:`edgecoder.ledger.pricing.price_mc`) and ``total`` the cumulative mc the origin
+has paid this worker, this task included: a lost receipt loses nothing, the next one
+restates the total. A receipt with both signatures is what the ledger credits and
+debits; neither side can alter it afterwards.
 """
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,12 +26,22 @@ from edgecoder.security.identity import NodeIdentity, derive_node_id
 from edgecoder.speedups import signing
 from edgecoder.wire import canonical
 
-__all__ = ("DOMAIN", "FIELDS", "Receipt", "check_receipt_body", "sign_receipt", "verify_signature")
+__all__ = (
+    "DOMAIN",
+    "FIELDS",
+    "Receipt",
+    "check_receipt_body",
+    "receipt_hash",
+    "sign_receipt",
+    "verify_signature",
+)
 
 DOMAIN = b"edgecoder-receipt-v1\x00"
 FIELDS = ("task_id", "attempt", "origin", "worker", "model", "model_digest",
-          "prompt_tokens", "output_tokens", "wall_ms", "price_pct", "finished_ms")  # fmt: skip
-_INT_FIELDS = ("attempt", "prompt_tokens", "output_tokens", "wall_ms", "price_pct", "finished_ms")
+          "prompt_tokens", "output_tokens", "wall_ms", "price_pct", "finished_ms", "price",
+          "total")  # fmt: skip
+_INT_FIELDS = ("attempt", "prompt_tokens", "output_tokens", "wall_ms", "price_pct", "finished_ms",
+               "price", "total")  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +76,11 @@ def check_receipt_body(body: object) -> dict[str, Any]:
         if not kind_ok:
             raise TaskMessageError("bad_receipt", f"receipt field {name} has the wrong type")
     return body
+
+
+def receipt_hash(body: dict[str, Any]) -> str:
+    """The receipt's hash (hex): what the ledger entries it causes name as their ``ref``."""
+    return hashlib.sha256(DOMAIN + canonical.encode(body)).hexdigest()
 
 
 def sign_receipt(identity: NodeIdentity, body: dict[str, Any]) -> str:

@@ -16,7 +16,12 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 from edgecoder.config import Config
-from edgecoder.errors import BackendUnavailableError, ContextOverflowError, ModelNotFoundError
+from edgecoder.errors import (
+    BackendUnavailableError,
+    ContextOverflowError,
+    InsufficientCreditsError,
+    ModelNotFoundError,
+)
 from edgecoder.inference.served import ServedStream
 from edgecoder.inference.types import ChatRequest, CompletionRequest, Delta
 from edgecoder.mesh.advert_types import Advert
@@ -68,7 +73,10 @@ class Router:
         own_advert: Callable[[], Advert | None],
         in_flight: Callable[[], int],
         execute: Callable[[ChatRequest | CompletionRequest], AsyncIterator[Delta]],
+        suspected: Callable[[str], bool] = lambda node_id: False,
     ) -> None:
+        """``peers``: every live or suspect peer's advert; ``suspected``: whether a peer is
+        suspected of having failed (it is then offered work only after the others)."""
         self.config = config
         self.node_id = node_id
         self.origin = origin
@@ -76,6 +84,7 @@ class Router:
         self._own_advert = own_advert
         self._in_flight = in_flight
         self._execute = execute
+        self._suspected = suspected
         self.decisions = {"local": 0, "mesh": 0, "fallback": 0}
         self._rng = random.Random()  # noqa: S311 - load spreading, not a secret
 
@@ -89,8 +98,10 @@ class Router:
             fit = peer_fit(node_id, advert, model, prompt_tokens, _TASK_MS, assigned[node_id])
             if fit is not None:
                 fits.append(fit)
-        # Equally fit peers in random order, so that the same one does not always lead.
-        return rank(fits, self.config.tasks.ttft_budget_ms, self._rng)
+        # Equally fit peers in random order, so that the same one does not always lead;
+        # suspects after everyone else, in their order (a stable sort).
+        ranked = rank(fits, self.config.tasks.ttft_budget_ms, self._rng)
+        return sorted(ranked, key=lambda fit: self._suspected(fit.node_id))
 
     def decide(self, request: ChatRequest | CompletionRequest, prompt_tokens: int) -> Decision:
         """Where ``request`` runs.
@@ -159,12 +170,20 @@ class Router:
             raise BackendUnavailableError(f"no peer can run '{model}' for this request now")
         raise ModelNotFoundError(f"model '{model}' is not served by this node or any peer")
 
-    def route(self, request: ChatRequest | CompletionRequest) -> ServedStream:
-        """A stream of the request's deltas, served here or by a peer."""
-        return ServedStream.naming(lambda stream: self._routed(request, stream), self.node_id)
+    def route(
+        self, request: ChatRequest | CompletionRequest, account: str | None = None
+    ) -> ServedStream:
+        """A stream of the request's deltas, served here or by a peer; a peer's work is
+        charged to ``account`` (the API key that asked; None: no key's)."""
+        return ServedStream.naming(
+            lambda stream: self._routed(request, stream, account), self.node_id
+        )
 
     async def _routed(
-        self, request: ChatRequest | CompletionRequest, stream: ServedStream
+        self,
+        request: ChatRequest | CompletionRequest,
+        stream: ServedStream,
+        account: str | None,
     ) -> AsyncIterator[Delta]:
         prompt_tokens = prompt_estimate(request)
         decision = self.decide(request, prompt_tokens)
@@ -186,15 +205,17 @@ class Router:
             prompt_tokens=prompt_tokens,
             candidates=lambda exclude: self.candidates(request.model, prompt_tokens, exclude),
             on_worker=named,
+            account=account,
             claim_patience_s=patience if decision.local_ttft_ms is not None else None,
         )
         async with contextlib.aclosing(self.origin.run(task)) as remote:
             try:
                 admitted = await anext(remote)
-            except BackendUnavailableError:
+            except (BackendUnavailableError, InsufficientCreditsError):
                 if decision.local_ttft_ms is None:
                     raise
-                # No peer took it after all: this node can, later than predicted.
+                # No peer took it after all, or this node cannot pay for it: this node
+                # can run it, later than predicted (and for free).
                 self.decisions["fallback"] += 1
                 async for delta in self._execute(request):
                     yield delta

@@ -1,4 +1,5 @@
-"""What the task protocol needs from the network: messages, by kind, to node ids.
+"""What the task protocol and the ledger need from the network: messages, by kind, to
+node ids.
 
 A transport carries each :class:`MessageKind` its own way (the HTTP mesh adapter as a
 signed request to a route of the peer's mesh listener; an in-memory one as a call) and
@@ -30,10 +31,16 @@ class MessageKind(StrEnum):
     """origin → worker: stop working on the attempt."""
     RECEIPT = "receipt"
     """origin → worker: the signed receipt, answered ``{"worker_sig": hex}``."""
+    ENTRIES = "entries"
+    """any node → any node: a ledger chain's entries after a place, answered
+    ``{"entries": [...], "vouches": [...]}`` (:mod:`edgecoder.ledger.economy`)."""
+    RECORDS = "records"
+    """any node → any node: signed records to apply (blacklist entries spreading),
+    answered ``{"results": [...]}``."""
 
 
 UNAVAILABLE = frozenset(
-    {"bad_answer", "internal_error", "mesh_off", "overloaded", "tasks_off", "unavailable"}
+    {"bad_answer", "internal_error", "overloaded", "storage_unavailable", "unavailable"}
 )
 """Codes with which a peer that answered says it cannot serve now (its own state, not the
 request's fault), so another node may well succeed."""

@@ -26,13 +26,16 @@ from edgecoder.clock import Clock
 from edgecoder.config import Config
 from edgecoder.errors import (
     EdgeCoderError,
+    LedgerError,
     PayloadError,
     PeerTransportError,
     RefusedError,
     StorageError,
     TaskMessageError,
 )
+from edgecoder.events import EventHub, ReceiptSigned
 from edgecoder.inference.types import ChatRequest, CompletionRequest, Delta
+from edgecoder.ledger.pricing import price_mc
 from edgecoder.mesh.advert_types import Advert
 from edgecoder.security.identity import NodeIdentity
 from edgecoder.security.payloads import open_sealed
@@ -88,14 +91,18 @@ class Worker:
         database: Database,
         transport: TaskTransport,
         host: WorkerHost,
+        events: EventHub,
         rng: random.Random | None = None,
     ) -> None:
+        """``events``: where countersigned receipts are recorded (kept before the
+        countersignature is handed out)."""
         self.identity = identity
         self.config = config
         self.clock = clock
         self.database = database
         self.transport = transport
         self.host = host
+        self.events = events
         cfg = config.tasks
         self.book = ClaimBook(
             node_id=identity.node_id,
@@ -265,7 +272,8 @@ class Worker:
     ) -> AsyncIterator[bytes]:
         key = (grant.task_id, grant.attempt)
         started = time.monotonic()
-        state, prompt_tokens, output_tokens = "failed", 0, 0
+        # "running" until the run ends: done, failed (an error was sent) or cancelled.
+        state, prompt_tokens, output_tokens = "running", 0, 0
         digest = self._digest(request.model)
         heartbeat_s = max(0.05, grant.lease_ms / 4000)
         deadline_s = started + max(0, grant.deadline_ms - self.clock.now_ms()) / 1000
@@ -297,6 +305,7 @@ class Worker:
                         if cancel.is_set():
                             state = "cancelled"
                             return
+                        state = "failed"
                         yield line({"t": "error", "code": "deadline",
                                     "message": "the task's deadline passed"})  # fmt: skip
                         return
@@ -308,6 +317,7 @@ class Worker:
                     state = "done"
                     return
                 except EdgeCoderError as exc:
+                    state = "failed"
                     yield line({"t": "error", "code": code_of(exc), "message": str(exc)})
                     return
                 if not admitted:
@@ -319,6 +329,7 @@ class Worker:
                     except StorageError as exc:
                         duplicate = isinstance(exc.__cause__, sqlite3.IntegrityError)
                         code = "already_ran" if duplicate else "internal_error"
+                        state = "failed"
                         yield line({"t": "error", "code": code, "message": str(exc)})
                         return
                     yield line({"t": "admit"})
@@ -332,10 +343,12 @@ class Worker:
                     await self._record(grant, state, prompt_tokens, output_tokens)
                 yield line(event)
         except (GeneratorExit, asyncio.CancelledError):
-            if state != "done":
+            if state == "running":
                 state = "cancelled"  # the origin closed the exchange: its client went away
             raise
         finally:
+            if state == "running":
+                state = "failed"
             cancelled.cancel()
             # The insert finishes even if nobody waits for it (the end is recorded after it).
             recorded.add_done_callback(lambda f: f.cancelled() or f.exception())
@@ -385,7 +398,7 @@ class Worker:
         """Check the origin's receipt against this node's own record of the run; sign it.
 
         :raises RefusedError: malformed, not this node's run, numbers that differ from what
-            it did, or a bad origin signature.
+            it did, a bad origin signature, or this node cannot keep it now (a full disk).
         """
         if not isinstance(document, dict) or set(document) != {"body", "origin_sig"}:
             raise RefusedError("bad_receipt", "body must be {body, origin_sig}")
@@ -407,17 +420,25 @@ class Worker:
         if run is None or run.origin != sender or run.state != "done":
             raise RefusedError("no_such_run", "this node finished no such run")
         advert = self.host.advert()
-        price = (advert.price_pct if advert is not None else 0) or 100
-        mine = (run.prompt_tokens, run.output_tokens, run.model, self._digest(run.model), price)
+        pct = (advert.price_pct if advert is not None else 0) or 100
+        held = advert.model(run.model) if advert is not None else None
+        price = price_mc(run.prompt_tokens, run.output_tokens,
+                         held.size_class if held is not None else "?", pct)  # fmt: skip
+        mine = (run.prompt_tokens, run.output_tokens, run.model, self._digest(run.model), pct,
+                price)  # fmt: skip
         theirs = (body["prompt_tokens"], body["output_tokens"], body["model"],
-                  body["model_digest"], body["price_pct"])  # fmt: skip
+                  body["model_digest"], body["price_pct"], body["price"])  # fmt: skip
         if mine != theirs:
             raise RefusedError("receipt_mismatch", f"this node recorded {mine}, not {theirs}")
+        if body["total"] < price:
+            raise RefusedError("receipt_mismatch", "the total paid is less than this price")
         worker_sig = sign_receipt(self.identity, body)
-        now = self.clock.now_ms()
-        await self.database.run(
-            lambda c: store.store_receipt(c, "worker", body, origin_sig, worker_sig, now)
-        )
+        try:
+            # Kept and earned (up to the receipt's total) before the signature is given.
+            await self.events.record(ReceiptSigned("worker", body, origin_sig, worker_sig))
+        except (StorageError, LedgerError) as exc:
+            # Not kept, not given: a countersignature a crash could take back is none.
+            raise RefusedError("storage_unavailable", f"cannot keep the receipt: {exc}") from None
         return worker_sig
 
     async def aclose(self) -> None:

@@ -35,7 +35,16 @@ __all__ = (
 
 DOMAIN = b"edgecoder-record-v1\x00"
 KINDS = frozenset(
-    {"peer", "advert", "blacklist", "chain_head", "ledger_head", "ledger_entry", "key_rotation"}
+    {
+        "peer",
+        "advert",
+        "blacklist",
+        "chain_head",
+        "ledger_head",
+        "ledger_entry",
+        "key_rotation",
+        "checkpoint",
+    }
 )
 MAX_TTL_MS = 7 * 24 * 3600 * 1000
 _HEX64 = re.compile(r"[0-9a-f]{64}")

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,11 @@ def clean_env(config_file: Path, **extra: str) -> dict[str, str]:
     env["EDGECODER_CONFIG"] = str(config_file)
     # Nothing listens on port 1: the auto backend falls back to the embedded one at once.
     env["EDGECODER_INFERENCE_OLLAMA_URL"] = "http://127.0.0.1:1"
+    # A test mesh founds its economy within seconds, and every node in it is a founder
+    # (docs/ledger.md §5): requesters can pay their peers as soon as the mesh forms.
+    env["EDGECODER_LEDGER_GENESIS_WAIT_S"] = "3"
+    env["EDGECODER_LEDGER_FOUNDERS_MAX"] = "1024"
+    env["EDGECODER_LEDGER_EPOCH_S"] = "2"  # a checkpoint every other second
     env.update(extra)
     return env
 
@@ -54,6 +60,17 @@ def edgecoder(
         timeout=timeout,
         check=False,
     )
+
+
+_RUNNING: weakref.WeakSet[AgentProcess] = weakref.WeakSet()
+
+
+def close_all() -> int:
+    """Kill every agent process a test started and left running; how many there were."""
+    left = [agent for agent in _RUNNING if agent.proc is not None and agent.proc.poll() is None]
+    for agent in left:
+        agent.close()
+    return len(left)
 
 
 class AgentProcess:
@@ -122,6 +139,7 @@ class AgentProcess:
             self.proc = subprocess.Popen(
                 args, env=env, stdout=subprocess.DEVNULL, stderr=log, text=True
             )
+        _RUNNING.add(self)
         if wait_ready:
             self.wait_for("READY=1")
         return self

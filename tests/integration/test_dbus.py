@@ -103,11 +103,12 @@ def _skip_without_dbus() -> None:
 
 
 class Node:
-    def __init__(self, root: Path, bus: Bus, kind: str, ollama_url: str = "") -> None:
+    def __init__(self, root: Path, bus: Bus, kind: str, ollama_url: str = "", **env: str) -> None:
         variable = "DBUS_SESSION_BUS_ADDRESS" if kind == "session" else "DBUS_SYSTEM_BUS_ADDRESS"
         self.env_var, self.bus = variable, bus
         self.agent = AgentProcess(root, "--dbus", kind)
         self.agent.env[variable] = bus.address
+        self.agent.env.update(env)
         if ollama_url:
             self.agent.env["EDGECODER_INFERENCE_OLLAMA_URL"] = ollama_url
         self.agent.start()
@@ -276,6 +277,12 @@ def test_edgecoderctl_end_to_end(session: Node) -> None:
     created = session.ctl("keys", "create", "ctl-user")
     assert created.stdout.startswith("ec_")
     assert "ctl-user" in session.ctl("keys", "list").stdout
+    budget = session.ctl("keys", "budget", "ctl-user", "5000")
+    assert budget.stdout.strip() == "ctl-user: budget 5.000, spent 0.000", budget.stderr
+    assert "budget        5.000" in session.ctl("keys", "list").stdout
+    assert session.ctl("keys", "budget", "ctl-user", "none").returncode == 0
+    assert session.ctl("keys", "budget", "nobody", "1").returncode == 1
+    assert session.ctl("keys", "budget", "ctl-user", "lots").returncode == 2
     assert session.ctl("keys", "revoke", "ctl-user").returncode == 0
     assert session.ctl("peers").stdout.strip() == "no peers known"
     reload = session.ctl("reload")
@@ -444,6 +451,72 @@ def test_edgecoderctl_pulls_with_a_progress_bar_and_http_admin_does_the_same(
     assert "ops" in [k["name"] for k in keys]
 
 
+def test_a_vouch_claimed_moves_the_balance_property_and_every_credits_surface(
+    tmp_path: Path,
+) -> None:
+    """The node holds a network key whose founding window has passed (an operator-held key):
+    nothing is granted until the operator vouches, so every change is seen as it happens."""
+    from tests.integration.agent_process import edgecoder
+
+    _skip_without_dbus()
+    from edgecoder.storage.network_key import create_network_key
+
+    key_file = tmp_path / "network.key"
+    create_network_key(key_file)
+    bus = Bus(SESSION_CONFIG)
+    try:
+        node = Node(tmp_path / "node", bus, "session",
+                    EDGECODER_LEDGER_NETWORK_KEY_FILE=str(key_file))  # fmt: skip
+        env = node.agent.env
+        admin = edgecoder("keys", "create", "ops", "--admin", "--data-dir",
+                          str(node.agent.data_dir), env=env).stdout.strip()  # fmt: skip
+        url = node.agent.api_url
+
+        async def scenario() -> tuple[int, list[dict[str, Any]], dict[str, Any]]:
+            bus_, iface = await _client(bus.address)
+            props = bus_.get_proxy_object(NAME, PATH, await bus_.introspect(NAME, PATH))
+            seen: list[dict[str, Any]] = []
+            props.get_interface("org.freedesktop.DBus.Properties").on_properties_changed(
+                lambda _i, changed, _inv: seen.append({k: v.value for k, v in changed.items()})
+            )
+            try:
+                before = await iface.get_balance()
+                node_id = await iface.get_node_id()
+                vouched = await asyncio.to_thread(
+                    edgecoder, "credits", "vouch", node_id, "--url", url, "--api-key", admin,
+                    env=env,
+                )  # fmt: skip
+                assert vouched.returncode == 0, vouched.stderr
+                assert "as the network key's holder" in vouched.stdout
+                deadline = time.monotonic() + 30  # bounds a hang: the claim is the next tick
+                while {"Balance": 100_000} not in seen:
+                    assert time.monotonic() < deadline, seen
+                    await asyncio.sleep(0.05)
+                assert await iface.get_balance() == 100_000
+                ledger = await iface.call_get_ledger()
+                return before, seen, {k: v.value for k, v in ledger.items()}
+            finally:
+                bus_.disconnect()
+
+        before, _, ledger = asyncio.run(scenario())
+        assert before == 0
+        assert (ledger["balance"], ledger["available"], ledger["held"]) == (100_000, 100_000, 0)
+        assert [e["body"]["kind"] for e in json.loads(ledger["entries"])] == ["allowance"]
+        shown = json.loads(node.ctl("credits", "--json").stdout)
+        assert (shown["balance"], shown["head"]["seq"]) == (100_000, 1)
+        asked = edgecoder("credits", "--json", "--url", url, "--api-key", admin, env=env)
+        assert json.loads(asked.stdout)["balance"] == 100_000
+        # Without a key the CLI reads the database beside the running agent.
+        read = edgecoder("credits", "verify", "--json", "--data-dir", str(node.agent.data_dir),
+                         env=env)  # fmt: skip
+        assert read.returncode == 0, read.stderr
+        assert json.loads(read.stdout)["chains"][0]["balance"] == 100_000
+        code, log = node.agent.stop()
+        assert code == 0, log
+    finally:
+        bus.close()
+
+
 def _members(xml: str) -> set[tuple[str, str, tuple[str, ...]]]:
     from xml.etree import ElementTree
 
@@ -489,6 +562,7 @@ def test_peer_and_task_signals(tmp_path: Path) -> None:
     (tmp_path / "a").mkdir()
     (tmp_path / "a" / "edgecoder.toml").write_text(FAST_MESH)
     worker: ModelNode | None = None
+    origin: Node | None = None
     try:
         origin = Node(tmp_path / "a", bus, "session")
 
@@ -517,6 +591,10 @@ def test_peer_and_task_signals(tmp_path: Path) -> None:
             await until(lambda: origin.agent.get(f"{origin.agent.api_url}/healthz")[1]["mesh"]
                         ["peer_count"] == 1)  # fmt: skip
             await asyncio.sleep(1.5)  # the worker's advert with its model
+            admin_key = await iface.call_create_api_key("signals-admin", True)
+            ledger_url = f"{origin.agent.api_url}/admin/ledger"
+            await until(lambda: httpx.get(ledger_url, timeout=10, headers={
+                "Authorization": f"Bearer {admin_key}"}).json()["allowance"])  # fmt: skip
             body = {"model": "gemma3:270m", "max_tokens": 4,
                     "messages": [{"role": "user", "content": "Hi"}]}  # fmt: skip
             url = f"{origin.agent.api_url}/v1/chat/completions"
@@ -537,8 +615,8 @@ def test_peer_and_task_signals(tmp_path: Path) -> None:
         assert [s for _, s in seen["finished"]] == ["done"]
         assert seen["started"][0][0] == seen["finished"][0][0]
         assert seen["left"] == [(worker.node_id,)]
-        origin.agent.close()
     finally:
-        if worker is not None:
-            worker.agent.close()
+        for node in (origin, worker):
+            if node is not None:
+                node.agent.close()
         bus.close()

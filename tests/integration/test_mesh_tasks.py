@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
+from edgecoder.ledger.checkpoints import leaf, verify_proof
 from tests.integration.nodes import ModelNode
 from tests.waiting import wait_until
 
@@ -51,6 +52,11 @@ def models_seen(node: ModelNode) -> int:
     return sum(1 for p in peers if p["state"] == "alive" and p["models"])
 
 
+def funded(node: ModelNode) -> bool:
+    """Whether the node was granted its allowance (so it can pay for peers' work)."""
+    return bool(admin(node, "/admin/ledger")["allowance"])
+
+
 class Trio:
     def __init__(self, root: Path) -> None:
         self.b = ModelNode(root / "b", config(1))
@@ -58,6 +64,7 @@ class Trio:
         self.a = ModelNode(root / "a", config(0, self.b))
         self.workers = {self.b.node_id: self.b, self.c.node_id: self.c}
         wait_until(lambda: models_seen(self.a) == 2)
+        wait_until(lambda: funded(self.a), what="the requester's allowance")
 
     def close(self) -> None:
         for node in (self.a, self.b, self.c):
@@ -126,6 +133,42 @@ def test_a_non_streamed_chat_gets_a_receipt_signed_by_both(trio: Trio) -> None:
     assert receipt["output_tokens"] == body["usage"]["completion_tokens"]
 
 
+def test_each_task_is_charged_to_the_key_that_asked_and_its_budget_refuses_more(
+    trio: Trio,
+) -> None:
+    from tests.integration.agent_process import edgecoder
+
+    response = chat(trio.a, "Name a colour.", stream=False)
+    assert response.status_code == 200, response.text
+
+    def prices() -> list[int]:
+        db = sqlite3.connect(f"file:{trio.a.agent.data_dir / 'edgecoder.db'}?mode=ro", uri=True)
+        rows = db.execute("SELECT body FROM receipts WHERE role = 'origin'").fetchall()
+        db.close()
+        return [json.loads(body)["price"] for (body,) in rows]
+
+    def spent() -> dict[str, int]:
+        return {k["name"]: k["spent_mc"] for k in admin(trio.a, "/admin/keys")["keys"]}
+
+    # Every chat in this module was alice's: she paid for every task, the admin for none
+    # (each receipt is kept, then paid and charged: waited for, not raced).
+    wait_until(lambda: spent()["alice"] == sum(prices()) > 0, what="alice charged")
+    assert spent()["root"] == 0
+    # A budget of what she spent leaves her nothing for a peer's work.
+    data = ("--data-dir", str(trio.a.agent.data_dir))
+    capped = edgecoder("keys", "budget", "alice", str(spent()["alice"]), *data,
+                       env=trio.a.agent.env)  # fmt: skip
+    assert capped.returncode == 0, capped.stderr
+    refused = chat(trio.a, "Name another.", stream=False)
+    assert refused.status_code == 402, refused.text
+    error = refused.json()["error"]
+    assert error["code"] == "insufficient_credits"
+    assert error["message"].startswith("API key 'alice' has 0.000 of its")
+    lifted = edgecoder("keys", "budget", "alice", "none", *data, env=trio.a.agent.env)
+    assert lifted.returncode == 0, lifted.stderr
+    assert chat(trio.a, "Name a third.", stream=False).status_code == 200
+
+
 def test_a_prompt_that_fits_no_model_in_the_mesh_is_refused_clearly(trio: Trio) -> None:
     response = chat(trio.a, "word " * 40_000, stream=True)
     assert response.status_code == 400, response.text
@@ -182,3 +225,47 @@ def test_a_client_that_goes_away_cancels_the_work_on_the_worker(trio: Trio) -> N
     assert run["output_tokens"] == 0  # it never reached its end
     # The worker's slot is free again: the next request runs at once.
     assert chat(trio.a, "Hi.", stream=False).status_code == 200
+
+
+def test_credits_follow_the_receipts_and_every_node_holds_every_chain(trio: Trio) -> None:
+    nodes = [trio.a, trio.b, trio.c]
+    assert chat(trio.a, "One more.", stream=False).status_code == 200
+
+    def all_countersigned() -> bool:
+        done = [t for t in admin(trio.a, "/admin/tasks")["tasks"] if t["state"] == "done"]
+        return all(t["receipt"] == "countersigned" for t in done)
+
+    wait_until(all_countersigned, what="every receipt countersigned")
+    views = {n.node_id: admin(n, "/admin/ledger?limit=1000") for n in nodes}
+    origin = views[trio.a.node_id]
+    paid = sum(e["body"]["amount"] for e in origin["entries"] if e["body"]["kind"] == "spend")
+    earned = sum(e["body"]["amount"] for w in trio.workers for e in views[w]["entries"]
+                 if e["body"]["kind"] == "earn")  # fmt: skip
+    assert paid > 0
+    assert paid == earned  # what the requester paid, its workers earned
+    # One economy: the same network key everywhere, and nothing made or lost in it.
+    assert len({v["network_key"] for v in views.values()}) == 1
+    assert sum(v["balance"] for v in views.values()) == sum(v["allowance"] for v in views.values())
+
+    def holds_every_chain(node: ModelNode) -> bool:
+        db = sqlite3.connect(f"file:{node.agent.data_dir / 'edgecoder.db'}?mode=ro", uri=True)
+        try:
+            held = dict(db.execute("SELECT node, MAX(seq) FROM ledger_entries GROUP BY node"))
+        finally:
+            db.close()
+        return all(held.get(n) == v["head"]["seq"] for n, v in views.items() if v["head"]["seq"])
+
+    for node in nodes:  # each fetched and verified the others' chains from the gossiped heads
+        wait_until(lambda node=node: holds_every_chain(node), what=f"{node.node_id} in sync")
+
+    def proven(node: ModelNode) -> bool:
+        """Whether the node's newest checkpoint lists its current head, with a proof."""
+        view = admin(node, "/admin/ledger")
+        cp, head = view["checkpoint"], view["head"]
+        if cp is None or cp["proof"] is None:
+            return False
+        own = leaf(node.node_id, head["seq"], head["hash"])
+        return verify_proof(own, [tuple(s) for s in cp["proof"]], bytes.fromhex(cp["root"]))
+
+    for node in nodes:  # the leader seals every epoch; everyone keeps its own proof
+        wait_until(lambda node=node: proven(node), what=f"{node.node_id}'s inclusion proof")

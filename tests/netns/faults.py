@@ -199,6 +199,10 @@ class FaultNode:
         return [{"task_id": r[0], "attempt": r[1], "role": r[2], "body": json.loads(r[3]),
                  "countersigned": bool(r[4])} for r in rows]  # fmt: skip
 
+    def funded(self) -> bool:
+        """Whether this node was granted its allowance (so it can pay for peers' work)."""
+        return bool(self.admin("/admin/ledger")["allowance"])
+
     def workers_seen(self) -> set[str]:
         """Node ids of the workers this node believes alive and able to take tasks."""
         peers = self.admin("/admin/peers")["peers"]

@@ -39,6 +39,8 @@ class ImpairingSwitch:
         self.delay_s = 0.0
         self.loss = 0.0
         self.down: set[int] = set()
+        self.groups: list[frozenset[int]] | None = None
+        """While set, frames pass only between ports of one group (a partition)."""
         self.frames = 0
         self.dropped = 0
         self.captured: list[bytes] | None = None
@@ -68,6 +70,14 @@ class ImpairingSwitch:
 
     def restore(self, port: int) -> None:
         self.down.discard(port)
+
+    def partition(self, groups: list[set[int]] | None) -> None:
+        """Split the LAN: frames pass only within each group (None: heal)."""
+        self.groups = None if groups is None else [frozenset(g) for g in groups]
+
+    def _apart(self, a: int, b: int) -> bool:
+        groups = self.groups
+        return groups is not None and not any(a in g and b in g for g in groups)
 
     def close(self) -> None:
         self._stop.set()
@@ -111,7 +121,7 @@ class ImpairingSwitch:
             flood = destination[0] & 1 or known is None
             targets = [p for p in range(len(self.fds)) if p != port] if flood else [known]
             for target in targets:
-                if target is None or target == port:
+                if target is None or target == port or self._apart(port, target):
                     continue
                 if self.loss and self._rng.random() < self.loss:
                     self.dropped += 1

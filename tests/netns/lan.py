@@ -139,6 +139,14 @@ class Lan:
         else:
             self.sw("ip", "link", "set", f"p{i}", "up")
 
+    def partition(self, groups: list[set[int]] | None) -> None:
+        """Split the LAN into ``groups`` of nodes (the test host reaches every node);
+        None heals it. Needs the user-space switch."""
+        if self.userspace is None:
+            raise NotImplementedError("partitions need the user-space switch")
+        host = len(self.namespaces)
+        self.userspace.partition(None if groups is None else [g | {host} for g in groups])
+
     def impair(self, delay_ms: int, loss_pct: int) -> None:
         """Add ``delay_ms`` and ``loss_pct`` % loss to every frame a node sends."""
         if self.userspace is not None:

@@ -92,6 +92,7 @@ class FaultMesh:
                 return origin.workers_seen() == expected
 
             wait_until(sees_all, timeout, f"{origin.name} sees all {WORKERS} workers")
+            wait_until(origin.funded, timeout, f"{origin.name}'s allowance")
 
     def close(self) -> None:
         for node in self.nodes:

@@ -81,6 +81,10 @@ class Node:
         assert response.status_code == 200, response.text
         return dict(response.json())
 
+    def funded(self) -> bool:
+        """Whether this node was granted its allowance (so it can pay for peers' work)."""
+        return bool(self.admin("/admin/ledger")["allowance"])
+
     def workers_seen(self) -> int:
         peers = self.admin("/admin/peers")["peers"]
         return sum(1 for p in peers if p["state"] == "alive" and p["models"] and p["load"]["slots"])
@@ -110,6 +114,7 @@ class Trio:
 
     def ready(self) -> None:
         wait_until(lambda: self.a.workers_seen() == 2, timeout=60)
+        wait_until(self.a.funded, timeout=60)
 
     def close(self) -> None:
         for node in (self.a, self.b, self.c):
@@ -281,6 +286,7 @@ def crowd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Node]]:
         start_all(nodes)
         for origin in nodes[WORKERS:]:
             wait_until(lambda origin=origin: origin.workers_seen() == WORKERS, timeout=120)
+            wait_until(origin.funded, timeout=120)
         yield nodes
     finally:
         for node in nodes:

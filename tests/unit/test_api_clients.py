@@ -52,7 +52,8 @@ async def client(node: InProcessNode) -> AsyncIterator[openai.AsyncOpenAI]:
 
 async def test_models_list_and_retrieve_report_the_context(client: openai.AsyncOpenAI) -> None:
     models = {m.id: m async for m in client.models.list()}
-    assert models[MODEL].model_extra == {"context_length": 4096}
+    assert models[MODEL].model_extra == {
+        "context_length": 4096, "capabilities": ["completion", "tools", "embedding"]}  # fmt: skip
     assert models[MODEL].owned_by == "edgecoder"
     assert (await client.models.retrieve(MODEL)).id == MODEL
 
@@ -222,7 +223,7 @@ async def test_ollama_client_with_the_key_in_the_path(node: InProcessNode) -> No
         shown = await client.show(MODEL)
         assert shown.modelinfo is not None
         assert shown.modelinfo["scripted.context_length"] == 4096
-        assert shown.capabilities == ["completion", "embedding"]
+        assert shown.capabilities == ["completion", "tools", "embedding"]
         hello = [{"role": "user", "content": "Hello"}]
         streamed = await client.chat(MODEL, hello, stream=True, options={"num_predict": 3})
         parts = [p async for p in streamed]

@@ -86,7 +86,7 @@ async def test_tool_calls_in_both_dialects(node: InProcessNode) -> None:
     assert choice["message"]["tool_calls"] == [{"id": "call_1", "type": "function", "function": {
         "name": "read_file", "arguments": '{"path": "a.py"}'}}]  # fmt: skip
     call = ollama.json()["message"]["tool_calls"][0]["function"]
-    assert call == {"name": "read_file", "arguments": {"path": "a.py"}}  # an object, not text
+    assert call == {"index": 0, "name": "read_file", "arguments": {"path": "a.py"}}  # an object
 
 
 async def test_completions_echo_and_embeddings(node: InProcessNode) -> None:

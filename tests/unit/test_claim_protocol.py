@@ -37,9 +37,11 @@ WALL = 1_800_000_000_000
 TIMING = ClaimTiming(budget_ms=2000, max_delay_ms=200, stagger_ms=50, jitter_ms=10)
 
 
-def offer(task: str = "a" * 32, attempt: int = 1, rank: int = 0, origin: str = "o") -> Offer:
+def offer(
+    task: str = "a" * 32, attempt: int = 1, rank: int = 0, origin: str = "o", round_size: int = 2
+) -> Offer:
     return Offer(task, attempt, origin, "00" * 32, "chat", "m", 100, 16, WALL + 60_000, 100,
-                 rank)  # fmt: skip
+                 rank, round_size)  # fmt: skip
 
 
 def fits(*names: str) -> list[Fit]:
@@ -67,6 +69,17 @@ def test_each_rank_waits_a_stagger_or_a_claim_round_trip_plus_jitter() -> None:
     assert delay(0, jitter=0.99) == 0  # no jitter at rank 0
 
 
+def test_a_candidate_alone_in_its_round_claims_at_once_whatever_it_knows() -> None:
+    for extra in (0, 1000, 10**9):
+        alone = claim_delay_ms(TIMING, extra_ttft_ms=extra, rank=0, claim_rtt_ms=80,
+                               jitter=0.9, round_size=1)  # fmt: skip
+        assert alone == 0
+    worker = book(standing=Standing(None, 5000, 4000))  # far over the budget
+    _, (timer,) = worker.on_offer(offer(round_size=1), 7, WALL)
+    assert isinstance(timer, SetTimer)
+    assert timer.at_ms == 7
+
+
 # -- the origin's attempt -----------------------------------------------------------------
 
 
@@ -81,7 +94,8 @@ def test_the_first_round_offers_the_best_candidates_with_their_ranks() -> None:
     machine = attempt(fits("a", "b", "c"))
     actions = machine.start(0)
     offers = [a for a in actions if isinstance(a, SendOffer)]
-    assert [(o.node_id, o.offer.rank) for o in offers] == [("a", 0), ("b", 1)]
+    assert [(o.node_id, o.offer.rank, o.offer.round_size) for o in offers] == [
+        ("a", 0, 2), ("b", 1, 2)]  # fmt: skip
     assert actions[-1] == Wake(1500)
     assert machine.prices == {"a": 100, "b": 101}
 
@@ -113,6 +127,9 @@ def test_a_round_that_everyone_declines_ends_at_once_and_widens_the_attempt() ->
     actions = machine.on_answer("b", "unreachable", 3)
     assert [(a.node_id, a.offer.rank) for a in actions if isinstance(a, SendOffer)] == [
         ("c", 0), ("d", 1)]  # fmt: skip
+    machine = attempt(fits("a"))
+    (alone,) = [a for a in machine.start(0) if isinstance(a, SendOffer)]
+    assert (alone.offer.rank, alone.offer.round_size) == (0, 1)
     # The first round's late claim is still valid: one arbiter for the attempt.
     assert machine.on_claim(Claim("a" * 32, 1, "a", 1), 4)[0] == GRANTED
 

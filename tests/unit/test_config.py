@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 import typing
 from pathlib import Path
 
@@ -198,3 +199,17 @@ def test_systemd_environment() -> None:
         0,
         True,
     )
+
+
+def test_every_key_is_documented_in_its_section() -> None:
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "configuration.md").read_text()
+    sections = dict(re.findall(r"^## `\[(\w+)\]`\n(.*?)(?=^## )", doc, re.M | re.S))
+    missing = []
+    for section in dataclasses.fields(Config):
+        if section.name == "sources":
+            continue
+        table = sections.get(section.name, "")
+        for key in dataclasses.fields(getattr(Config(), section.name)):
+            if not re.search(rf"^\| `{key.name}`|/ `{key.name}` \|", table, re.M):
+                missing.append(f"{section.name}.{key.name}")
+    assert missing == []

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from edgecoder.errors import StorageError
+from edgecoder.storage import tasks as task_store
 from edgecoder.storage.database import DB_FILE, Database
 from edgecoder.storage.migrations import MIGRATIONS, apply_migrations, schema_version
 from edgecoder.storage.node_meta import register_start
@@ -80,3 +81,22 @@ def test_failed_migration_leaves_the_old_version(tmp_path: Path) -> None:
     assert (
         conn.execute("SELECT name FROM sqlite_master WHERE name='node_starts'").fetchone() is None
     )
+
+
+async def test_a_run_records_its_end_once(tmp_path: Path) -> None:
+    # A duplicate grant of an attempt that ran here is refused at its insert; its clean-up
+    # must not turn the finished run's record (what a receipt is checked against) into a
+    # failure.
+    database = await Database.open(tmp_path)
+    try:
+        await database.run(lambda c: task_store.insert_run(c, "t", 1, "origin", "m", 10))
+        await database.run(lambda c: task_store.finish_run(c, "t", 1, "done", 5, 7, 20))
+        with pytest.raises(StorageError):
+            await database.run(lambda c: task_store.insert_run(c, "t", 1, "origin", "m", 30))
+        await database.run(lambda c: task_store.finish_run(c, "t", 1, "failed", 0, 0, 40))
+        run = await database.run(lambda c: task_store.get_run(c, "t", 1))
+        assert run is not None
+        assert (run.state, run.prompt_tokens, run.output_tokens, run.finished_ms) == (
+            "done", 5, 7, 20)  # fmt: skip
+    finally:
+        await database.close()

@@ -11,6 +11,9 @@ import pytest
 
 from edgecoder.events import (
     KINDS,
+    BalanceChanged,
+    Blacklisted,
+    CheckpointSealed,
     Event,
     EventHub,
     EventStream,
@@ -32,6 +35,9 @@ EXAMPLES: list[Event] = [
     ReceiptSigned("origin", {"task_id": "t1", "wall_ms": 5}, "ab" * 64, ""),
     PullProgress(3, "tiny:1b", "running", "downloading", 10, 100),
     PropertiesChanged({"Mode": "local-only"}),
+    BalanceChanged(1500, 300, 1200),
+    Blacklisted("n3", "n1", "forked its ledger"),
+    CheckpointSealed(7, "ab" * 32, "cd" * 32, "n1", True),
 ]
 
 
@@ -195,3 +201,50 @@ async def _collect(stream: EventStream) -> list[Event]:
 def test_a_stream_must_hold_at_least_one_event() -> None:
     with pytest.raises(ValueError, match="at least one"):
         EventHub().stream(maxsize=0)
+
+
+async def test_a_recorded_event_is_kept_by_every_keeper_in_turn_before_anyone_hears_it() -> None:
+    hub = EventHub()
+    order: list[str] = []
+
+    async def first(event: Event) -> None:
+        await asyncio.sleep(0)  # a keeper may take its time: the publisher waits
+        order.append("first keeper")
+
+    async def second(event: Event) -> None:
+        order.append("second keeper")
+
+    hub.keep(first, {ReceiptSigned.kind})
+    hub.keep(second, {ReceiptSigned.kind, TaskStarted.kind})
+    hub.subscribe(lambda event: order.append(f"heard {event.kind}"))
+    await hub.record(EXAMPLES[3])
+    assert order == ["first keeper", "second keeper", "heard receipt.signed"]
+    order.clear()
+    await hub.record(TaskStarted("t", "n"))  # only the keepers of its kind keep it
+    assert order == ["second keeper", "heard task.started"]
+
+
+async def test_what_a_keeper_could_not_keep_is_raised_and_never_published() -> None:
+    hub = EventHub()
+    heard: list[Event] = []
+
+    async def full_disk(event: Event) -> None:
+        raise OSError("no space left")
+
+    hub.keep(full_disk, {ReceiptSigned.kind})
+    hub.subscribe(heard.append)
+    with pytest.raises(OSError, match="no space"):
+        await hub.record(EXAMPLES[3])
+    assert heard == []
+
+
+def test_a_keeper_keeps_known_kinds_and_at_least_one() -> None:
+    hub = EventHub()
+
+    async def keeper(event: Event) -> None:
+        return None
+
+    with pytest.raises(ValueError, match="unknown event kind"):
+        hub.keep(keeper, {"receipt.lost"})
+    with pytest.raises(ValueError, match="at least one"):
+        hub.keep(keeper, set())

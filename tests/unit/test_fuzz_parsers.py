@@ -103,8 +103,8 @@ def test_request_envelopes(core: Core, headers: tuple[Any, ...], body: bytes) ->
 
 task_bodies = st.dictionaries(
     st.sampled_from(["task_id", "attempt", "origin", "origin_key", "kind", "model", "rank",
-                     "prompt_tokens", "max_tokens", "deadline_ms", "price_pct", "worker",
-                     "ttft_ms", "lease_ms", "payload"]),
+                     "round_size", "prompt_tokens", "max_tokens", "deadline_ms", "price_pct",
+                     "worker", "ttft_ms", "lease_ms", "payload"]),
     json_like | st.just("0" * 32) | st.just("a" * 32),
     max_size=15,
 )  # fmt: skip

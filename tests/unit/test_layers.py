@@ -1,6 +1,6 @@
 """The core knows no transport (DESIGN.md §3, §15), checked on the source of every module.
 
-Nothing under ``edgecoder/{wire,security,mesh,tasks,inference}`` imports a web framework,
+Nothing under ``edgecoder/{wire,security,mesh,tasks,inference,ledger}`` imports a web framework,
 an HTTP client, an adapter, the daemon or the CLI, or names an HTTP status or a URL path;
 and no adapter imports a sibling adapter. The checker reads each module's AST, so a lazy
 import inside a function counts as much as one at the top.
@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2] / "edgecoder"
-CORE = ("wire", "security", "mesh", "tasks", "inference")
+CORE = ("wire", "security", "mesh", "tasks", "inference", "ledger")
 ADAPTERS = ("backends", "control", "discovery", "transports", "web")
 FORBIDDEN = ("starlette", "uvicorn", "httpx", "h11", "edgecoder.adapters", "edgecoder.daemon",
              "edgecoder.cli")  # fmt: skip

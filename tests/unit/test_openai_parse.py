@@ -128,9 +128,11 @@ def test_completion_and_fim() -> None:
 
 
 def test_embeddings() -> None:
-    request, encoding = parse_embeddings(Fields({"model": "m", "input": ["a", "b"]}))
-    assert (request.inputs, encoding) == (("a", "b"), "float")
+    request, encoding, ids = parse_embeddings(Fields({"model": "m", "input": ["a", "b"]}))
+    assert (request.inputs, encoding, ids) == (("a", "b"), "float", None)
+    _, _, ids = parse_embeddings(Fields({"model": "m", "input": [1, 2]}))  # token ids
+    assert ids == [[1, 2]]
     with pytest.raises(BadRequestError):
-        parse_embeddings(Fields({"model": "m", "input": [1, 2]}))
+        parse_embeddings(Fields({"model": "m", "input": [1, "a"]}))
     with pytest.raises(BadRequestError):
         parse_embeddings(Fields({"model": "m", "input": "a", "encoding_format": "hex"}))

@@ -37,7 +37,7 @@ async def test_the_document_is_served_without_a_key(node: InProcessNode) -> None
 
 
 async def test_every_route_but_the_public_ones_needs_a_key(node: InProcessNode) -> None:
-    public = {"/healthz", "/openapi.json"}
+    public = {"/", "/healthz", "/openapi.json"}
     for i, (method, path) in enumerate(sorted(_routes(node))):
         url = re.sub(r"\{\w+\}", "x", path)
         # Each from its own address: failed authentications are limited per address.
@@ -54,5 +54,7 @@ async def test_every_route_but_the_public_ones_needs_a_key(node: InProcessNode) 
             error = response.json()["error"]
             if path.startswith("/api/"):
                 assert isinstance(error, str), (method, path)  # Ollama's dialect
+            elif path.startswith("/v1/messages"):
+                assert error["type"] == "authentication_error", (method, path)  # Anthropic's
             else:
                 assert error["code"] == "invalid_api_key", (method, path)

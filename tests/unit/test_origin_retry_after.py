@@ -12,12 +12,14 @@ import pytest
 from edgecoder.clock import SystemClock
 from edgecoder.config import Config, TasksConfig
 from edgecoder.errors import BackendUnavailableError, PeerTransportError
+from edgecoder.events import EventHub
 from edgecoder.inference.types import ChatMessage, ChatRequest, SamplingParams
 from edgecoder.security.identity import NodeIdentity
 from edgecoder.storage.database import Database
 from edgecoder.tasks.fitness import Fit
 from edgecoder.tasks.origin import Origin, RemoteTask
 from edgecoder.tasks.transport import MessageKind
+from tests.inmemory import ALLOWANCE, funded_ledger
 
 pytestmark = pytest.mark.anyio
 
@@ -52,8 +54,11 @@ async def offers_of_two_tasks(tmp_path: Path, retry_after_s: float | None) -> li
     transport = SheddingPeers("a", retry_after_s)
     database = await Database.open(tmp_path)
     config = Config(tasks=TasksConfig(max_candidates=1, offer_timeout_ms=50))
-    origin = Origin(identity=NodeIdentity.generate(), config=config, clock=SystemClock(),
-                    database=database, transport=transport, peer_key=lambda _: None)  # fmt: skip
+    identity, clock, events = NodeIdentity.generate(), SystemClock(), EventHub()
+    ledger = await funded_ledger(identity, database, clock, events, ALLOWANCE)
+    origin = Origin(identity=identity, config=config, clock=clock, database=database,
+                    transport=transport, peer_key=lambda _: None, events=events,
+                    ledger=ledger)  # fmt: skip
     request = ChatRequest("m", (ChatMessage("user", "hi"),), SamplingParams(max_tokens=1))
     try:
         for _ in range(2):

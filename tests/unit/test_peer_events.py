@@ -10,6 +10,7 @@ import pytest
 from edgecoder.clock import SystemClock
 from edgecoder.config import Config, MeshConfig
 from edgecoder.events import Event, EventHub, PeerStateChanged
+from edgecoder.mesh.advert_types import Advert
 from edgecoder.mesh.membership import (
     ALIVE,
     DEAD,
@@ -20,8 +21,12 @@ from edgecoder.mesh.membership import (
     StateChange,
 )
 from edgecoder.mesh.node import MeshNode
+from edgecoder.mesh.peer_info import ADVERT
 from edgecoder.security.identity import NodeIdentity
 from edgecoder.security.mesh_guard import MeshGuard
+from edgecoder.security.rotation import ROTATION, rotation_record
+from edgecoder.wire.records import SignedRecord
+from tests.adverts import advert, model
 from tests.benchmarks.sim_network import AddressBook, SimNetwork
 
 
@@ -105,4 +110,66 @@ async def test_the_mesh_driver_publishes_what_its_membership_reports() -> None:
         if a.membership.state_of(b.node_id) != ALIVE:
             break
     assert seen[-1] == PeerStateChanged(b.node_id, SUSPECT, ALIVE)
+    await asyncio.gather(*a._tasks)
+
+
+@pytest.mark.anyio
+async def test_a_suspect_peer_stays_a_candidate_and_is_marked_suspected() -> None:
+    a = _mesh_node(NodeIdentity(bytes(range(32))), "http://a:1")
+    b = _mesh_node(NodeIdentity(bytes(range(1, 33))), "http://b:1")
+
+    async def holds_m() -> Advert:
+        return advert(model("m"))
+
+    b._advert_source = holds_m
+    b._publish_peer()
+    await b.publish_advert()
+    (hello,) = b.membership.join([a.url], 0)
+    a.receive(b.node_id, b._encode(hello.message, None))
+    record = b.store.get(b.node_id, ADVERT)
+    assert record is not None
+    a.store.offer(record, a.clock.now_ms())
+    assert [node_id for node_id, _ in a.adverts()] == [b.node_id]
+    assert not a.suspected(b.node_id)
+    was_suspect = False
+    for step in range(1, 100):  # b never acks: suspected, then dead
+        a._dispatch(a.membership.tick(step * 200))
+        if a.membership.state_of(b.node_id) == SUSPECT:
+            was_suspect = True
+            assert [node_id for node_id, _ in a.adverts()] == [b.node_id]
+            assert a.suspected(b.node_id)
+        if a.membership.state_of(b.node_id) == DEAD:
+            break
+    assert was_suspect
+    assert a.membership.state_of(b.node_id) == DEAD
+    assert a.adverts() == []
+    assert not a.suspected(b.node_id)
+    await asyncio.gather(*a._tasks)
+
+
+@pytest.mark.anyio
+async def test_a_key_rotation_spreads_with_gossip_and_is_taken_where_it_arrives() -> None:
+    old, new = NodeIdentity(bytes(range(1, 33))), NodeIdentity(bytes(range(3, 35)))
+    clock = SystemClock()
+
+    def node(identity: NodeIdentity, url: str) -> MeshNode:
+        guard = MeshGuard(identity.node_id, MeshConfig(), clock)
+
+        async def no_advert() -> Any:
+            raise AssertionError("not asked for in this test")
+
+        def take(record: SignedRecord) -> None:
+            guard.rotations.accept(record, clock.now_ms())
+
+        return MeshNode(identity=identity, config=Config(), clock=clock, guard=guard, url=url,
+                        addrs=[], api_port=1, transport=_Quiet(), advert_source=no_advert,
+                        record_checks={ROTATION: take})  # fmt: skip
+
+    a, b = node(NodeIdentity(bytes(range(32))), "http://a:1"), node(old, "http://b:1")
+    b._publish_peer()
+    b.store.offer(rotation_record(old, new, clock.now_ms(), 60_000), clock.now_ms())
+    (hello,) = b.membership.join([a.url], 0)
+    a.receive(b.node_id, b._encode(hello.message, None))
+    assert a.guard.rotations.successor(old.node_id) == new.node_id
+    assert a.store.get(old.node_id, ROTATION) is not None  # held, so it spreads on
     await asyncio.gather(*a._tasks)

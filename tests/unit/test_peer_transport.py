@@ -4,13 +4,17 @@ codes alone."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
+from types import SimpleNamespace
 from typing import Any
 
 import httpx
 import pytest
 
+from edgecoder.adapters.transports import refusals
 from edgecoder.adapters.transports.gossip_transport import HttpGossipTransport
+from edgecoder.adapters.transports.mesh_app import build_mesh_app
 from edgecoder.adapters.transports.mesh_client import MeshClient
 from edgecoder.adapters.transports.statuses import REFUSAL_STATUS, auth_status, refusal_status
 from edgecoder.adapters.transports.task_routes import task_routes
@@ -77,6 +81,21 @@ async def test_retry_after_is_read_from_a_shed_answer() -> None:
         assert refused.retry_after_s is None, value
 
 
+async def test_a_request_refused_for_clock_skew_tells_the_operator_to_check_the_clock(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(refusals, "_clock_warned_at", None)
+    with caplog.at_level(logging.WARNING, logger=refusals.__name__):
+        for _ in range(3):
+            refused = await _gossip(_answer(401, "skew"))
+            assert refused.code == "skew"
+        await _gossip(_answer(401, "replay"))
+    # Once a minute at most: a node whose clock is wrong is refused by every peer.
+    [warning] = [r.getMessage() for r in caplog.records]
+    assert "peer at peer:1" in warning
+    assert "check its time synchronisation" in warning
+
+
 async def test_an_answer_without_a_code_is_named_by_whose_trouble_it_was() -> None:
     assert (await _gossip(_answer(502))).code == "unavailable"
     assert (await _gossip(_answer(404))).code == "http_error"
@@ -107,9 +126,12 @@ async def test_the_task_transport_reads_refusals_the_same_way() -> None:
 
 
 def test_each_message_kind_goes_to_the_route_that_serves_it() -> None:
-    served = {route.path for route in task_routes(None)}  # type: ignore[arg-type]
-    assert set(PATHS.values()) == served
+    app = build_mesh_app(SimpleNamespace(mesh_guard=None))  # type: ignore[arg-type]
+    served = {getattr(route, "path", "") for route in app.routes}
+    assert set(PATHS.values()) <= served
+    assert {route.path for route in task_routes(None)} <= set(PATHS.values())  # type: ignore[arg-type]
     assert PATHS[MessageKind.RUN] == "/mesh/tasks/run"
+    assert PATHS[MessageKind.ENTRIES] == "/mesh/ledger/entries"
 
 
 async def test_a_message_is_signed_for_its_kinds_route() -> None:

@@ -41,3 +41,11 @@ def test_matches_cutting_the_whole_text(text: str, step: int, stop: str) -> None
     index = text.find(stop)
     assert out == (text[:index] if index >= 0 else text)
     assert stopped == (index >= 0)
+
+
+def test_the_stop_string_found_is_named() -> None:
+    scanner = StopScanner(["\n\n", "END"])
+    assert scanner.feed("abc EN") == "abc "
+    assert scanner.matched == ""
+    assert scanner.feed("D more") == ""  # "EN" was held back: it began the stop string
+    assert (scanner.stopped, scanner.matched) == (True, "END")

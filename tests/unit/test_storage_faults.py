@@ -8,7 +8,7 @@ succeeds once space is back.
 
 from __future__ import annotations
 
-import dataclasses
+import asyncio
 import errno
 import logging
 import os
@@ -17,12 +17,13 @@ import sqlite3
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 
 from edgecoder.adapters.backends.gguf_import import materialize
 from edgecoder.config import Config, SystemdEnv
+from edgecoder.config.model import ApiConfig, MeshConfig, NodeConfig
+from edgecoder.daemon import agent as agent_module
 from edgecoder.daemon.agent import Agent
 from edgecoder.errors import (
     DataDirError,
@@ -32,6 +33,7 @@ from edgecoder.errors import (
     StorageError,
     StorageIOError,
 )
+from edgecoder.inference.executor import BackendState
 from edgecoder.storage.database import DB_FILE, Database, transaction
 from edgecoder.storage.datadir import atomic_file, atomic_write, prepare_data_dir, snapshot_data_dir
 from edgecoder.storage.faults import os_fault, sqlite_fault
@@ -39,6 +41,7 @@ from edgecoder.storage.keystore import KEY_FILE, load_or_create_identity
 from edgecoder.storage.node_meta import register_start
 from edgecoder.storage.replay_state import REPLAY_FILE, load_replay_state, save_replay_state
 from tests.disks import fill, tiny_tmpfs
+from tests.inprocess import ScriptedBackend
 
 FULL = "is full (No space left on device)"
 SQLITE_FULL = "is full (database or disk is full)"
@@ -337,7 +340,7 @@ def test_undo_in_an_existing_data_dir_removes_only_what_is_new(tmp_path: Path) -
     assert (tmp_path / DB_FILE).read_bytes() == b"old database"
 
 
-class _HungUpBackend:
+class _HungUpBackend(ScriptedBackend):
     closed = False
 
     async def close(self) -> None:
@@ -347,36 +350,43 @@ class _HungUpBackend:
 
 @pytest.mark.anyio
 async def test_stop_runs_every_step_when_some_fail_and_closes_the_database(
-    tiny: Path, caplog: pytest.LogCaptureFixture
+    tiny: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    config = Config()
-    config = dataclasses.replace(config, node=dataclasses.replace(config.node, data_dir=tiny))
-    agent = Agent(config, SystemdEnv())
-    db = await Database.open(tiny)
+    # A whole node in this process, its data dir on the tiny disk, its backend failing to
+    # close; the disk fills while it serves, then it is asked to stop.
     backend = _HungUpBackend()
-    replay = SimpleNamespace(snapshot=lambda now: [("c" * 64, now + 60_000)] * 5000)
-    services = SimpleNamespace(
-        backend=backend,
-        database=db,
-        mesh_guard=SimpleNamespace(verifier=SimpleNamespace(replay=replay)),
+
+    async def hung_up(*args: object) -> tuple[_HungUpBackend, BackendState]:
+        return backend, BackendState("scripted", "scripted", "ready", "scripted")
+
+    monkeypatch.setattr(agent_module, "start_backend", hung_up)
+    config = Config(
+        node=NodeConfig(data_dir=tiny),
+        api=ApiConfig(bind="127.0.0.1", port=0),
+        mesh=MeshConfig(bind="127.0.0.1", port=0, mdns=False, calibrate=False),
     )
-    fill(tiny)
+    agent = Agent(config, SystemdEnv())
     with caplog.at_level(logging.INFO):
-        error = await agent._close(services)  # type: ignore[arg-type]
-    # The backend failed first, the replay state could not be written: the database was
-    # still closed, and the first failure is what the CLI prints.
+        running = asyncio.create_task(agent.run())
+        serving = asyncio.create_task(agent.serving.wait())
+        await asyncio.wait({running, serving}, return_when=asyncio.FIRST_COMPLETED)
+        assert serving.done(), running.exception()
+        fill(tiny)
+        agent.request_stop()
+        with pytest.raises(EdgeCoderError) as raised:
+            await running
+    # The backend failed to close, the replay state could not be written: the database
+    # was still closed, and the first failure is what the CLI prints.
     assert backend.closed
-    assert isinstance(error, EdgeCoderError)
-    assert (
-        str(error) == "stop: closing the inference backend failed: RuntimeError('backend hung up')"
+    assert str(raised.value) == (
+        "stop: closing the inference backend failed: RuntimeError('backend hung up')"
     )
     failures = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
-    assert len(failures) == 2
+    assert len(failures) == 2, failures
     assert failures[0].startswith("stop: closing the inference backend failed: backend hung up")
     assert failures[1].startswith(f"stop: saving the replay state failed: data dir {tiny} {FULL}")
+    assert failures[1].endswith("(it refuses requests signed before it)")
     assert f"database {tiny / DB_FILE} closed" in caplog.text
-    with pytest.raises(StorageError, match="closed"):
-        await db.run(lambda c: None)
     assert leftovers(tiny) == []
     assert not (tiny / REPLAY_FILE).exists()
 

@@ -11,12 +11,12 @@ messages slower than the offer timeout, every task still runs exactly once.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from pathlib import Path
 
 import pytest
 
 from edgecoder.errors import BackendUnavailableError
-from edgecoder.tasks import origin as origin_module
 from edgecoder.tasks.arbiter import CLOSED, GRANTED, AttemptArbiter
 from edgecoder.tasks.messages import Claim, parse_offer
 from edgecoder.tasks.transport import MessageKind
@@ -70,6 +70,7 @@ async def test_a_worker_holding_two_claims_per_slot_answers_busy(tmp_path: Path)
                     "deadline_ms": 2**50,
                     "price_pct": 100,
                     "rank": 0,
+                    "round_size": 1,
                 },
                 origin_id,
             )
@@ -86,7 +87,7 @@ async def test_a_worker_holding_two_claims_per_slot_answers_busy(tmp_path: Path)
 
 
 async def test_offers_refused_as_overloaded_move_on_at_once_and_a_busy_mesh_is_refused(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
 ) -> None:
     # An offer timeout no test would wait out: declined offers must end rounds at once.
     async with Mesh.open(tmp_path, workers=6, script=SCRIPT, offer_timeout_ms=3_600_000) as mesh:
@@ -102,7 +103,8 @@ async def test_offers_refused_as_overloaded_move_on_at_once_and_a_busy_mesh_is_r
         impatient.claim_patience_s = 0.3  # the caller could run it itself
         with pytest.raises(BackendUnavailableError, match="busy"):
             await run_one(origin, impatient)
-        monkeypatch.setattr(origin_module, "CLAIM_PATIENCE_S", 1.0)
+        tasks = dataclasses.replace(origin.config.tasks, claim_patience_s=1)
+        origin.config = dataclasses.replace(origin.config, tasks=tasks)
         with pytest.raises(BackendUnavailableError, match="busy"):
             await run_one(origin, remote_task(mesh, "nobody"))
         assert "nobody" not in mesh.executions

@@ -208,17 +208,19 @@ def test_a_chat_payload_round_trips_with_its_continuation() -> None:
         messages=(ChatMessage("system", "be brief"),
                   ChatMessage("assistant", "", (ToolCall("c1", "f", "{}"),)),
                   ChatMessage("tool", "42", tool_call_id="c1")),
-        sampling=SamplingParams(max_tokens=9, temperature=0.5, stop=("\n",), seed=3),
+        sampling=SamplingParams(max_tokens=9, temperature=0.5, stop=("\n",), seed=3, top_k=7),
         tools=(ToolSpec("f", "a function", {"type": "object"}),),
         tool_choice="required",
+        parallel_tool_calls=False,
     )  # fmt: skip
     key = new_stream_key()
     payload = decode_payload(encode_payload(request, key, "Once upon"))
     assert payload.key == key
     assert payload.continue_from == "Once upon"
     assert payload.request == ChatRequest(
-        request.model, request.messages, request.sampling, request.tools, "required", "Once upon"
-    )
+        request.model, request.messages, request.sampling, request.tools, "required", "Once upon",
+        parallel_tool_calls=False,
+    )  # fmt: skip
 
 
 def test_a_completion_continues_by_extending_its_prompt() -> None:
@@ -281,7 +283,8 @@ def test_error_codes_survive_the_trip_and_say_whether_to_retry() -> None:
 def test_a_receipt_is_signed_by_both_and_any_change_breaks_it() -> None:
     body = {"task_id": new_task_id(), "attempt": 1, "origin": ORIGIN.node_id,
             "worker": WORKER.node_id, "model": "m", "model_digest": "d", "prompt_tokens": 5,
-            "output_tokens": 7, "wall_ms": 300, "price_pct": 100, "finished_ms": 1}  # fmt: skip
+            "output_tokens": 7, "wall_ms": 300, "price_pct": 100, "finished_ms": 1,
+            "price": 33, "total": 33}  # fmt: skip
     assert check_receipt_body(body) is body
     origin_sig = sign_receipt(ORIGIN, body)
     worker_sig = sign_receipt(WORKER, body)

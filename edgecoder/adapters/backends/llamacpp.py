@@ -26,22 +26,17 @@ from edgecoder.adapters.backends.gguf_import import (
     materialize,
     model_name_for,
 )
+from edgecoder.adapters.backends.llamacpp_prompt import plan_chat
 from edgecoder.errors import (
     BadRequestError,
     ContextOverflowError,
     ModelNotFoundError,
     UnsupportedError,
 )
-from edgecoder.inference.prompting import (
-    GEMMA_STOPS,
-    TRANSCRIPT_STOPS,
-    format_gemma,
-    format_transcript,
-    plan_fim,
-)
+from edgecoder.inference.prompting import plan_fim
 from edgecoder.inference.slots import SlotPool
+from edgecoder.inference.tool_calls import ToolCallScanner
 from edgecoder.inference.types import (
-    ChatMessage,
     ChatRequest,
     CompletionRequest,
     Delta,
@@ -129,6 +124,8 @@ class LlamaCppBackend:
         self._slots = slots
         self._max_queue = max_queue
         self._resident: dict[str, _Resident] = {}
+        self._parameters: dict[str, int] = {}
+        """Parameter counts by model digest, read on first ``show``."""
         self._loading: dict[str, asyncio.Lock] = {}
         self._running: set[threading.Event] = set()
         self._executor = ThreadPoolExecutor(
@@ -173,11 +170,12 @@ class LlamaCppBackend:
             family=entry.architecture,
             parameter_size=entry.parameter_size,
             quantization=entry.quantization,
-            supports_tools=False,
+            supports_tools=True,
             supports_fim=bool(entry.fim_tokens),
             supports_embeddings=True,
             modified_ms=entry.added_ms,
             loaded=resident is not None,
+            parameter_count=self._parameters.get(entry.sha256, 0),
         )
 
     def _context_for(self, entry: ModelEntry) -> int:
@@ -199,8 +197,13 @@ class LlamaCppBackend:
         return [self._info(e) for e in entries]
 
     async def show(self, model: str) -> ModelInfo:
-        """One model's description."""
-        return self._info(await self._entry(model))
+        """One model's description, with its parameter count."""
+        entry = await self._entry(model)
+        if entry.sha256 not in self._parameters:
+            path = self._models_dir / entry.file
+            count = await self._in_thread(runtime.parameter_count, path)
+            self._parameters[entry.sha256] = count
+        return self._info(entry)
 
     async def loaded_models(self) -> list[ModelInfo]:
         """The models in memory."""
@@ -246,28 +249,44 @@ class LlamaCppBackend:
     # -- generation -------------------------------------------------------------------
 
     async def chat(self, request: ChatRequest) -> AsyncIterator[Delta]:
-        """Stream a chat completion in the model's chat format."""
+        """Stream a chat completion in the model's chat format, tool calls read out of it.
+
+        With tools on, text that forms a call becomes a :class:`ToolCall`, announced as
+        soon as its name is written and its arguments streamed as they come (the finish
+        reason is then ``tool_calls``); everything else streams as text.
+        """
         resident = await self._resident_model(request.model)
-        if request.tools and request.tool_choice != "none":
-            raise UnsupportedError(f"model '{resident.entry.name}' does not support tools")
-        prompt, stops = self._chat_prompt(resident.entry, request.messages)
-        prompt += request.continue_from
+        plan = plan_chat(resident.entry, request)
+        if plan.constraint is not None:
+            await self._in_thread(runtime.check_grammar, resident.model, plan.constraint.grammar)
+        prompt = plan.prompt + request.continue_from
+        scanner = ToolCallScanner(plan.syntax, plan.tools) if plan.tools else None
         async with contextlib.aclosing(
-            self._generate(resident, prompt, request.sampling, stops)
+            self._generate(resident, prompt, request.sampling, plan.stops, plan.constraint)
         ) as stream:
             async for delta in stream:
-                yield delta
+                if scanner is None or not (delta.text or delta.finish_reason):
+                    yield delta
+                    continue
+                for piece in scanner.feed(delta.text):
+                    yield piece
+                if delta.finish_reason is not None:
+                    for piece in scanner.flush(truncated=delta.finish_reason == "length"):
+                        yield piece
+                    called = scanner.calls_made and delta.finish_reason == "stop"
+                    yield Delta(
+                        finish_reason="tool_calls" if called else delta.finish_reason,
+                        usage=delta.usage,
+                        stop_sequence=delta.stop_sequence,
+                    )
 
-    def _chat_prompt(
-        self, entry: ModelEntry, messages: Sequence[ChatMessage]
-    ) -> tuple[str, tuple[str, ...]]:
-        if entry.chat_template:
-            from edgecoder.adapters.backends.chat_templates import render_template
-
-            return render_template(entry.chat_template, messages)
-        if entry.architecture.startswith("gemma"):
-            return format_gemma(messages), GEMMA_STOPS
-        return format_transcript(messages), TRANSCRIPT_STOPS
+    async def count_tokens(self, request: ChatRequest) -> int:
+        """The exact number of tokens the request's prompt takes on this model."""
+        resident = await self._resident_model(request.model)
+        prompt = plan_chat(resident.entry, request).prompt
+        llm = resident.model.llm
+        tokens = await self._in_thread(llm.tokenize, prompt.encode("utf-8"), True, True)
+        return len(tokens)
 
     async def complete(self, request: CompletionRequest) -> AsyncIterator[Delta]:
         """Stream a raw completion, or fill-in-the-middle when ``suffix`` is set."""
@@ -286,7 +305,12 @@ class LlamaCppBackend:
                 yield delta
 
     async def _generate(
-        self, resident: _Resident, prompt: str, sampling: SamplingParams, stops: Sequence[str]
+        self,
+        resident: _Resident,
+        prompt: str,
+        sampling: SamplingParams,
+        stops: Sequence[str],
+        constraint: runtime.Constraint | None = None,
     ) -> AsyncGenerator[Delta, None]:
         llm = resident.model.llm
         tokens: list[int] = await self._in_thread(llm.tokenize, prompt.encode("utf-8"), True, True)
@@ -300,14 +324,9 @@ class LlamaCppBackend:
                 prompt_tokens=len(tokens),
                 context_length=n_ctx,
             )
-        if max_tokens > room:
-            raise ContextOverflowError(
-                f"this model's maximum context length is {n_ctx} tokens, but you requested "
-                f"{len(tokens) + max_tokens} tokens ({len(tokens)} in the prompt, {max_tokens} "
-                "for the output); shorten the prompt or lower max_tokens",
-                prompt_tokens=len(tokens),
-                context_length=n_ctx,
-            )
+        # More output than the context leaves is cut where it ends (finish "length"), as
+        # llama.cpp's server does: the prompt itself is never cut.
+        max_tokens = min(max_tokens, room)
         all_stops = tuple(stops) + sampling.stop
         resident.slots.admit()
         yield Delta()  # admitted: the caller may now commit to a streamed response
@@ -323,7 +342,14 @@ class LlamaCppBackend:
             def work() -> runtime.Generated:
                 try:
                     return runtime.generate(
-                        resident.model, tokens, sampling, all_stops, max_tokens, emit, cancel
+                        resident.model,
+                        tokens,
+                        sampling,
+                        all_stops,
+                        max_tokens,
+                        emit,
+                        cancel,
+                        constraint,
                     )
                 finally:
                     loop.call_soon_threadsafe(queue.put_nowait, _DONE)
@@ -345,6 +371,7 @@ class LlamaCppBackend:
         yield Delta(
             finish_reason=result.finish_reason,
             usage=Usage(prompt_tokens=len(tokens), completion_tokens=result.completion_tokens),
+            stop_sequence=result.stop if result.stop in sampling.stop else "",
         )
 
     async def embed(self, request: EmbeddingRequest) -> EmbeddingResult:

@@ -27,7 +27,9 @@ from edgecoder.errors import (
     ModelNotFoundError,
     UnsupportedError,
 )
+from edgecoder.inference.estimate import approximate_prompt_tokens
 from edgecoder.inference.slots import SlotPool
+from edgecoder.inference.tool_calls import new_call_id
 from edgecoder.inference.types import (
     ChatRequest,
     CompletionRequest,
@@ -70,6 +72,8 @@ def _options(sampling: SamplingParams, num_ctx: int, max_tokens: int) -> dict[st
         options["temperature"] = sampling.temperature
     if sampling.top_p is not None:
         options["top_p"] = sampling.top_p
+    if sampling.top_k is not None:
+        options["top_k"] = sampling.top_k
     if sampling.seed is not None:
         options["seed"] = sampling.seed
     if sampling.stop:
@@ -136,6 +140,7 @@ class OllamaBackend:
             supports_fim="insert" in capabilities,
             supports_embeddings="embedding" in capabilities or "completion" in capabilities,
             modified_ms=_ms(shown.modified_at),
+            parameter_count=int(model_info.get("general.parameter_count", 0) or 0),
         )
 
     async def show(self, model: str) -> ModelInfo:
@@ -204,16 +209,15 @@ class OllamaBackend:
     def _budget(self, info: ModelInfo, prompt_bytes: int, sampling: SamplingParams) -> int:
         ceiling = prompt_bytes // BYTES_PER_TOKEN_FLOOR + 1
         room = info.context_length - ceiling
-        wanted = sampling.max_tokens if sampling.max_tokens is not None else max(room, 0)
-        if room <= 0 or wanted > room:
+        if room <= 0:
             raise ContextOverflowError(
                 f"this model's maximum context length is {info.context_length} tokens; the "
-                f"prompt may need up to {ceiling} and {wanted} more were requested for the "
-                "output; shorten the prompt or lower max_tokens",
+                f"prompt may need up to {ceiling}; shorten the prompt",
                 prompt_tokens=ceiling,
                 context_length=info.context_length,
             )
-        return wanted
+        # More output than the context leaves is cut where it ends (done_reason "length").
+        return min(sampling.max_tokens, room) if sampling.max_tokens is not None else room
 
     async def chat(self, request: ChatRequest) -> AsyncIterator[Delta]:
         """Stream a chat completion; tools are relayed to models that support them."""
@@ -248,21 +252,30 @@ class OllamaBackend:
         async with self._slots.slot():
             try:
                 stream = await self._client.chat(
-                    request.model, messages, tools=tools or None, stream=True, options=options
-                )
+                    request.model, messages, tools=tools or None, stream=True, options=options,
+                    format=request.json_schema,
+                )  # fmt: skip
+                called = False
                 async for part in stream:
+                    # Ollama's calls have no ids; the clients' tool results need one each.
                     calls = tuple(
-                        ToolCall(f"call_{i}", c.function.name, json.dumps(c.function.arguments))
-                        for i, c in enumerate(part.message.tool_calls or [])
+                        ToolCall(new_call_id(), c.function.name, json.dumps(c.function.arguments))
+                        for c in part.message.tool_calls or []
                     )
+                    called = called or bool(calls)
                     if part.message.content or calls:
                         yield Delta(text=part.message.content or "", tool_calls=calls)
                     if part.done:
-                        yield self._final(part, has_calls=bool(calls))
+                        yield self._final(part, has_calls=called)
             except InferenceError:
                 raise
             except Exception as exc:
                 raise _client_error(exc, request.model) from None
+
+    async def count_tokens(self, request: ChatRequest) -> int:
+        """An estimate (:mod:`edgecoder.inference.estimate`): Ollama's API has no tokenizer."""
+        await self.show(request.model)
+        return approximate_prompt_tokens(request)
 
     async def complete(self, request: CompletionRequest) -> AsyncIterator[Delta]:
         """Stream a raw completion, or fill-in-the-middle with ``suffix``."""

@@ -5,6 +5,9 @@ Bus name ``org.edgecoder.Agent``, object ``/org/edgecoder/Agent``; pull jobs are
 ``org.edgecoder.Agent1.Error.{NotFound,InvalidArgument,NotSupported,Unavailable,Failed}``
 with the node's own message. The introspection XML is in ``docs/dbus.md``.
 
+``Balance`` (mc) follows the ledger's ``ledger.balance`` event; ``GetLedger()`` is
+``GET /admin/ledger``'s document (entries as JSON text).
+
 Signals follow the node's event hub (:mod:`edgecoder.events`), nothing is polled:
 ``PeerJoined`` when a peer becomes alive, ``PeerLeft`` when it stops being alive (suspect,
 dead or forgotten), ``PropertiesChanged``, ``TaskStarted``/``TaskFinished``, and each
@@ -26,6 +29,7 @@ from dbus_fast.aio import MessageBus
 from dbus_fast.annotations import (
     DBusBool,
     DBusDict,
+    DBusInt64,
     DBusObjectPath,
     DBusSignature,
     DBusStr,
@@ -211,6 +215,10 @@ class AgentInterface(ServiceInterface):
     def UsingExtensions(self) -> DBusBool:  # noqa: N802
         return bool(self._prop("UsingExtensions"))
 
+    @dbus_property(access=PropertyAccess.READ)
+    def Balance(self) -> DBusInt64:  # noqa: N802
+        return int(self._prop("Balance"))
+
     # -- methods ----------------------------------------------------------------------------
 
     @dbus_method()
@@ -220,6 +228,10 @@ class AgentInterface(ServiceInterface):
     @dbus_method()
     def ListPeers(self) -> DictList:  # noqa: N802
         return [variants(peer) for peer in self.control.peers()]
+
+    @dbus_method()
+    async def GetLedger(self) -> DBusDict:  # noqa: N802
+        return variants(await _call(self.control.ledger()))
 
     @dbus_method()
     async def ListModels(self) -> DictList:  # noqa: N802
@@ -260,6 +272,12 @@ class AgentInterface(ServiceInterface):
     @dbus_method()
     async def RevokeApiKey(self, name: DBusStr) -> None:  # noqa: N802
         await _call(self.control.revoke_api_key(name))
+
+    @dbus_method()
+    async def SetApiKeyBudget(self, name: DBusStr, budget_mc: DBusInt64) -> DBusDict:  # noqa: N802
+        # D-Bus has no null: a negative budget means no limit.
+        budget = budget_mc if budget_mc >= 0 else None
+        return variants(await _call(self.control.set_api_key_budget(name, budget)))
 
     @dbus_method()
     async def Reload(self) -> DBusDict:  # noqa: N802

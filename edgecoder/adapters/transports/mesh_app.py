@@ -14,6 +14,7 @@ from edgecoder.adapters.transports.mesh_auth import MeshAuthMiddleware
 from edgecoder.adapters.transports.statuses import refusal_status
 from edgecoder.adapters.transports.task_routes import task_routes
 from edgecoder.errors import BlacklistError, DecodeError, RecordError, RefusedError
+from edgecoder.events import Blacklisted
 from edgecoder.services import Services
 from edgecoder.wire import canonical
 from edgecoder.wire.records import parse_record
@@ -59,19 +60,20 @@ def build_mesh_app(services: Services) -> Starlette:
         results = []
         for item in items:
             try:
-                outcome = services.mesh_guard.apply(parse_record(item))
+                record = parse_record(item)
+                outcome = services.mesh_guard.apply(record)
             except (RecordError, BlacklistError) as exc:
                 results.append({"result": "refused", "code": exc.code, "message": str(exc)})
             else:
                 results.append({"result": outcome})
+                if record.kind == "blacklist":  # heard of here first: it spreads on
+                    accused, reason = record.body.get("accused"), record.body.get("reason")
+                    services.events.publish(Blacklisted(str(accused), record.author, str(reason)))
         return JSONResponse({"results": results})
 
     async def gossip(request: Request) -> Response:
-        mesh = services.mesh
-        if mesh is None:
-            return _refused("mesh_off", "this node is not gossiping")
         try:
-            answer = mesh.receive(request.state.peer, await request.body())
+            answer = services.mesh.receive(request.state.peer, await request.body())
         except RefusedError as exc:
             return _refused(exc.code, str(exc))
         return JSONResponse(answer)

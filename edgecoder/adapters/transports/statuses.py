@@ -22,9 +22,8 @@ REFUSAL_STATUS: Final = {
     "not_claimed": 409,
     "receipt_mismatch": 409,
     "internal_error": 500,
-    "mesh_off": 503,
     "overloaded": 503,
-    "tasks_off": 503,
+    "storage_unavailable": 503,
 }
 """Status of a refusal by a route (or of this node's state); every other code is 400."""
 

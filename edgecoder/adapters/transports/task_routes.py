@@ -6,6 +6,7 @@
 ``POST /mesh/tasks/run``      origin → grantee     the grant; answered with sealed event lines
 ``POST /mesh/tasks/cancel``   origin → worker      stop working on the attempt
 ``POST /mesh/tasks/receipt``  origin → worker      ``{"worker_sig": hex}``
+``POST /mesh/ledger/entries`` any → any            a ledger chain's entries after a place
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from edgecoder.adapters.transports.statuses import refusal_status
-from edgecoder.errors import DecodeError, RefusedError, TaskMessageError
+from edgecoder.errors import DecodeError, LedgerError, RefusedError, TaskMessageError
 from edgecoder.services import Services
 from edgecoder.tasks.messages import parse_claim, parse_grant, parse_notice, parse_offer
 from edgecoder.wire import canonical
@@ -37,51 +38,46 @@ def task_routes(services: Services) -> list[Route]:
 
     def guarded(handler: Callable[[Request, object], Awaitable[Response]]) -> Handler:
         async def endpoint(request: Request) -> Response:
-            if services.worker is None or services.origin is None:
-                return _error("tasks_off", "this node does not take part in mesh tasks")
             try:
                 body = canonical.decode(await request.body())
             except DecodeError as exc:
                 return _error(exc.code, str(exc))
             try:
                 return await handler(request, body)
-            except (TaskMessageError, RefusedError) as exc:
+            except (TaskMessageError, RefusedError, LedgerError) as exc:
                 return _error(exc.code, str(exc))
 
         return endpoint
 
     async def offer(request: Request, body: object) -> Response:
-        assert services.worker is not None
         result = services.worker.consider(parse_offer(body, request.state.peer))
         return JSONResponse({"result": result})
 
     async def claim(request: Request, body: object) -> Response:
-        assert services.origin is not None
         return JSONResponse(
             {"result": services.origin.on_claim(parse_claim(body, request.state.peer))}
         )
 
     async def close(request: Request, body: object) -> Response:
-        assert services.worker is not None
         notice = parse_notice(body)
         return JSONResponse({"stopped": services.worker.close(notice.task_id, notice.attempt)})
 
     async def cancel(request: Request, body: object) -> Response:
-        assert services.worker is not None
         notice = parse_notice(body)
         return JSONResponse({"stopped": services.worker.cancel(notice.task_id, notice.attempt)})
 
     async def run(request: Request, body: object) -> Response:
-        assert services.worker is not None
         grant = parse_grant(body, services.node_id)
         lines = await services.worker.accept(grant, request.state.peer)
         return StreamingResponse(lines, media_type="application/x-ndjson",
                                  headers={"Cache-Control": "no-store"})  # fmt: skip
 
     async def receipt(request: Request, body: object) -> Response:
-        assert services.worker is not None
         worker_sig = await services.worker.countersign(body, request.state.peer)
         return JSONResponse({"worker_sig": worker_sig})
+
+    async def entries(request: Request, body: object) -> Response:
+        return JSONResponse(await services.economy.serve_entries(body))
 
     return [
         Route("/mesh/tasks/offer", guarded(offer), methods=["POST"]),
@@ -90,4 +86,5 @@ def task_routes(services: Services) -> list[Route]:
         Route("/mesh/tasks/cancel", guarded(cancel), methods=["POST"]),
         Route("/mesh/tasks/run", guarded(run), methods=["POST"]),
         Route("/mesh/tasks/receipt", guarded(receipt), methods=["POST"]),
+        Route("/mesh/ledger/entries", guarded(entries), methods=["POST"]),
     ]

@@ -24,8 +24,10 @@ from edgecoder.wire import canonical
 
 __all__ = ("PATHS", "HttpTaskTransport")
 
-PATHS = {kind: f"/mesh/tasks/{kind.value}" for kind in MessageKind}
-"""The mesh listener's route for each message kind (served by ``task_routes``)."""
+_ELSEWHERE = {MessageKind.ENTRIES: "/mesh/ledger/entries", MessageKind.RECORDS: "/mesh/records"}
+PATHS = {kind: _ELSEWHERE.get(kind, f"/mesh/tasks/{kind.value}") for kind in MessageKind}
+"""The mesh listener's route for each message kind (served by ``task_routes``, and
+``mesh_app`` for records)."""
 
 
 class HttpTaskTransport:

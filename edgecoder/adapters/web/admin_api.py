@@ -7,13 +7,19 @@
 "routing"}``: the newest mesh tasks this node offered and runs it did for peers (state,
 worker or origin, attempts, claims, tokens, times), and the protocol's counters.
 
+The credit ledger (``docs/ledger.md`` §9): ``GET /admin/ledger?limit=N&before=SEQ`` (this
+node's credits and newest entries), ``GET /admin/ledger/peers`` (every peer's gossiped
+head), ``GET /admin/ledger/verify`` (every chain held, verified from its first entry),
+``POST /admin/ledger/vouch {"node"}`` (a vouch for a node's allowance; ``409`` with the
+reason's code when this node may not vouch for it).
+
 The operator's operations, the same as D-Bus offers (one implementation:
 :class:`~edgecoder.control.Control`): ``GET /admin/status``, ``GET /admin/models``,
 ``POST /admin/models/pull {"model"}`` (202, a job), ``GET /admin/models/jobs/{id}``,
 ``DELETE /admin/models/{name}``, ``PUT /admin/models/default {"model"}``,
 ``PUT /admin/mode {"mode"}``, ``PUT /admin/owner-busy {"busy"}``, ``GET /admin/keys``,
 ``POST /admin/keys {"name", "admin"}``, ``DELETE /admin/keys/{name}``,
-``POST /admin/reload``.
+``PUT /admin/keys/{name}/budget {"budget_mc"}`` (null: no limit), ``POST /admin/reload``.
 """
 
 from __future__ import annotations
@@ -30,7 +36,7 @@ from edgecoder.adapters.web.errors import ApiError
 from edgecoder.adapters.web.requests import read_json, whole_number
 from edgecoder.adapters.web.routing import RouteMaker
 from edgecoder.control import Control
-from edgecoder.errors import BadRequestError
+from edgecoder.errors import BadRequestError, LedgerError
 from edgecoder.services import Services
 
 __all__ = ("admin_routes", "require_admin")
@@ -61,11 +67,10 @@ def admin_routes(
 
     async def peers(request: Request) -> Response:
         require_admin(request)
-        mesh = services.mesh
         body = {
             "node_id": services.node_id,
             "network": services.config.node.network,
-            "peers": [peer.as_json() for peer in mesh.peers()] if mesh is not None else [],
+            "peers": [peer.as_json() for peer in services.mesh.peers()],
         }
         return JSONResponse(body, headers={"Cache-Control": "no-store"})
 
@@ -75,9 +80,40 @@ def admin_routes(
         body = {"node_id": services.node_id, **(await services.recent_tasks(limit)).as_json()}
         return JSONResponse(body, headers={"Cache-Control": "no-store"})
 
+    async def ledger(request: Request) -> Response:
+        require_admin(request)
+        params = request.query_params
+        limit = whole_number(params.get("limit", "50"), "limit", 1, 1000)
+        before = params.get("before")
+        below = whole_number(before, "before", 1, 2**53) if before is not None else None
+        body = await services.ledger_view(limit, below)
+        return JSONResponse(body, headers={"Cache-Control": "no-store"})
+
+    async def ledger_peers(request: Request) -> Response:
+        require_admin(request)
+        return JSONResponse(await services.ledger_peers(), headers={"Cache-Control": "no-store"})
+
+    async def ledger_verify(request: Request) -> Response:
+        require_admin(request)
+        return JSONResponse(await services.verify_ledger(), headers={"Cache-Control": "no-store"})
+
+    async def vouch(request: Request) -> Response:
+        require_admin(request)
+        fields = await read_json(request, _BODY_LIMIT)
+        try:
+            body = await services.vouch(fields.text("node", required=True) or "")
+        except LedgerError as exc:
+            # The node may not vouch now (no standing, quota used...): a state, not a fault.
+            raise ApiError(409, str(exc), exc.code) from None
+        return JSONResponse(body, status_code=201, headers={"Cache-Control": "no-store"})
+
     routes = [
         route("/admin/peers", peers, OPENAI, ["GET"]),
         route("/admin/tasks", tasks, OPENAI, ["GET"]),
+        route("/admin/ledger", ledger, OPENAI, ["GET"]),
+        route("/admin/ledger/peers", ledger_peers, OPENAI, ["GET"]),
+        route("/admin/ledger/verify", ledger_verify, OPENAI, ["GET"]),
+        route("/admin/ledger/vouch", vouch, OPENAI, ["POST"]),
     ]
     if control is not None:
         routes += _control_routes(control, route)
@@ -150,6 +186,16 @@ def _control_routes(control: Control, route: RouteMaker) -> list[Route]:
         await control.revoke_api_key(name)
         return {"revoked": name}
 
+    async def budget(request: Request) -> Any:
+        fields = await body_of(request)
+        if "budget_mc" not in fields.data:  # null is a value here: no limit
+            raise BadRequestError(
+                "'budget_mc' is required: a whole number of millicredits, or null for no limit",
+                "budget_mc",
+            )
+        amount = fields.integer("budget_mc", minimum=0)
+        return await control.set_api_key_budget(request.path_params["name"], amount)
+
     async def reload(request: Request) -> Any:
         return await control.reload()
 
@@ -165,5 +211,6 @@ def _control_routes(control: Control, route: RouteMaker) -> list[Route]:
         admin("/admin/keys", keys, "GET"),
         admin("/admin/keys", create_key, "POST", 201),
         admin("/admin/keys/{name}", revoke_key, "DELETE"),
+        admin("/admin/keys/{name}/budget", budget, "PUT"),
         admin("/admin/reload", reload, "POST"),
     ]

@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from edgecoder.adapters.web.dialect import Dialect
-from edgecoder.adapters.web.generation import admit, collect, server_timing
+from edgecoder.adapters.web.generation import admit, capped, collect, server_timing
 from edgecoder.adapters.web.requests import read_json
 from edgecoder.adapters.web.routing import Handler
 from edgecoder.services import Services
@@ -31,7 +31,10 @@ def chat_handler(services: Services, dialect: Dialect) -> Handler:
         parsed = dialect.parse_chat(await read_json(request, limit))
         answer = dialect.chat_answer(parsed)
         backend_start = time.perf_counter()
-        stream = await admit(services.chat(parsed.request))
+        cap = services.config.inference.default_max_tokens
+        # The caller's key is the credit account a peer's work is charged to.
+        account = request.state.principal.name
+        stream = await admit(services.chat(capped(parsed.request, cap), account))
         headers = {"X-EdgeCoder-Node": services.served_by(stream)}
         if parsed.stream:
             return dialect.streaming(answer.frames(stream), headers, keepalive)

@@ -1,9 +1,10 @@
 """What every client API dialect provides: keys, errors, framing, parsing and answers.
 
-A dialect is one object per API family — OpenAI's and Ollama's today, Anthropic's as one
-more — that says how its clients send their key, how an error looks (status, body,
-headers) and how it is framed once a stream has begun, how its streams are framed, how a
-chat body is read, and how the answer is rendered, whole or streamed (an :class:`Answer`).
+A dialect is one object per API family (OpenAI's Chat Completions and Responses,
+Anthropic's Messages, Ollama's) that says how its clients send their key, how an error
+looks (status, body, headers) and how it is framed once a stream has begun, how its
+streams are framed, how a chat body is read, and how the answer is rendered, whole or
+streamed (an :class:`Answer`).
 Routes are built with their dialect (:mod:`edgecoder.adapters.web.routing`), so nothing
 looks at a path prefix or passes a boolean to choose a shape, and one chat handler serves
 every dialect (:mod:`edgecoder.adapters.web.chat_api`).
@@ -85,9 +86,13 @@ class Dialect(abc.ABC):
     def chat_answer(self, parsed: ParsedChat) -> Answer:
         """The answer to ``parsed``, begun now (its id, creation time and clock)."""
 
+    def status(self, exc: EdgeCoderError) -> int:
+        """The HTTP status of an error (the shared mapping, unless the dialect differs)."""
+        return classify(exc)[0]
+
     def error_response(self, exc: EdgeCoderError) -> JSONResponse:
         """The whole HTTP answer to an error: status, body and headers."""
-        status = classify(exc)[0]
+        status = self.status(exc)
         headers = {}
         if isinstance(exc, RateLimitedError):
             headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after_s)))

@@ -14,6 +14,7 @@ from edgecoder.errors import (
     ContextOverflowError,
     DiskFullError,
     EdgeCoderError,
+    InsufficientCreditsError,
     ModelNotFoundError,
     OverloadedError,
     RateLimitedError,
@@ -48,6 +49,9 @@ def classify(exc: EdgeCoderError) -> tuple[int, str, str | None, str | None]:
         return 401, "invalid_request_error", "invalid_api_key", None
     if isinstance(exc, RateLimitedError):
         return 429, "requests", "rate_limit_exceeded", None
+    if isinstance(exc, InsufficientCreditsError):
+        # 402, never 429: IDE clients retry a 429 for ever (docs/ledger.md §4).
+        return 402, "insufficient_quota", "insufficient_credits", None
     if isinstance(exc, ModelNotFoundError):
         return 404, "invalid_request_error", "model_not_found", "model"
     if isinstance(exc, ContextOverflowError):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import time
 from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
@@ -16,11 +17,31 @@ from typing import TypeVar
 
 from starlette.requests import Request
 
-from edgecoder.inference.types import Delta, FinishReason, ToolCall, Usage
+from edgecoder.inference.types import (
+    ChatRequest,
+    CompletionRequest,
+    Delta,
+    FinishReason,
+    ToolCall,
+    Usage,
+)
 
-__all__ = ("Collected", "admit", "collect", "server_timing", "unless_disconnected")
+__all__ = ("Collected", "admit", "capped", "collect", "server_timing", "unless_disconnected")
 
 T = TypeVar("T")
+R = TypeVar("R", ChatRequest, CompletionRequest)
+
+
+def capped(request: R, default_max_tokens: int) -> R:
+    """``request`` with ``max_tokens`` set to ``default_max_tokens`` when it asked for none.
+
+    Without a cap a base model can run to the end of its context and hold its slot for
+    minutes (aider asks without ``max_tokens``); 0 means no cap.
+    """
+    if request.sampling.max_tokens is not None or default_max_tokens <= 0:
+        return request
+    sampling = dataclasses.replace(request.sampling, max_tokens=default_max_tokens)
+    return dataclasses.replace(request, sampling=sampling)
 
 
 async def admit(stream: AsyncIterator[Delta]) -> AsyncIterator[Delta]:
@@ -46,6 +67,7 @@ class Collected:
     finish_reason: FinishReason
     usage: Usage
     tool_calls: tuple[ToolCall, ...]
+    stop_sequence: str = ""
 
 
 def server_timing(request: Request, backend_s: float) -> str:
@@ -64,15 +86,16 @@ async def _gather(stream: AsyncIterator[Delta]) -> Collected:
     finish: FinishReason = "stop"
     usage = Usage(0, 0)
     calls: tuple[ToolCall, ...] = ()
+    stop = ""
     async with contextlib.aclosing(stream):  # type: ignore[type-var]
         async for delta in stream:
             parts.append(delta.text)
             if delta.finish_reason is not None:
-                finish = delta.finish_reason
+                finish, stop = delta.finish_reason, delta.stop_sequence
             if delta.usage is not None:
                 usage = delta.usage
             calls += delta.tool_calls
-    return Collected("".join(parts), finish, usage, calls)
+    return Collected("".join(parts), finish, usage, calls, stop)
 
 
 async def _disconnected(request: Request) -> None:

@@ -17,7 +17,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from edgecoder.adapters.web.dialects import OPENAI
-from edgecoder.adapters.web.generation import admit, collect
+from edgecoder.adapters.web.generation import admit, capped, collect
 from edgecoder.adapters.web.requests import Fields, read_json
 from edgecoder.adapters.web.routing import RouteMaker
 from edgecoder.adapters.web.streams import heartbeat, sse
@@ -59,7 +59,9 @@ def infill_routes(services: Services, route: RouteMaker) -> list[Route]:
     async def infill(request: Request) -> Response:
         fields = await read_json(request, limit)
         model = fields.text("model") or await services.default_model()
-        stream = await admit(services.complete(_request(fields, model)))
+        cap = services.config.inference.default_max_tokens
+        asked = capped(_request(fields, model), cap)
+        stream = await admit(services.complete(asked, request.state.principal.name))
         headers = {"X-EdgeCoder-Node": services.served_by(stream)}
         if fields.flag("stream"):
             return StreamingResponse(

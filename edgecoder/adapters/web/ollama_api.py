@@ -15,7 +15,7 @@ from starlette.routing import Route
 
 from edgecoder.adapters.web.chat_api import chat_handler
 from edgecoder.adapters.web.dialects import OLLAMA
-from edgecoder.adapters.web.generation import admit, collect, unless_disconnected
+from edgecoder.adapters.web.generation import admit, capped, collect, unless_disconnected
 from edgecoder.adapters.web.ollama_dialect import OLLAMA_COMPAT_VERSION
 from edgecoder.adapters.web.requests import read_json
 from edgecoder.adapters.web.routing import RouteMaker
@@ -51,9 +51,10 @@ def ollama_routes(services: Services, route: RouteMaker) -> list[Route]:
         if parsed.load_only:
             await services.show_model(parsed.model)
             return JSONResponse(OLLAMA.loaded(parsed.model), headers=headers())
+        cap, account = services.config.inference.default_max_tokens, request.state.principal.name
         source = (
-            services.chat(parsed.chat) if parsed.chat is not None
-            else services.complete(parsed.completion)  # type: ignore[arg-type]
+            services.chat(capped(parsed.chat, cap), account) if parsed.chat is not None
+            else services.complete(capped(parsed.completion, cap), account)  # type: ignore[type-var, arg-type]
         )  # fmt: skip
         stream = await admit(source)
         if parsed.stream:

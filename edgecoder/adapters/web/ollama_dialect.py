@@ -54,26 +54,21 @@ def _details(info: ModelInfo) -> dict[str, object]:
     }
 
 
-def _capabilities(info: ModelInfo) -> list[str]:
-    caps = ["completion"]
-    if info.supports_fim:
-        caps.append("insert")
-    if info.supports_tools:
-        caps.append("tools")
-    if info.supports_embeddings:
-        caps.append("embedding")
-    return caps
-
-
-def _tool_calls(calls: tuple[ToolCall, ...]) -> list[dict[str, object]]:
+def _tool_calls(calls: tuple[ToolCall, ...], first: int = 0) -> list[dict[str, object]]:
+    """Calls as Ollama writes them: arguments as an object, ``index`` in the answer."""
     out: list[dict[str, object]] = []
-    for call in calls:
+    for i, call in enumerate(calls, start=first):
         try:
             arguments = json.loads(call.arguments) if call.arguments else {}
         except ValueError:
             arguments = {}
-        out.append({"function": {"name": call.name, "arguments": arguments}})
+        out.append({"function": {"index": i, "name": call.name, "arguments": arguments}})
     return out
+
+
+def _done_reason(finish: str) -> str:
+    """Ollama says ``stop`` when a turn ends in tool calls."""
+    return "stop" if finish == "tool_calls" else finish
 
 
 class OllamaAnswer:
@@ -89,19 +84,19 @@ class OllamaAnswer:
         self.key = key
         self.started_ns = time.monotonic_ns()
 
-    def _piece(self, text: str, calls: tuple[ToolCall, ...] = ()) -> object:
+    def _piece(self, text: str, calls: tuple[ToolCall, ...] = (), first: int = 0) -> object:
         if self.key == "response":
             return text
         message: dict[str, object] = {"role": "assistant", "content": text}
         if calls:
-            message["tool_calls"] = _tool_calls(calls)
+            message["tool_calls"] = _tool_calls(calls, first)
         return message
 
     def _final(self, reason: str, prompt_tokens: int, output_tokens: int) -> dict[str, object]:
         elapsed = time.monotonic_ns() - self.started_ns
         return {
             "done": True,
-            "done_reason": reason,
+            "done_reason": _done_reason(reason),
             "total_duration": elapsed,
             "load_duration": 0,
             "prompt_eval_count": prompt_tokens,
@@ -120,11 +115,15 @@ class OllamaAnswer:
     def frames(self, stream: AsyncIterator[Delta]) -> AsyncIterator[bytes]:
         """A line per delta with text or tool calls, and a last ``"done": true`` line."""
 
+        calls_sent = 0
+
         def frame(delta: Delta) -> list[bytes]:
+            nonlocal calls_sent
             out = []
             if delta.text or delta.tool_calls:
-                out.append(ndjson({"model": self.model, "created_at": _now(),
-                                   self.key: self._piece(delta.text, delta.tool_calls),
+                piece = self._piece(delta.text, delta.tool_calls, calls_sent)
+                calls_sent += len(delta.tool_calls)
+                out.append(ndjson({"model": self.model, "created_at": _now(), self.key: piece,
                                    "done": False}))  # fmt: skip
             if delta.finish_reason is not None:
                 usage = delta.usage or Usage(0, 0)
@@ -233,10 +232,10 @@ class OllamaDialect(Dialect):
             "details": _details(info),
             "model_info": {
                 "general.architecture": info.family,
-                "general.parameter_count": 0,
+                "general.parameter_count": info.parameter_count,
                 f"{info.family}.context_length": info.context_length,
             },
-            "capabilities": _capabilities(info),
+            "capabilities": info.capabilities,
             "modified_at": _stamp(info.modified_ms),
         }
 

@@ -2,12 +2,14 @@
 
 Ollama streams unless ``"stream": false``. Options map as Ollama documents them:
 ``num_predict`` (negative: up to the context) → max tokens, ``temperature``, ``top_p``,
-``seed``, ``stop``. ``num_ctx`` is ignored: each model runs with one fixed context here,
+``seed``, ``stop``; ``format`` (``"json"`` or a JSON schema) holds the answer to it.
+``num_ctx`` is ignored: each model runs with one fixed context here,
 reported by ``/api/show``, and a prompt that does not fit is refused, never truncated.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from edgecoder.adapters.web.parsed import ParsedChat
@@ -30,6 +32,7 @@ from edgecoder.inference.types import (
 
 __all__ = (
     "OllamaGenerate",
+    "json_format",
     "model_name",
     "parse_chat",
     "parse_embed",
@@ -39,16 +42,37 @@ __all__ = (
 
 
 def sampling(fields: Fields) -> SamplingParams:
-    """The ``options`` object as sampling parameters."""
+    """The ``options`` object as sampling parameters.
+
+    :raises BadRequestError: a malformed option, or ``logprobs`` asked for.
+    """
+    if fields.flag("logprobs"):
+        raise BadRequestError("'logprobs': this node does not return log probabilities", "logprobs")
     options = fields.mapping("options") or Fields({}, "options.")
     limit = options.integer("num_predict")
     return SamplingParams(
         max_tokens=limit if limit is not None and limit > 0 else None,
-        temperature=options.number("temperature", 0.0, 2.0),
+        temperature=options.number("temperature", 0.0, math.inf),  # Ollama sets no ceiling
         top_p=options.number("top_p", 0.0, 1.0),
+        top_k=options.integer("top_k", minimum=0),
         stop=options.stops("stop"),
         seed=options.integer("seed"),
     )
+
+
+def json_format(fields: Fields) -> dict[str, object] | None:
+    """Ollama's ``format``: ``"json"`` (any JSON object), a JSON schema, or nothing.
+
+    :raises BadRequestError: another string.
+    """
+    raw = fields.data.get("format")
+    if raw is None or raw == "":
+        return None
+    if raw == "json":
+        return {"type": "object"}
+    if isinstance(raw, dict):
+        return raw
+    raise BadRequestError("'format' must be \"json\" or a JSON schema", "format")
 
 
 def model_name(fields: Fields) -> str:
@@ -73,7 +97,7 @@ def parse_chat(fields: Fields) -> ParsedChat:
         role = message.text("role", "")
         if role not in {"system", "user", "assistant", "tool"}:
             raise BadRequestError(f"'{at}.role' must be system, user, assistant or tool", at)
-        if message.has("images"):
+        if message.array("images"):  # LiteLLM sends an empty list with every message
             raise BadRequestError(f"'{at}.images': this node's models read text only", at)
         messages.append(
             ChatMessage(
@@ -100,6 +124,7 @@ def parse_chat(fields: Fields) -> ParsedChat:
         messages=tuple(messages),
         sampling=sampling(fields),
         tools=tuple(tools),
+        json_schema=json_format(fields),
     )
     return ParsedChat(request, fields.flag("stream", True))
 
@@ -124,21 +149,26 @@ def parse_generate(fields: Fields) -> OllamaGenerate:
     """
     model = model_name(fields)
     stream = fields.flag("stream", True)
-    if fields.has("images"):
+    if fields.array("images"):
         raise BadRequestError("'images': this node's models read text only", "images")
     prompt = fields.text("prompt", "") or ""
     suffix = fields.text("suffix", "") or ""
     if not prompt and not suffix:
         return OllamaGenerate(model, stream, True, None, None)
     params = sampling(fields)
+    schema = json_format(fields)
     if suffix or fields.flag("raw"):
+        if schema is not None:
+            raise BadRequestError(
+                "'format' applies to templated prompts, not raw or suffix", "format"
+            )
         completion = CompletionRequest(model=model, prompt=prompt, suffix=suffix, sampling=params)
         return OllamaGenerate(model, stream, False, None, completion)
     messages = [ChatMessage("user", prompt)]
     system = fields.text("system")
     if system:
         messages.insert(0, ChatMessage("system", system))
-    chat = ChatRequest(model=model, messages=tuple(messages), sampling=params)
+    chat = ChatRequest(model=model, messages=tuple(messages), sampling=params, json_schema=schema)
     return OllamaGenerate(model, stream, False, chat, None)
 
 
@@ -147,6 +177,10 @@ def parse_embed(fields: Fields) -> EmbeddingRequest:
 
     :raises BadRequestError: a field is missing or malformed.
     """
+    if fields.has("dimensions"):
+        raise BadRequestError(
+            "'dimensions': this node's models give vectors of one fixed size", "dimensions"
+        )
     raw = fields.data.get("input", fields.data.get("prompt"))
     if isinstance(raw, str):
         inputs: tuple[str, ...] = (raw,)

@@ -64,12 +64,11 @@ def _base(prefix: str, model: str) -> dict[str, object]:
             "model": model, "system_fingerprint": FINGERPRINT}  # fmt: skip
 
 
-def _calls(calls: tuple[ToolCall, ...], indexed: bool) -> list[dict[str, object]]:
+def _calls(calls: tuple[ToolCall, ...]) -> list[dict[str, object]]:
     return [
-        {**({"index": i} if indexed else {}), "id": c.id, "type": "function",
-         "function": {"name": c.name, "arguments": c.arguments}}
-        for i, c in enumerate(calls)
-    ]  # fmt: skip
+        {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+        for c in calls
+    ]
 
 
 class ChatAnswer:
@@ -86,7 +85,7 @@ class ChatAnswer:
         """A ``chat.completion`` object."""
         message: dict[str, object] = {"role": "assistant", "content": done.text, "refusal": None}
         if done.tool_calls:
-            message["tool_calls"] = _calls(done.tool_calls, indexed=False)
+            message["tool_calls"] = _calls(done.tool_calls)
         return {
             **self.base,
             "object": "chat.completion",
@@ -96,8 +95,15 @@ class ChatAnswer:
         }  # fmt: skip
 
     async def frames(self, stream: AsyncIterator[Delta]) -> AsyncIterator[bytes]:
-        """The chunks, opening with the role chunk at once (admission was the first delta)."""
+        """The chunks, opening with the role chunk at once (admission was the first delta).
+
+        Each tool call streams as OpenAI's do: a fragment with its ``index``, ``id`` and
+        name (and empty arguments), then fragments of its arguments as they are written
+        (one fragment for a call that came whole); ``index`` counts the calls.
+        """
         first = True
+        calls_sent = 0
+        begun: dict[str, int] = {}  # the index of each call announced before it was whole
         usage_field: dict[str, object] = {"usage": None} if self.include_usage else {}
 
         def chunk(delta: dict[str, object], finish: str | None) -> bytes:
@@ -106,7 +112,7 @@ class ChatAnswer:
                                      "finish_reason": finish}]})  # fmt: skip
 
         def frame(delta: Delta) -> list[bytes]:
-            nonlocal first
+            nonlocal first, calls_sent
             out: list[bytes] = []
             body: dict[str, object] = {}
             if first:
@@ -115,10 +121,29 @@ class ChatAnswer:
                 first = False
             if delta.text:
                 body["content"] = delta.text
-            if delta.tool_calls:
-                body["tool_calls"] = _calls(delta.tool_calls, indexed=True)
             if body:
                 out.append(chunk(body, None))
+
+            def opening(call: ToolCall) -> bytes:
+                nonlocal calls_sent
+                fragment = {"index": calls_sent, "id": call.id, "type": "function",
+                            "function": {"name": call.name, "arguments": ""}}  # fmt: skip
+                calls_sent += 1
+                return chunk({"tool_calls": [fragment]}, None)
+
+            def arguments(index: int, text: str) -> bytes:
+                return chunk({"tool_calls": [{"index": index,
+                                              "function": {"arguments": text}}]}, None)  # fmt: skip
+
+            if delta.tool_call_start is not None:
+                begun[delta.tool_call_start.id] = calls_sent
+                out.append(opening(delta.tool_call_start))
+            if delta.tool_call_text and begun:
+                out.append(arguments(calls_sent - 1, delta.tool_call_text))
+            for call in delta.tool_calls:
+                if call.id not in begun:
+                    out.append(opening(call))
+                    out.append(arguments(calls_sent - 1, call.arguments))
             if delta.finish_reason is not None:
                 out.append(chunk({}, delta.finish_reason))
                 if self.include_usage and delta.usage is not None:
@@ -233,8 +258,10 @@ class OpenAIDialect(Dialect):
         """The answer to a ``/v1/fim/completions`` body."""
         return FimAnswer(self, parsed.request.model, parsed.include_usage)
 
-    def parse_embeddings(self, fields: Fields) -> tuple[EmbeddingRequest, str]:
-        """An embeddings body and its ``encoding_format`` (float or base64)."""
+    def parse_embeddings(
+        self, fields: Fields
+    ) -> tuple[EmbeddingRequest, str, list[list[int]] | None]:
+        """An embeddings body, its ``encoding_format``, and its token ids (if it sent ids)."""
         return openai_parse.parse_embeddings(fields)
 
     def embeddings_body(
@@ -255,13 +282,15 @@ class OpenAIDialect(Dialect):
         }
 
     def model(self, info: ModelInfo) -> dict[str, object]:
-        """A ``model`` object, with the context length OpenAI's leaves out."""
+        """A ``model`` object, with what OpenAI's leaves out: the real context length and
+        the capabilities (Ollama's names: ``completion``, ``insert``, ``tools``…)."""
         return {
             "id": info.name,
             "object": "model",
             "created": info.modified_ms // 1000,
             "owned_by": "edgecoder",
             "context_length": info.context_length,
+            "capabilities": info.capabilities,
         }
 
     def models(self, models: list[ModelInfo]) -> object:

@@ -5,7 +5,8 @@ Accepted beyond the strict schema, because Continue, Cursor and others send it:
 markers ignored), the ``developer`` role (as ``system``), Responses-API-shaped bodies on
 ``/chat/completions`` (``input``, ``instructions``, ``max_output_tokens``; ``include``,
 ``reasoning``, ``text`` ignored), ``max_completion_tokens`` for ``max_tokens``, and
-vLLM's ``ignore_eos`` extension.
+vLLM's ``ignore_eos`` extension. ``response_format`` (``json_object``, ``json_schema``)
+holds the answer to the schema (see ``docs/inference.md``).
 Refused with a 400 naming the field: ``n`` other than 1, images, malformed messages.
 """
 
@@ -21,6 +22,7 @@ from edgecoder.adapters.web.request_limits import (
     at_most,
 )
 from edgecoder.adapters.web.requests import Fields, item_fields, parse_tool_calls
+from edgecoder.adapters.web.responses_parse import input_items
 from edgecoder.errors import BadRequestError
 from edgecoder.inference.types import (
     ChatMessage,
@@ -97,6 +99,12 @@ def _tools(fields: Fields) -> tuple[ToolSpec, ...]:
     for i, tool in enumerate(raw):
         at = f"tools[{i}]"
         outer = item_fields(tool, at)
+        kind = outer.text("type", "function")
+        if kind != "function":
+            raise BadRequestError(
+                f"'{at}.type' {kind!r}: only function tools run here (the client runs them)",
+                f"{at}.type",
+            )
         fn = outer.mapping("function") or outer
         name = fn.text("name")
         if name is None:
@@ -129,10 +137,40 @@ def _tool_choice(fields: Fields) -> str:
     raise BadRequestError("'tool_choice' must be auto, none, required or a function", "tool_choice")
 
 
+def _response_format(fields: Fields) -> dict[str, object] | None:
+    """The JSON schema ``response_format`` asks for (``json_object``: any object), or None."""
+    form = fields.mapping("response_format")
+    if form is None:
+        return None
+    kind = form.text("type", required=True)
+    if kind == "text":
+        return None
+    if kind == "json_object":
+        return {"type": "object"}
+    if kind == "json_schema":
+        spec = form.mapping("json_schema")
+        schema = spec.mapping("schema") if spec else None
+        if schema is None:
+            raise BadRequestError(
+                "'response_format.json_schema.schema' is required", "response_format.json_schema"
+            )
+        return schema.data
+    raise BadRequestError(
+        "'response_format.type' must be text, json_object or json_schema", "response_format.type"
+    )
+
+
 def _sampling(fields: Fields) -> SamplingParams:
     n = fields.integer("n", minimum=1)
     if n not in (None, 1):
         raise BadRequestError("'n' must be 1: one completion per request", "n")
+    logprobs = fields.data.get("logprobs")
+    if logprobs not in (None, False, 0):
+        raise BadRequestError("'logprobs': this node does not return log probabilities", "logprobs")
+    if fields.integer("top_logprobs", minimum=0):
+        raise BadRequestError(
+            "'top_logprobs': this node does not return log probabilities", "top_logprobs"
+        )
     max_tokens = fields.integer("max_completion_tokens", minimum=1)
     if max_tokens is None:
         max_tokens = fields.integer("max_tokens", minimum=1)
@@ -168,7 +206,7 @@ def parse_chat(fields: Fields) -> ParsedChat:
         if isinstance(raw, str):
             messages = (ChatMessage("user", raw),)
         elif isinstance(raw, list):
-            messages = _messages(raw, "input")
+            messages = tuple(input_items(raw))
         else:
             raise BadRequestError("'input' must be a string or an array of items", "input")
         instructions = fields.text("instructions")
@@ -179,13 +217,21 @@ def parse_chat(fields: Fields) -> ParsedChat:
     if not messages:
         raise BadRequestError("'messages' must not be empty", "messages")
     stream, include_usage = _stream_options(fields)
+    tools = _tools(fields)
+    choice = _tool_choice(fields)
+    if choice not in {"auto", "none", "required"} and choice not in {t.name for t in tools}:
+        raise BadRequestError(
+            f"'tool_choice' names {choice!r}, which is not in 'tools'", "tool_choice"
+        )
     return ParsedChat(
         ChatRequest(
             model=model,
             messages=messages,
             sampling=_sampling(fields),
-            tools=_tools(fields),
-            tool_choice=_tool_choice(fields),
+            tools=tools,
+            tool_choice=choice,
+            parallel_tool_calls=fields.flag("parallel_tool_calls", True),
+            json_schema=_response_format(fields),
         ),
         stream,
         include_usage,
@@ -219,21 +265,46 @@ def parse_completion(fields: Fields) -> ParsedCompletion:
     )
 
 
-def parse_embeddings(fields: Fields) -> tuple[EmbeddingRequest, str]:
-    """An embeddings body; returns the request and the encoding format (float or base64).
+def _is_id(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _ids(value: Any) -> bool:
+    return isinstance(value, list) and bool(value) and all(_is_id(x) for x in value)
+
+
+def parse_embeddings(
+    fields: Fields,
+) -> tuple[EmbeddingRequest, str, list[list[int]] | None]:
+    """An embeddings body: the request, the encoding format (float or base64), and the
+    inputs as token ids when they came so (the request's ``inputs`` are then empty: decode
+    them with :func:`~edgecoder.adapters.web.token_ids.decode_token_ids`, in a thread).
 
     :raises BadRequestError: a field is missing or malformed.
     """
     model = fields.text("model", required=True) or ""
+    encoding = fields.text("encoding_format", "float") or "float"
+    if encoding not in {"float", "base64"}:
+        raise BadRequestError("'encoding_format' must be float or base64", "encoding_format")
+    if fields.has("dimensions"):
+        raise BadRequestError(
+            "'dimensions': this node's models give vectors of one fixed size", "dimensions"
+        )
     raw = fields.data.get("input")
     if isinstance(raw, str):
         inputs: tuple[str, ...] = (raw,)
     elif isinstance(raw, list) and raw and all(isinstance(x, str) for x in raw):
         at_most(raw, MAX_EMBEDDING_INPUTS, "input", "texts")
         inputs = tuple(raw)
+    elif isinstance(raw, list) and raw and all(_is_id(x) for x in raw):
+        return EmbeddingRequest(model=model, inputs=()), encoding, [raw]
+    elif isinstance(raw, list) and raw and all(_ids(x) for x in raw):
+        at_most(raw, MAX_EMBEDDING_INPUTS, "input", "texts")
+        return EmbeddingRequest(model=model, inputs=()), encoding, raw
     else:
-        raise BadRequestError("'input' must be a string or a non-empty array of strings", "input")
-    encoding = fields.text("encoding_format", "float") or "float"
-    if encoding not in {"float", "base64"}:
-        raise BadRequestError("'encoding_format' must be float or base64", "encoding_format")
-    return EmbeddingRequest(model=model, inputs=inputs), encoding
+        raise BadRequestError(
+            "'input' must be a string, an array of strings, an array of token ids, or an "
+            "array of arrays of token ids",
+            "input",
+        )
+    return EmbeddingRequest(model=model, inputs=inputs), encoding, None

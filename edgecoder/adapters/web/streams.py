@@ -18,24 +18,35 @@ import json
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
-__all__ = ("KEEPALIVE", "NDJSON", "SSE", "SSE_DONE", "Framing", "heartbeat", "ndjson", "sse")
+__all__ = (
+    "KEEPALIVE",
+    "NDJSON",
+    "SSE",
+    "SSE_DONE",
+    "Framing",
+    "dumps",
+    "heartbeat",
+    "ndjson",
+    "sse",
+)
 
 KEEPALIVE = b": keep-alive\n\n"
 SSE_DONE = b"data: [DONE]\n\n"
 
 
-def _dumps(obj: object) -> bytes:
+def dumps(obj: object) -> bytes:
+    """``obj`` as compact UTF-8 JSON, the form every streamed event carries."""
     return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
 def sse(event: object) -> bytes:
     """One SSE ``data:`` event carrying ``event`` as compact JSON."""
-    return b"data: " + _dumps(event) + b"\n\n"
+    return b"data: " + dumps(event) + b"\n\n"
 
 
 def ndjson(event: object) -> bytes:
     """One NDJSON line."""
-    return _dumps(event) + b"\n"
+    return dumps(event) + b"\n"
 
 
 @dataclass(frozen=True, slots=True)
