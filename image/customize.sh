@@ -13,10 +13,13 @@ VENV=/opt/edgecoder
 case "$ARCH" in x86_64) STRIP=strip ;; arm64) STRIP=aarch64-linux-gnu-strip ;; esac
 
 # Commands inside the image run with a clean environment: this host's PIP_*, LD_* or
-# Python variables must not leak into the build.
+# Python variables must not leak into the build. Python writes no byte code as it goes:
+# an import during the build would leave a pyc stamped with the build's time (compileall
+# below writes them all, stamped with their content's hash).
 in_root() {
     env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LC_ALL=C.UTF-8 TZ=UTC \
         SOURCE_DATE_EPOCH="$SOURCE_DATE_EPOCH" DEBIAN_FRONTEND=noninteractive \
+        PYTHONDONTWRITEBYTECODE=1 \
         chroot "$ROOT" "$@"
 }
 
@@ -106,7 +109,7 @@ for lib in "$ROOT$VENV"/lib/python3.11/site-packages/llama_cpp/lib/lib*.so.*.*; 
 done
 
 step "byte-compile $VENV (unchecked hashes: fixed files, no per-start stat or hash)"
-in_root "$VENV/bin/python" -m compileall -q -j0 --invalidation-mode unchecked-hash \
+in_root "$VENV/bin/python" -m compileall -q -f -j0 --invalidation-mode unchecked-hash \
     "$VENV/lib/python3.11/site-packages" >/dev/null
 
 step "initramfs rebuilt for the pruned modules"

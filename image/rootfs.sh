@@ -35,12 +35,13 @@ mv "$OUT/boot/$kernel" "$OUT.boot/vmlinuz"
 mv "$OUT/boot/initrd.img-${kernel#vmlinuz-}" "$OUT.boot/initrd.img"
 rm -f "$OUT"/boot/vmlinuz-* "$OUT"/boot/initrd.img-* "$OUT"/vmlinuz* "$OUT"/initrd.img*
 # Normalised once mmdebstrap is done (and its /proc, /sys and /dev are unmounted): what
-# the build wrote carries its own time, and /etc/shadow the day of the build.
+# the build wrote carries its own time, and /etc/shadow the day of the build. The boot
+# files too: mcopy -m keeps their times in the ESP.
 days=$((SOURCE_DATE_EPOCH / 86400))
 sed -i -E "s/^([^:]*:[^:]*:)[0-9]+:/\1$days:/" "$OUT/etc/shadow"
 rm -f "$OUT/etc/shadow-" "$OUT/etc/gshadow-" "$OUT/etc/passwd-" "$OUT/etc/group-" \
     "$OUT/etc/subuid-" "$OUT/etc/subgid-" "$OUT/var/cache/ldconfig/aux-cache"
-find "$OUT" -xdev -newermt "@$SOURCE_DATE_EPOCH" -print0 \
+find "$OUT" "$OUT.boot" -xdev -newermt "@$SOURCE_DATE_EPOCH" -print0 \
     | xargs -0 -r touch --no-dereference --date="@$SOURCE_DATE_EPOCH"
 step "root file system: package list"
 # What went in, for the record and for comparing two builds.
