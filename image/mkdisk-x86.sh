@@ -23,8 +23,9 @@ printf 'timeout 0\neditor no\n' > "$conf/loader.conf"
 printf 'title EdgeCoder %s\nlinux /edgecoder/vmlinuz\ninitrd /edgecoder/initrd.img\noptions %s\n' \
     "$VERSION" "$cmdline" > "$conf/edgecoder.conf"
 touch --date="@$SOURCE_DATE_EPOCH" "$conf"/*
-# mtools stamps what it writes with the current time; faketime pins it for a stable ESP.
-faketime -f "@$(date -u -d "@$SOURCE_DATE_EPOCH" '+%Y-%m-%d %H:%M:%S')" sh -c '
+# mtools stamps what it writes with the current time; faketime stops the clock at
+# SOURCE_DATE_EPOCH for a stable ESP (-f with an absolute time stands still; "@time" runs).
+faketime -f "$(date -u -d "@$SOURCE_DATE_EPOCH" '+%Y-%m-%d %H:%M:%S')" sh -c '
     set -e
     img=$1 root=$2 conf=$3 boot=$4
     mmd -i "$img" ::/EFI ::/EFI/BOOT ::/loader ::/loader/entries ::/edgecoder
@@ -43,6 +44,19 @@ step "root: ext4 of $root_mib MiB from $((used_kib / 1024)) MiB of files"
 rm -f "$WORK/root.ext4"
 E2FSPROGS_FAKE_TIME=$SOURCE_DATE_EPOCH mke2fs -q -t ext4 -L root -U "$FS_UUID" -m 1 \
     -E "hash_seed=$FS_UUID,root_owner=0:0" -d "$ROOTFS" "$WORK/root.ext4" "${root_mib}M"
+# mke2fs -d copies each file's change time (ctime), which nobody can set in the tree (the
+# kernel stamps it at every change), and its access time, which every read of the tree
+# may move. debugfs sets both to SOURCE_DATE_EPOCH in the new file system, as the build
+# did for the modification times.
+(cd "$ROOTFS" && find . -xdev -mindepth 1 -printf '%P\n') > "$WORK/root.paths"
+if grep -q '"' "$WORK/root.paths"; then die "a path in the root tree holds a double quote"; fi
+{
+    printf 'sif <2> %s @%s\n' ctime "$SOURCE_DATE_EPOCH" atime "$SOURCE_DATE_EPOCH"
+    sed "s|.*|sif \"/&\" ctime @$SOURCE_DATE_EPOCH\nsif \"/&\" atime @$SOURCE_DATE_EPOCH|" \
+        "$WORK/root.paths"
+} | E2FSPROGS_FAKE_TIME=$SOURCE_DATE_EPOCH debugfs -w -f - "$WORK/root.ext4" 2>&1 \
+    | grep -v '^debugfs' && die "debugfs could not set every change and access time" || true
+rm -f "$WORK/root.paths"
 
 step "disk: GPT, ESP $ESP_MIB MiB + root $root_mib MiB"
 esp_start=$MIB

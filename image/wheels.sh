@@ -72,13 +72,16 @@ numpy_wheel() {
 }
 
 # EdgeCoder's wheel from the working tree (tracked and untracked files, not ignored ones:
-# no stale build/ or .venv/), with the compiled core required.
+# no stale build/ or .venv/), with the compiled core required. The copy's random path is
+# mapped to a fixed one: it lands in the debug information, and so in the libraries' build
+# ids, which stripping keeps.
 edgecoder_wheel() {
     local src
     src=$(mktemp -d)
     (cd "$REPO" && git ls-files -z --cached --others --exclude-standard \
         | xargs -0 -I{} find {} -maxdepth 0 -type f -print0 | cpio -0pdm --quiet "$src")
-    EDGECODER_REQUIRE_EXTENSIONS=1 "$PYTHON" -m pip wheel --quiet --no-deps -w "$OUT" "$src"
+    CFLAGS="-ffile-prefix-map=$src=/usr/src/edgecoder" EDGECODER_REQUIRE_EXTENSIONS=1 \
+        "$PYTHON" -m pip wheel --quiet --no-deps -w "$OUT" "$src"
     rm -rf "$src"
 }
 
