@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: Apache-2.0
 # Reproducibility check: build the image twice from this commit (same SOURCE_DATE_EPOCH,
 # same wheels, the Debian mirror as it is now), compare the two root trees file by file,
-# and say whether the compressed images are byte for byte the same.
+# and say whether the boot files, partitions, disk and compressed image are byte for byte
+# the same.
 #
 # usage: image/repro.sh ARCH PYTHON
 source "$(dirname "$0")/lib.sh"
@@ -18,7 +19,8 @@ status=0
 "$IMAGE_DIR/compare.sh" "$base/a/image-$ARCH/rootfs" "$base/b/image-$ARCH/rootfs" || status=1
 diff -u "$base/a/image-$ARCH/rootfs.packages" "$base/b/image-$ARCH/rootfs.packages" \
     || { echo "image: the Debian packages differ (the mirror changed between the builds)"; status=1; }
-for part in rootfs.boot/vmlinuz rootfs.boot/initrd.img esp.img root.ext4 disk.img; do
+for part in rootfs.boot/vmlinuz rootfs.boot/initrd.img esp.img root.ext4 disk.img \
+    "../edgecoder-$VERSION-$ARCH.img.zst"; do
     if cmp -s "$base/a/image-$ARCH/$part" "$base/b/image-$ARCH/$part"; then
         echo "image: $part: identical"
     else
