@@ -28,7 +28,10 @@ step "disk image"
 "$IMAGE_DIR/mkdisk-x86.sh" "$WORK/rootfs" "$WORK/rootfs.boot" "$WORK/disk.img"
 
 step "compress: zstd -${ZSTD_LEVEL:=19} --long=27 (a few minutes: most of it is the model)"
-zstd -q -f -T0 "-$ZSTD_LEVEL" --long=27 "$WORK/disk.img" -o "$OUT"
+# Written beside, then renamed: zstd gives its output the disk's time, so a file cut short
+# by a killed build would look up to date to make.
+zstd -q -f -T0 "-$ZSTD_LEVEL" --long=27 "$WORK/disk.img" -o "$OUT.tmp"
+mv -f "$OUT.tmp" "$OUT"
 "$IMAGE_DIR/report.sh" "$WORK" "$OUT" | tee "$WORK/report.txt"
 # The limit, kept at the release level (lower levels give a larger file on purpose).
 MAX_BYTES=300000000
