@@ -13,7 +13,8 @@ PYTEST_ARGS ?=
 ARGS ?=
 LINT_PATHS := edgecoder tests setup.py
 
-.PHONY: all install deb-deps run test test-pure lint units install-units bench clients clean
+.PHONY: all install deb-deps run test test-pure lint units install-units bench clients clean \
+	install-appliance-units image-deps image-x86 image-test image-repro
 
 all: install
 
@@ -86,6 +87,41 @@ install-units:
 	install -D -m 0644 systemd/edgecoder.tmpfiles $(DESTDIR)/usr/lib/tmpfiles.d/edgecoder.conf
 	install -D -m 0644 systemd/org.edgecoder.Agent.conf $(DESTDIR)/usr/share/dbus-1/system.d/org.edgecoder.Agent.conf
 	install -D -m 0644 systemd/90-edgecoder.preset $(DESTDIR)/usr/lib/systemd/system-preset/90-edgecoder.preset
+
+# What only the appliance image has: first boot, the setup code and its claim (docs/image.md).
+install-appliance-units:
+	install -D -m 0644 systemd/edgecoder-firstboot.service $(DESTDIR)/usr/lib/systemd/system/edgecoder-firstboot.service
+	install -D -m 0644 systemd/edgecoder-setup.service $(DESTDIR)/usr/lib/systemd/system/edgecoder-setup.service
+	install -D -m 0644 systemd/edgecoder-setup.path $(DESTDIR)/usr/lib/systemd/system/edgecoder-setup.path
+	install -D -m 0644 systemd/edgecoder-appliance.conf $(DESTDIR)/usr/lib/systemd/system/edgecoder.service.d/50-appliance.conf
+	install -D -m 0644 systemd/edgecoder-appliance.tmpfiles $(DESTDIR)/usr/lib/tmpfiles.d/edgecoder-appliance.conf
+
+# The appliance image (docs/image.md). Building needs root; nothing is mounted.
+IMAGE_VERSION := $(shell sed -n 's/^__version__ = "\(.*\)"$$/\1/p' edgecoder/__init__.py)
+IMAGE_X86 := build/edgecoder-$(IMAGE_VERSION)-x86_64.img.zst
+IMAGE_DEB_PACKAGES := mmdebstrap mtools dosfstools fdisk e2fsprogs zstd faketime cpio unzip \
+	binutils qemu-system-x86 qemu-utils ovmf dnsmasq-base
+
+image-deps:
+	@$(MAKE) --no-print-directory deb-deps DEB_PACKAGES="$(IMAGE_DEB_PACKAGES)"
+
+# Rebuilt when anything that goes into it changed (mmdebstrap takes the newest bookworm).
+IMAGE_SOURCES := $(shell git ls-files edgecoder _speedups image systemd pyproject.toml setup.py \
+	README.md 2>/dev/null)
+
+$(IMAGE_X86): $(STAMP) $(IMAGE_SOURCES)
+	@$(MAKE) --no-print-directory image-deps
+	image/build.sh x86_64 $(BIN)/python
+
+image-x86: $(IMAGE_X86)
+
+# Builds the x86-64 image twice and compares the results (docs/image.md, "Reproducibility").
+image-repro: $(STAMP) image-deps
+	image/repro.sh x86_64 $(BIN)/python
+
+# Boots the x86-64 image under QEMU (KVM when usable, else TCG) and drives it from here.
+image-test: $(IMAGE_X86) image-deps
+	EDGECODER_IMAGE=$(IMAGE_X86) $(BIN)/python -m pytest -m image tests/image $(PYTEST_ARGS)
 
 # Peers measured side by side with EdgeCoder; kept out of the project's own environment.
 BENCH_VENV := .venv-bench

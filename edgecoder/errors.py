@@ -25,6 +25,7 @@ builtins are mixed in where callers would naturally catch them::
     │   └── RefusedError                 a well-formed request this node declines (gossip, tasks)
     ├── PeerTransportError               a message to a peer got no answer, or a refusal (.code)
     ├── AuthError                        a missing, unknown or revoked API key
+    ├── SetupError                       no setup open, or a wrong setup code (.code)
     ├── InsufficientCreditsError         the credits (or the key's budget) cannot cover a task
     ├── RateLimitedError                 a client exceeded its request rate
     └── InferenceError                   a generation could not be served
@@ -71,6 +72,7 @@ __all__ = (
     "ReadOnlyStorageError",
     "RecordError",
     "RefusedError",
+    "SetupError",
     "StorageError",
     "StorageIOError",
     "TaskMessageError",
@@ -200,6 +202,15 @@ class PeerTransportError(EdgeCoderError):
 
 class AuthError(EdgeCoderError):
     """The request carries no API key, or one that is unknown or revoked."""
+
+
+class SetupError(EdgeCoderError):
+    """Claiming a fresh node failed: ``code`` is ``setup_closed`` (it has an owner, or no
+    setup code was ever made) or ``invalid_setup_code``."""
+
+    def __init__(self, message: str, code: str) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 class InsufficientCreditsError(EdgeCoderError):

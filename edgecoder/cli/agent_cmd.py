@@ -12,8 +12,6 @@ from edgecoder.cli.options import add_config_option, config_from_args
 from edgecoder.config import systemd_env
 from edgecoder.config.loader import Override
 from edgecoder.config.model import BACKENDS, DBUS_BUSES, EVENT_LOOPS, LOG_LEVELS, TASK_MODES
-from edgecoder.daemon.agent import Agent
-from edgecoder.daemon.logs import configure_logging
 
 __all__ = ("add_parser", "run")
 
@@ -100,6 +98,11 @@ def run(args: argparse.Namespace) -> int:
 
     :raises EdgeCoderError: configuration or start-up failed.
     """
+    # Imported here: the daemon pulls in the whole web and mesh stack (a second's import),
+    # which the other commands, run at every boot on the appliance, do not need.
+    from edgecoder.daemon.agent import Agent
+    from edgecoder.daemon.logs import configure_logging
+
     config = config_from_args(args, _overrides(args))
     systemd = systemd_env()
     configure_logging(config.node.log_level, journal=systemd.journal_stream)

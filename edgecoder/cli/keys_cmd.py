@@ -14,9 +14,10 @@ from edgecoder.clock import SystemClock
 from edgecoder.errors import IdentityError
 from edgecoder.ledger.pricing import format_mc
 from edgecoder.storage.database import Database
-from edgecoder.storage.keystore import KEY_FILE, read_public
+from edgecoder.storage.datadir import prepare_data_dir
+from edgecoder.storage.keystore import KEY_FILE, load_or_create_identity, read_public
 
-__all__ = ("add_parser", "budget", "create", "list_keys", "revoke", "show")
+__all__ = ("add_parser", "budget", "create", "init", "list_keys", "revoke", "show")
 
 
 def add_parser(commands: Any) -> None:
@@ -32,6 +33,8 @@ def add_parser(commands: Any) -> None:
         p.set_defaults(handler=handler)
         return p
 
+    init_parser = sub("init", "create the node key if there is none; print the node id", init)
+    init_parser.add_argument("--json", action="store_true", help="print JSON")
     show_parser = sub("show", "print the node id and public key", show)
     show_parser.add_argument("--json", action="store_true", help="print JSON")
     create_parser = sub("create", "create an API key and print it (shown once)", create)
@@ -92,6 +95,28 @@ def show(args: argparse.Namespace) -> int:
         print(f"node_id     {public.node_id}")
         print(f"public_key  {public.public_key.hex()}")
         print(f"sealed      {'yes' if public.sealed else 'no'}")
+    return 0
+
+
+def init(args: argparse.Namespace) -> int:
+    """Create the node key unless there is one (the appliance's first boot), print the id.
+
+    :raises PassphraseError: the configured passphrase cannot open an existing sealed key.
+    :raises IdentityError: an existing key file is unusable.
+    :raises DataDirError: the data directory is unusable.
+    """
+    # Imported here: the daemon pulls in the web stack, which first boot does not need.
+    from edgecoder.daemon.agent import read_passphrase
+
+    config = config_from_args(args)
+    data_dir = config.node.data_dir
+    prepare_data_dir(data_dir)
+    passphrase = read_passphrase(config.identity.passphrase_file)
+    identity, created = load_or_create_identity(data_dir, passphrase)
+    if args.json:
+        print(json.dumps({"node_id": identity.node_id, "created": created}))
+    else:
+        print(identity.node_id)
     return 0
 
 

@@ -20,6 +20,7 @@ from edgecoder.cli import (
     mesh_cmd,
     models_cmd,
     peers_cmd,
+    setup_cmd,
     status_cmd,
     tasks_cmd,
 )
@@ -55,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     mesh_cmd.add_parser(commands)
     peers_cmd.add_parser(commands)
     tasks_cmd.add_parser(commands)
+    setup_cmd.add_parser(commands)
     credits_cmd.add_parser(commands)
     return parser
 

@@ -10,10 +10,8 @@ from typing import Any
 
 import httpx
 
-from edgecoder.adapters.transports.mesh_client import MeshClient
 from edgecoder.cli.options import add_config_option, config_from_args
 from edgecoder.clock import SystemClock
-from edgecoder.daemon.agent import read_passphrase
 from edgecoder.errors import BadRequestError, EdgeCoderError, IdentityError
 from edgecoder.storage.keystore import load_identity
 from edgecoder.wire import canonical
@@ -41,6 +39,10 @@ def add_parser(commands: Any) -> None:
 
 def request(args: argparse.Namespace) -> int:
     """Sign and send (or print) one mesh request; exit 1 when the peer refuses it."""
+    # Imported here, not at the top: every edgecoder command would pay for the web stack.
+    from edgecoder.adapters.transports.mesh_client import MeshClient
+    from edgecoder.daemon.agent import read_passphrase
+
     config = config_from_args(args)
     passphrase = read_passphrase(config.identity.passphrase_file)
     try:

@@ -1,5 +1,5 @@
 """The Starlette app on the client listener: health, its OpenAPI document, the OpenAI,
-Anthropic and Ollama APIs, the admin routes."""
+Anthropic and Ollama APIs, the claim routes, the admin routes."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ from edgecoder.adapters.web.openai_api import openai_routes
 from edgecoder.adapters.web.openapi import openapi_document
 from edgecoder.adapters.web.responses_api import responses_routes
 from edgecoder.adapters.web.routing import RouteMaker, internal_error_body
+from edgecoder.adapters.web.setup_api import setup_routes
 from edgecoder.control import Control
 from edgecoder.services import Services
 
@@ -97,6 +98,7 @@ def build_client_app(services: Services, control: Control | None = None) -> Star
             *anthropic_routes(services, route),
             *infill_routes(services, route),
             *ollama_routes(services, route),
+            *setup_routes(services, route),
             *admin_routes(services, route, control),
             *events_routes(services, route),
         ],

@@ -286,6 +286,27 @@ def _admin(
     return operation
 
 
+def _setup(
+    summary: str, codes: dict[int, str], body: Schema | None = None, status: int = 200
+) -> Schema:
+    operation = _operation(summary, body=body, status=status, secured=False)
+    error = {"application/json": {"schema": _OPENAI_ERROR}}
+    operation["responses"] |= {
+        str(c): {"description": d, "content": error} for c, d in codes.items()
+    }
+    return operation
+
+
+_SETUP_CLOSED = "no setup is open: the node has an owner, or never made a setup code"
+SETUP: Schema = _body(
+    ["code"],
+    {
+        "code": {"type": "string", "description": "the setup code on the box's console"},
+        "name": {"type": "string", "pattern": "^[A-Za-z0-9._@-]{1,64}$"},
+    },
+)
+
+
 def _paths() -> Schema:
     limit = {"name": "limit", "in": "query", "required": False,
              "schema": {"type": "integer", "minimum": 1, "maximum": 1000}}  # fmt: skip
@@ -329,6 +350,16 @@ def _paths() -> Schema:
         "/api/embed": {"post": _operation("Ollama embeddings", ollama=True, body=OLLAMA_EMBED)},
         "/api/embeddings": {"post": _operation("Ollama legacy embeddings", ollama=True,
                                                body=OLLAMA_EMBEDDINGS)},
+        "/setup": {
+            "get": _setup("whether this node waits for its owner (no key needed)",
+                          {404: _SETUP_CLOSED}),
+            "post": _setup("claim the node: its setup code for the first admin key",
+                           {400: _MESSAGES[400], 403: "wrong setup code", 404: _SETUP_CLOSED,
+                            413: _MESSAGES[413],
+                            429: "too many wrong setup codes (see Retry-After)",
+                            503: "storage unavailable", 507: _MESSAGES[507]},
+                           SETUP, status=201),
+        },
         "/admin/peers": {"get": _admin("the mesh peers")},
         "/admin/tasks": {"get": _admin("recent mesh tasks", params=[limit])},
         "/admin/ledger": {"get": _admin("this node's credits and newest chain entries",
