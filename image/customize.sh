@@ -112,8 +112,12 @@ step "byte-compile $VENV (unchecked hashes: fixed files, no per-start stat or ha
 in_root "$VENV/bin/python" -m compileall -q -f -j0 --invalidation-mode unchecked-hash \
     "$VENV/lib/python3.11/site-packages" >/dev/null
 
-step "initramfs rebuilt for the pruned modules"
-in_root update-initramfs -u -k all >/dev/null 2>&1 || in_root update-initramfs -u -k all
+step "initramfs, once, for the pruned modules (rootfs.sh kept it from being made before)"
+rm -f "$ROOT/usr/sbin/update-initramfs"
+in_root dpkg-divert --quiet --local --rename --remove /usr/sbin/update-initramfs
+for kernel in "$ROOT"/usr/lib/modules/*/; do
+    in_root update-initramfs -c -k "$(basename "$kernel")" >/dev/null
+done
 
 step "purged: apt (the box is updated by image, not by package)"
 in_root apt-get purge --quiet=2 --yes --auto-remove --allow-remove-essential apt >/dev/null
