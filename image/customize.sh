@@ -97,7 +97,10 @@ step "prune: kernel modules, docs, test suites"
 
 step "libraries: strip debug symbols, deduplicate llama.cpp's copies"
 # Wheels carry debug symbols (uvloop alone is 14 MB) and build paths; the box needs neither.
-find "$ROOT$VENV" -type f -name '*.so*' -exec "$STRIP" --strip-unneeded {} +
+# Not the libraries auditwheel vendored into <package>.libs: patchelf gave them extra load
+# segments, which strip misaligns ("ELF load command address/offset not page-aligned":
+# numpy's OpenBLAS on arm64), and their builders stripped them already.
+find "$ROOT$VENV" -type f -name '*.so*' ! -path '*.libs/*' -exec "$STRIP" --strip-unneeded {} +
 # Wheels cannot hold symlinks, so llama.cpp's libfoo.so, .so.0 and .so.0.x.y are three copies.
 for lib in "$ROOT$VENV"/lib/python3.11/site-packages/llama_cpp/lib/lib*.so.*.*; do
     soname=$(echo "$lib" | sed -E 's/(\.so\.[0-9]+)\..*/\1/')
