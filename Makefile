@@ -162,6 +162,7 @@ $(BENCH_VENV)/.installed:
 
 bench: $(STAMP) $(BENCH_VENV)/.installed
 	$(BIN)/python tests/benchmarks/bench_core.py
+	$(BIN)/python tests/benchmarks/bench_cli_startup.py
 	$(BIN)/python tests/benchmarks/bench_mesh_verify.py
 	$(BIN)/python tests/benchmarks/bench_ledger.py
 	$(BIN)/python tests/benchmarks/bench_api_overhead.py
