@@ -81,8 +81,9 @@ def run(args: argparse.Namespace) -> int:
     data_dir = config_from_args(args).node.data_dir
     claim = setup_state.read_claim(data_dir) if data_dir.exists() else None
     if claim is not None:
-        remove_file(args.code_file)
+        # The login prompt goes first: once the code file is gone, nothing shows the code.
         remove_file(args.issue_file)
+        remove_file(args.code_file)
         print(f"setup closed: claimed by admin key '{claim.name}' from {claim.address}")
         return 0
     prepare_data_dir(data_dir)
