@@ -53,19 +53,32 @@ def test_a_pi_3_boots_the_sd_card_to_the_agent(
     decompress(image, card, 0)
     os.truncate(card, 1 << (card.stat().st_size - 1).bit_length())
     guest = Guest(card, tmp_path, "raspi3b", board=Raspi3b(firmware))
+
+    def console() -> str:
+        # systemd's status lines carry colours and shorten long unit descriptions.
+        return re.sub(r"\x1b\[[0-9;]*m", "", guest.serial_text())
+
+    def agent_starting() -> bool:
+        # systemd prints no "Started" once boot is over, which is before the model loads:
+        # the unit starting, the host named by first boot (edgecoder-xxxx at the login
+        # prompt) and the setup code shown (its unit runs after first boot and before the
+        # agent) are what the console says.
+        text = console()
+        return (
+            "Starting edgecoder.service" in text
+            and re.search(r"edgecoder-\w{4} login:", text) is not None
+            and setup_code_in(text) is not None
+        )
+
     guest.start()
     try:
         seconds = guest.wait_for(
-            "edgecoder.service started (its line on the Pi's serial console)",
-            lambda: "Started edgecoder.service" in guest.serial_text(),
+            "edgecoder.service starting, the host named and the setup code shown on the "
+            "Pi's serial console",
+            agent_starting,
             BOOT_TIMEOUT_S * 2,
         )
-        TIMINGS["raspi3b: SD card to edgecoder.service started"] = f"{seconds:.1f} s"
-        console = guest.serial_text()
-        # First boot ran on the card, and the owner reads the setup code off the GPIO
-        # serial line (or the screen).
-        assert "Finished edgecoder-firstboot.service" in console, guest.serial_tail()
-        assert setup_code_in(console), guest.serial_tail()
+        TIMINGS["raspi3b: SD card to edgecoder.service starting"] = f"{seconds:.1f} s"
     except BaseException:
         print(guest.serial_tail(120))
         raise
