@@ -104,7 +104,7 @@ compiler() {
 # suffix) stands in for this interpreter's. Build isolation would drop the PYTHONPATH that
 # finds it, so the wheel builds with this environment's setuptools and Cython.
 edgecoder_wheel() {
-    local src cross=() sysconfig=""
+    local src sysconfig="" cross=() isolation=()
     src=$(mktemp -d)
     (cd "$REPO" && git ls-files -z --cached --others --exclude-standard \
         | xargs -0 -I{} find {} -maxdepth 0 -type f -print0 | cpio -0pdm --quiet "$src")
@@ -114,13 +114,11 @@ edgecoder_wheel() {
             || die "no arm64 Python build configuration: apt-get install libpython3.11-dev:arm64"
         cross=(PYTHONPATH="$sysconfig" _PYTHON_HOST_PLATFORM=linux-aarch64
             _PYTHON_SYSCONFIGDATA_NAME=_sysconfigdata__aarch64-linux-gnu)
-        set -- --no-build-isolation
-    else
-        set --
+        isolation=(--no-build-isolation)
     fi
     env ${cross[@]+"${cross[@]}"} CFLAGS="-ffile-prefix-map=$src=/usr/src/edgecoder" \
-        EDGECODER_REQUIRE_EXTENSIONS=1 \
-        "$PYTHON" -m pip wheel --quiet --no-deps "$@" -w "$OUT" "$src"
+        EDGECODER_REQUIRE_EXTENSIONS=1 "$PYTHON" -m pip wheel --quiet --no-deps \
+        ${isolation[@]+"${isolation[@]}"} -w "$OUT" "$src"
     rm -rf "$src" ${sysconfig:+"$sysconfig"}
 }
 
@@ -144,17 +142,16 @@ case "$ARCH" in
         numpy=$(numpy_wheel)
         cp "$llama" "$numpy" "$OUT/"
         fallback_cpu_library x86-64-v2
-        platform=x86_64
         ;;
     arm64)
         # numpy is PyPI's wheel here (with OpenBLAS): the size limit is the x86 image's.
         edgecoder_wheel
         cp "$(llama_wheel armv8.2-a)" "$OUT/"
         fallback_cpu_library armv8-a
-        platform=aarch64
         ;;
     *) die "no wheels for $ARCH (x86_64 or arm64)" ;;
 esac
+platform=$(uname_m)
 
 platforms=()
 for glibc in 5 12 17 24 27 28 31 34 35 36; do
