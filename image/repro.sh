@@ -10,6 +10,7 @@ source "$(dirname "$0")/lib.sh"
 ARCH=$1 PYTHON=$2
 base=$BUILD_ROOT/repro
 rm -rf "$base"
+mkdir -p "$BUILD_ROOT"
 for run in a b; do
     echo "image: reproducibility build $run of 2"
     BUILD_ROOT=$base/$run ZSTD_LEVEL=${ZSTD_LEVEL:-3} "$IMAGE_DIR/build.sh" "$ARCH" "$PYTHON" \
