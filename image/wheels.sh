@@ -38,10 +38,15 @@ llama_cmake_args() {
 # Build a wheel from its source distribution (or take it from the cache); prints its path.
 # usage: source_wheel PROJECT VERSION LABEL ENV PIP_ARGS...  (ENV: "NAME=value" or "")
 source_wheel() {
-    local project=$1 version=$2 label=$3 env=$4 key dir sdist_dir
+    local project=$1 version=$2 label=$3 env=$4 key key_env toolchain="" dir sdist_dir
     shift 4
-    key=$(printf '%s\n' "$project" "$version" "$ARCH" "$label" "$env" "$*" \
-        "$("$(compiler)" -dumpfullversion)" | sha256sum | cut -c1-16)
+    # Keyed by what the flags say, not where this checkout is: a cross build names its
+    # CMake toolchain by path, and each clone (CI's included) has its own.
+    key_env=${env//$IMAGE_DIR/image}
+    [ "$key_env" = "$env" ] || toolchain=$(cat "$IMAGE_DIR"/*.cmake)
+    key=$(printf '%s\n' "$project" "$version" "$ARCH" "$label" "$key_env" "$*" \
+        "$("$(compiler)" -dumpfullversion)" ${toolchain:+"$toolchain"} \
+        | sha256sum | cut -c1-16)
     dir="$WHEEL_CACHE/$project-$version-$ARCH-$label-$key"
     if ! ls "$dir"/*.whl >/dev/null 2>&1; then
         echo "image: building $project $version ($label; several minutes; cached in $dir)" >&2
