@@ -23,7 +23,7 @@ echo "image: EdgeCoder $VERSION for $ARCH, SOURCE_DATE_EPOCH=$SOURCE_DATE_EPOCH,
 step "wheels (llama.cpp builds once per CPU level, then comes from $WHEEL_CACHE)"
 "$IMAGE_DIR/wheels.sh" "$ARCH" "$WORK/wheels" "$PYTHON"
 
-step "root file system: mmdebstrap $SUITE + customize (x86_64 2-4 minutes; arm64, emulated, about 15-20)"
+step "root file system: mmdebstrap $SUITE + customize (x86_64 1-4 minutes; arm64, emulated, 7-10)"
 "$IMAGE_DIR/rootfs.sh" "$ARCH" "$WORK/wheels" "$WORK/rootfs"
 
 step "disk image"

@@ -48,6 +48,9 @@ def test_systemd_is_pid_1_and_the_system_is_running(box: Box) -> None:
     blame = shell.check("systemd-analyze blame --no-pager | head -8")
     units = (" ".join(line.split()) for line in blame.splitlines())
     TIMINGS["slowest units (first boot)"] = "; ".join(units)
+    chain = shell.check("systemd-analyze critical-chain --no-pager edgecoder.service")
+    links = (" ".join(line.split()) for line in chain.splitlines()[2:])
+    TIMINGS["critical chain to the agent (first boot)"] = " <- ".join(links)
 
 
 def test_the_agent_runs_under_its_hardened_unit(box: Box) -> None:
