@@ -127,8 +127,9 @@ $(IMAGE_X86): $(STAMP) $(IMAGE_SOURCES)
 
 image-x86: $(IMAGE_X86)
 
-# The Raspberry Pi 3/4 image: a manual target, not in CI (about 30 minutes here, most of it
-# arm64 package scripts under emulation; docs/image.md, "Raspberry Pi").
+# The Raspberry Pi 3/4 image: a manual target, not in CI (5-10 minutes here, most of it
+# arm64 package scripts under emulation, plus 5 the first time for llama.cpp's
+# cross-compiled wheels; docs/image.md, "Raspberry Pi").
 $(IMAGE_RPI): $(STAMP) $(IMAGE_SOURCES)
 	@$(MAKE) --no-print-directory image-deps-rpi
 	image/build.sh arm64 $(BIN)/python
