@@ -14,7 +14,8 @@ ARGS ?=
 LINT_PATHS := edgecoder tests setup.py
 
 .PHONY: all install deb-deps run test test-pure lint units install-units bench clients clean \
-	install-appliance-units image-deps image-x86 image-test image-repro
+	install-appliance-units image-deps image-deps-rpi image-x86 image-rpi image-test \
+	image-test-rpi image-repro image-repro-rpi
 
 all: install
 
@@ -99,11 +100,22 @@ install-appliance-units:
 # The appliance image (docs/image.md). Building needs root; nothing is mounted.
 IMAGE_VERSION := $(shell sed -n 's/^__version__ = "\(.*\)"$$/\1/p' edgecoder/__init__.py)
 IMAGE_X86 := build/edgecoder-$(IMAGE_VERSION)-x86_64.img.zst
+IMAGE_RPI := build/edgecoder-$(IMAGE_VERSION)-rpi-arm64.img.zst
 IMAGE_DEB_PACKAGES := mmdebstrap mtools dosfstools fdisk e2fsprogs zstd faketime cpio unzip \
 	binutils qemu-system-x86 qemu-utils ovmf dnsmasq-base
+# The Pi image: arm64 package scripts run under qemu-user; the wheels are cross-compiled
+# against Debian's arm64 Python and libsodium; qemu-system-arm boots it for the test.
+IMAGE_RPI_DEB_PACKAGES := qemu-user-static binfmt-support arch-test qemu-system-arm \
+	crossbuild-essential-arm64 libpython3.11-dev:arm64 libsodium-dev:arm64
 
 image-deps:
 	@$(MAKE) --no-print-directory deb-deps DEB_PACKAGES="$(IMAGE_DEB_PACKAGES)"
+
+image-deps-rpi: image-deps
+	@dpkg --print-foreign-architectures | grep -qx arm64 || { \
+	  echo "Adding arm64 to dpkg's architectures (the Pi image's cross-compiled wheels)"; \
+	  dpkg --add-architecture arm64 && apt-get update -qq; }
+	@$(MAKE) --no-print-directory deb-deps DEB_PACKAGES="$(IMAGE_RPI_DEB_PACKAGES)"
 
 # Rebuilt when anything that goes into it changed (mmdebstrap takes the newest bookworm).
 IMAGE_SOURCES := $(shell git ls-files edgecoder _speedups image systemd pyproject.toml setup.py \
@@ -115,13 +127,30 @@ $(IMAGE_X86): $(STAMP) $(IMAGE_SOURCES)
 
 image-x86: $(IMAGE_X86)
 
+# The Raspberry Pi 3/4 image: a manual target, not in CI (5-10 minutes here, most of it
+# arm64 package scripts under emulation, plus 5 the first time for llama.cpp's
+# cross-compiled wheels; docs/image.md, "Raspberry Pi").
+$(IMAGE_RPI): $(STAMP) $(IMAGE_SOURCES)
+	@$(MAKE) --no-print-directory image-deps-rpi
+	image/build.sh arm64 $(BIN)/python
+
+image-rpi: $(IMAGE_RPI)
+
 # Builds the x86-64 image twice and compares the results (docs/image.md, "Reproducibility").
 image-repro: $(STAMP) image-deps
 	image/repro.sh x86_64 $(BIN)/python
 
+image-repro-rpi: $(STAMP) image-deps-rpi
+	image/repro.sh arm64 $(BIN)/python
+
 # Boots the x86-64 image under QEMU (KVM when usable, else TCG) and drives it from here.
 image-test: $(IMAGE_X86) image-deps
 	EDGECODER_IMAGE=$(IMAGE_X86) $(BIN)/python -m pytest -m image tests/image $(PYTEST_ARGS)
+
+# Boots the Pi image under qemu-system-aarch64: -M virt (a Pi 4's Cortex-A72) through the
+# same checks, and -M raspi3b from the SD card up to the agent's unit starting.
+image-test-rpi: $(IMAGE_RPI) image-deps-rpi
+	EDGECODER_IMAGE=$(IMAGE_RPI) $(BIN)/python -m pytest -m image tests/image $(PYTEST_ARGS)
 
 # Peers measured side by side with EdgeCoder; kept out of the project's own environment.
 BENCH_VENV := .venv-bench
@@ -134,6 +163,7 @@ $(BENCH_VENV)/.installed:
 
 bench: $(STAMP) $(BENCH_VENV)/.installed
 	$(BIN)/python tests/benchmarks/bench_core.py
+	$(BIN)/python tests/benchmarks/bench_cli_startup.py
 	$(BIN)/python tests/benchmarks/bench_mesh_verify.py
 	$(BIN)/python tests/benchmarks/bench_ledger.py
 	$(BIN)/python tests/benchmarks/bench_api_overhead.py

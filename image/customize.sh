@@ -97,7 +97,10 @@ step "prune: kernel modules, docs, test suites"
 
 step "libraries: strip debug symbols, deduplicate llama.cpp's copies"
 # Wheels carry debug symbols (uvloop alone is 14 MB) and build paths; the box needs neither.
-find "$ROOT$VENV" -type f -name '*.so*' -exec "$STRIP" --strip-unneeded {} +
+# Not the libraries auditwheel vendored into <package>.libs: patchelf gave them extra load
+# segments, which strip misaligns ("ELF load command address/offset not page-aligned":
+# numpy's OpenBLAS on arm64), and their builders stripped them already.
+find "$ROOT$VENV" -type f -name '*.so*' ! -path '*.libs/*' -exec "$STRIP" --strip-unneeded {} +
 # Wheels cannot hold symlinks, so llama.cpp's libfoo.so, .so.0 and .so.0.x.y are three copies.
 for lib in "$ROOT$VENV"/lib/python3.11/site-packages/llama_cpp/lib/lib*.so.*.*; do
     soname=$(echo "$lib" | sed -E 's/(\.so\.[0-9]+)\..*/\1/')
@@ -112,8 +115,12 @@ step "byte-compile $VENV (unchecked hashes: fixed files, no per-start stat or ha
 in_root "$VENV/bin/python" -m compileall -q -f -j0 --invalidation-mode unchecked-hash \
     "$VENV/lib/python3.11/site-packages" >/dev/null
 
-step "initramfs rebuilt for the pruned modules"
-in_root update-initramfs -u -k all >/dev/null 2>&1 || in_root update-initramfs -u -k all
+step "initramfs, once, for the pruned modules (rootfs.sh kept it from being made before)"
+rm -f "$ROOT/usr/sbin/update-initramfs"
+in_root dpkg-divert --quiet --local --rename --remove /usr/sbin/update-initramfs
+for kernel in "$ROOT"/usr/lib/modules/*/; do
+    in_root update-initramfs -c -k "$(basename "$kernel")" >/dev/null
+done
 
 step "purged: apt (the box is updated by image, not by package)"
 in_root apt-get purge --quiet=2 --yes --auto-remove --allow-remove-essential apt >/dev/null

@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: Apache-2.0
 # The x86-64 disk image from a root tree, without mounts or loop devices: a FAT32 EFI
 # system partition made by mkfs.vfat -C and filled by mtools (systemd-boot, the kernel,
-# the initramfs), an ext4 root made by mke2fs -d, a GPT written by sfdisk on the file,
+# the initramfs), an ext4 root made by image/mkroot.sh, a GPT written by sfdisk on the file,
 # and both partitions copied in with dd conv=notrunc.
 #
 # usage: image/mkdisk-x86.sh ROOTFS BOOT OUT.img   (BOOT holds vmlinuz and initrd.img)
@@ -37,26 +37,9 @@ faketime -f "$(date -u -d "@$SOURCE_DATE_EPOCH" '+%Y-%m-%d %H:%M:%S')" sh -c '
 ' sh "$WORK/esp.img" "$ROOTFS" "$conf" "$BOOT"
 rm -rf "$conf"
 
-used_kib=$(du -s --apparent-size -k "$ROOTFS" | cut -f1)
-# Room for ext4's metadata and a little slack; first boot grows it to the whole disk.
-root_mib=$(( (used_kib * 115 / 100 / 1024) + 64 ))
-step "root: ext4 of $root_mib MiB from $((used_kib / 1024)) MiB of files"
-rm -f "$WORK/root.ext4"
-E2FSPROGS_FAKE_TIME=$SOURCE_DATE_EPOCH mke2fs -q -t ext4 -L root -U "$FS_UUID" -m 1 \
-    -E "hash_seed=$FS_UUID,root_owner=0:0" -d "$ROOTFS" "$WORK/root.ext4" "${root_mib}M"
-# mke2fs -d copies each file's change time (ctime), which nobody can set in the tree (the
-# kernel stamps it at every change), and its access time, which every read of the tree
-# may move. debugfs sets both to SOURCE_DATE_EPOCH in the new file system, as the build
-# did for the modification times.
-(cd "$ROOTFS" && find . -xdev -mindepth 1 -printf '%P\n') > "$WORK/root.paths"
-if grep -q '"' "$WORK/root.paths"; then die "a path in the root tree holds a double quote"; fi
-{
-    printf 'sif <2> %s @%s\n' ctime "$SOURCE_DATE_EPOCH" atime "$SOURCE_DATE_EPOCH"
-    sed "s|.*|sif \"/&\" ctime @$SOURCE_DATE_EPOCH\nsif \"/&\" atime @$SOURCE_DATE_EPOCH|" \
-        "$WORK/root.paths"
-} | E2FSPROGS_FAKE_TIME=$SOURCE_DATE_EPOCH debugfs -w -f - "$WORK/root.ext4" 2>&1 \
-    | grep -v '^debugfs' && die "debugfs could not set every change and access time" || true
-rm -f "$WORK/root.paths"
+step "root: ext4 by mke2fs -d"
+"$IMAGE_DIR/mkroot.sh" "$ROOTFS" "$WORK/root.ext4"
+root_mib=$(( $(stat -c %s "$WORK/root.ext4") / MIB ))
 
 step "disk: GPT, ESP $ESP_MIB MiB + root $root_mib MiB"
 esp_start=$MIB

@@ -21,6 +21,7 @@ WANTED_COMMON=(
     drivers/block/virtio_blk.ko drivers/scsi/sd_mod.ko drivers/scsi/sg.ko
     drivers/scsi/virtio_scsi.ko drivers/usb/storage/usb-storage.ko drivers/usb/storage/uas.ko
     drivers/usb/core drivers/mmc/core drivers/virtio drivers/char/hw_random
+    drivers/char/virtio_console.ko
     drivers/net/usb drivers/net/phy drivers/net/mdio drivers/net/virtio_net.ko
     drivers/hid/hid-generic.ko drivers/hid/usbhid drivers/input/evdev.ko
     drivers/thermal drivers/cpufreq
@@ -41,13 +42,13 @@ WANTED_x86_64=(
     drivers/watchdog/iTCO_wdt.ko drivers/watchdog/sp5100_tco.ko drivers/watchdog/wdat_wdt.ko
     drivers/watchdog/i6300esb.ko
 )
-# Raspberry Pi 4/5: their SoC's MMC, USB, PCIe, Ethernet and clocks.
+# Raspberry Pi 3/4: their SoC's MMC, USB, PCIe, Ethernet and clocks.
 WANTED_arm64=(
-    arch/arm64/crypto drivers/nvme/host drivers/pci drivers/clk drivers/soc drivers/mailbox
-    drivers/firmware drivers/pinctrl drivers/gpio drivers/mfd drivers/phy drivers/reset
-    drivers/regulator drivers/net/ethernet/broadcom drivers/net/ethernet/cadence
-    drivers/usb/host drivers/usb/dwc2 drivers/usb/dwc3 drivers/i2c drivers/spi drivers/misc
-    drivers/watchdog/bcm2835_wdt.ko
+    arch/arm64/crypto drivers/mmc/host drivers/dma drivers/nvme/host drivers/pci drivers/clk
+    drivers/soc drivers/mailbox drivers/firmware drivers/pinctrl drivers/gpio drivers/mfd
+    drivers/phy drivers/reset drivers/regulator drivers/net/ethernet/broadcom
+    drivers/net/ethernet/cadence drivers/usb/host drivers/usb/dwc2 drivers/usb/dwc3
+    drivers/i2c drivers/spi drivers/misc drivers/watchdog/bcm2835_wdt.ko
 )
 # ...but not these, even inside a wanted directory: PCMCIA cards, RDMA, netfilter (the box
 # runs no firewall), NVMe targets, parallel ports, and ISDN over Bluetooth.

@@ -21,10 +21,14 @@ NUMPY_VERSION=$(sed -n 's/^numpy==//p' "$IMAGE_DIR/requirements.txt")
 #   most mini PCs) and not the Atom-class Celerons (J4125, N5105): those need the x86-64-v2
 #   fallback below, which a boot-time generator selects when the CPU lacks AVX2.
 # arm64: armv8.2-a with dotprod and fp16 (the Pi 5's Cortex-A76); the Pi 4's Cortex-A72
-#   is armv8.0, which the fallback covers.
+#   is armv8.0, which the armv8-a fallback covers. Cross-compiled with Debian's
+#   crossbuild-essential-arm64 (image/aarch64-linux-gnu.cmake), never under emulation.
 llama_cmake_args() {
     local common="-DGGML_NATIVE=OFF -DLLAVA_BUILD=OFF -DGGML_CCACHE=OFF"
+    local cross="$common -DCMAKE_TOOLCHAIN_FILE=$IMAGE_DIR/aarch64-linux-gnu.cmake"
     case "$1" in
+        armv8.2-a) echo "$cross -DGGML_CPU_ARM_ARCH=armv8.2-a+dotprod+fp16" ;;
+        armv8-a) echo "$cross -DGGML_CPU_ARM_ARCH=armv8-a" ;;
         x86-64-v3) echo "$common -DGGML_SSE42=ON -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_BMI2=ON -DGGML_FMA=ON -DGGML_F16C=ON" ;;
         x86-64-v2) echo "$common -DGGML_SSE42=ON -DGGML_AVX=OFF -DGGML_AVX2=OFF -DGGML_BMI2=OFF -DGGML_FMA=OFF -DGGML_F16C=OFF" ;;
         *) die "no llama.cpp flags for $1" ;;
@@ -34,10 +38,15 @@ llama_cmake_args() {
 # Build a wheel from its source distribution (or take it from the cache); prints its path.
 # usage: source_wheel PROJECT VERSION LABEL ENV PIP_ARGS...  (ENV: "NAME=value" or "")
 source_wheel() {
-    local project=$1 version=$2 label=$3 env=$4 key dir sdist_dir
+    local project=$1 version=$2 label=$3 env=$4 key key_env toolchain="" dir sdist_dir
     shift 4
-    key=$(printf '%s\n' "$project" "$version" "$ARCH" "$label" "$env" "$*" \
-        "$(gcc -dumpfullversion)" | sha256sum | cut -c1-16)
+    # Keyed by what the flags say, not where this checkout is: a cross build names its
+    # CMake toolchain by path, and each clone (CI's included) has its own.
+    key_env=${env//$IMAGE_DIR/image}
+    [ "$key_env" = "$env" ] || toolchain=$(cat "$IMAGE_DIR"/*.cmake)
+    key=$(printf '%s\n' "$project" "$version" "$ARCH" "$label" "$key_env" "$*" \
+        "$("$(compiler)" -dumpfullversion)" ${toolchain:+"$toolchain"} \
+        | sha256sum | cut -c1-16)
     dir="$WHEEL_CACHE/$project-$version-$ARCH-$label-$key"
     if ! ls "$dir"/*.whl >/dev/null 2>&1; then
         echo "image: building $project $version ($label; several minutes; cached in $dir)" >&2
@@ -48,7 +57,9 @@ source_wheel() {
             "$project==$version" -d "$sdist_dir" >&2 || die "cannot download $project $version"
         # --no-cache-dir: pip's wheel cache is keyed by the source, not the flags, so it
         # would hand back a wheel built with other flags (the host's native one).
+        # _PYTHON_HOST_PLATFORM: a cross-compiled wheel is tagged for its target.
         env ${env:+"$env"} CMAKE_BUILD_PARALLEL_LEVEL="$(nproc)" \
+            _PYTHON_HOST_PLATFORM="linux-$(uname_m)" \
             "$PYTHON" -m pip wheel --quiet --no-deps --no-cache-dir -w "$dir.tmp" "$@" \
             "$sdist_dir"/*.tar.gz >&2 || die "building $project $version ($label) failed"
         rm -rf "$sdist_dir" "$dir"
@@ -71,18 +82,49 @@ numpy_wheel() {
         -Csetup-args=-Dcpu-dispatch=none
 }
 
+# ARCH as the kernel and Python's platform tags name it.
+uname_m() {
+    case "$ARCH" in
+        x86_64) echo x86_64 ;;
+        arm64) echo aarch64 ;;
+    esac
+}
+
+# The C compiler for ARCH (its version keys the wheel cache).
+compiler() {
+    case "$ARCH" in
+        x86_64) echo gcc ;;
+        arm64) echo aarch64-linux-gnu-gcc ;;
+    esac
+}
+
 # EdgeCoder's wheel from the working tree (tracked and untracked files, not ignored ones:
 # no stale build/ or .venv/), with the compiled core required. The copy's random path is
 # mapped to a fixed one: it lands in the debug information, and so in the libraries' build
 # ids, which stripping keeps.
+#
+# For arm64 the core is cross-compiled: Debian's arm64 build configuration of Python 3.11
+# (libpython3.11-dev:arm64 gives its headers and _sysconfigdata__aarch64-linux-gnu, which
+# names the aarch64-linux-gnu-gcc compiler and the .cpython-311-aarch64-linux-gnu.so
+# suffix) stands in for this interpreter's. Build isolation would drop the PYTHONPATH that
+# finds it, so the wheel builds with this environment's setuptools and Cython.
 edgecoder_wheel() {
-    local src
+    local src sysconfig="" cross=() isolation=()
     src=$(mktemp -d)
     (cd "$REPO" && git ls-files -z --cached --others --exclude-standard \
         | xargs -0 -I{} find {} -maxdepth 0 -type f -print0 | cpio -0pdm --quiet "$src")
-    CFLAGS="-ffile-prefix-map=$src=/usr/src/edgecoder" EDGECODER_REQUIRE_EXTENSIONS=1 \
-        "$PYTHON" -m pip wheel --quiet --no-deps -w "$OUT" "$src"
-    rm -rf "$src"
+    if [ "$ARCH" = arm64 ]; then
+        sysconfig=$(mktemp -d)
+        cp /usr/lib/python3.11/_sysconfigdata__aarch64-linux-gnu.py "$sysconfig/" \
+            || die "no arm64 Python build configuration: apt-get install libpython3.11-dev:arm64"
+        cross=(PYTHONPATH="$sysconfig" _PYTHON_HOST_PLATFORM=linux-aarch64
+            _PYTHON_SYSCONFIGDATA_NAME=_sysconfigdata__aarch64-linux-gnu)
+        isolation=(--no-build-isolation)
+    fi
+    env ${cross[@]+"${cross[@]}"} CFLAGS="-ffile-prefix-map=$src=/usr/src/edgecoder" \
+        EDGECODER_REQUIRE_EXTENSIONS=1 "$PYTHON" -m pip wheel --quiet --no-deps \
+        ${isolation[@]+"${isolation[@]}"} -w "$OUT" "$src"
+    rm -rf "$src" ${sysconfig:+"$sysconfig"}
 }
 
 # Only libggml-cpu differs between CPU levels (the other libraries carry no ISA-specific
@@ -105,18 +147,28 @@ case "$ARCH" in
         numpy=$(numpy_wheel)
         cp "$llama" "$numpy" "$OUT/"
         fallback_cpu_library x86-64-v2
-        platform=x86_64
         ;;
-    *) die "wheels for $ARCH are not built by this script yet" ;;
+    arm64)
+        # numpy is PyPI's wheel here (with OpenBLAS): the size limit is the x86 image's.
+        edgecoder_wheel
+        cp "$(llama_wheel armv8.2-a)" "$OUT/"
+        fallback_cpu_library armv8-a
+        ;;
+    *) die "no wheels for $ARCH (x86_64 or arm64)" ;;
 esac
+platform=$(uname_m)
 
 platforms=()
 for glibc in 5 12 17 24 27 28 31 34 35 36; do
     platforms+=(--platform "manylinux_2_${glibc}_$platform")
 done
 platforms+=(--platform "manylinux2014_$platform")
-# numpy is built above; everything else comes as PyPI's binary wheels.
-grep -v '^numpy==' "$IMAGE_DIR/requirements.txt" > "$OUT/requirements.txt"
+# Everything else comes as PyPI's binary wheels (numpy too, unless built above).
+if ls "$OUT"/numpy-*.whl >/dev/null 2>&1; then
+    grep -v '^numpy==' "$IMAGE_DIR/requirements.txt" > "$OUT/requirements.txt"
+else
+    cp "$IMAGE_DIR/requirements.txt" "$OUT/requirements.txt"
+fi
 "$PYTHON" -m pip download --quiet --only-binary=:all: --no-deps \
     -r "$OUT/requirements.txt" "${platforms[@]}" \
     --python-version 3.11 --implementation cp --abi cp311 -d "$OUT"

@@ -16,78 +16,20 @@ import os
 import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from edgecoder.cli.ledger_local import local_ledger, local_verify
-from edgecoder.cli.node_http import (
-    KEY_VARIABLE,
-    admin_key,
-    get_json,
-    node_url,
-    post_json,
-    print_table,
-)
-from edgecoder.cli.options import config_from_args
+from edgecoder.cli.node_http import admin_key, get_json, node_url, post_json, print_table
+from edgecoder.cli.options import KEY_VARIABLE, config_from_args
 from edgecoder.errors import ConfigError, NodeNotRunningError
 from edgecoder.ledger.pricing import format_mc
 from edgecoder.ledger.rules import EFFECT
 
-__all__ = ("add_parser", "run", "verify", "vouch")
+__all__ = ("run", "verify", "vouch")
 
 EXIT_UNVERIFIED = 1
 _VERIFY_TIMEOUT_S = 120.0
 """A long chain verifies in seconds even on a Pi; the answer waits for all of it."""
-
-
-def add_parser(commands: Any) -> None:
-    """Register ``credits`` and its actions."""
-    parser: argparse.ArgumentParser = commands.add_parser(
-        "credits", help="this node's credits and ledger (verify, vouch)"
-    )
-    _options(parser, nested=False)
-    parser.add_argument("--limit", type=int, default=10, help="recent entries to show (10)")
-    parser.set_defaults(handler=run)
-    actions = parser.add_subparsers(dest="credits_action", metavar="ACTION",
-                                    parser_class=type(parser))  # fmt: skip
-    check = actions.add_parser("verify", help="verify every chain this node holds")
-    _options(check, nested=True)
-    check.set_defaults(handler=verify)
-    grant = actions.add_parser("vouch", help="vouch for a node's starting allowance")
-    grant.add_argument("node", metavar="NODE_ID", help="the node to vouch for")
-    _options(grant, nested=True)
-    grant.set_defaults(handler=vouch)
-
-
-def _options(parser: argparse.ArgumentParser, nested: bool) -> None:
-    # An action's own options default to nothing (SUPPRESS), so that the same options
-    # given before the action ("credits --json verify") are not overwritten by them.
-    default: Any = argparse.SUPPRESS if nested else None
-    parser.add_argument(
-        "--config",
-        type=Path,
-        metavar="FILE",
-        default=default,
-        help="main config file (default: /etc/edgecoder/edgecoder.toml)",
-    )
-    parser.add_argument(
-        "--data-dir",
-        metavar="DIR",
-        default=default,
-        help="the node's data directory (read when no node answers)",
-    )
-    parser.add_argument(
-        "--url", default=default, help="the node's client listener (default: from the config)"
-    )
-    parser.add_argument(
-        "--api-key",
-        metavar="KEY",
-        default=default,
-        help=f"an admin API key (default: ${KEY_VARIABLE})",
-    )
-    parser.add_argument("--json", action="store_true",
-                        default=argparse.SUPPRESS if nested else False,
-                        help="print the raw JSON")  # fmt: skip
 
 
 def _ask_or_read(

@@ -6,43 +6,21 @@ import argparse
 import asyncio
 import json
 import sys
-from typing import Any
 
 import httpx
 
-from edgecoder.cli.options import add_config_option, config_from_args
+from edgecoder.adapters.transports.mesh_client import MeshClient
+from edgecoder.cli.options import config_from_args
 from edgecoder.clock import SystemClock
 from edgecoder.errors import BadRequestError, EdgeCoderError, IdentityError
-from edgecoder.storage.keystore import load_identity
+from edgecoder.storage.keystore import load_identity, read_passphrase
 from edgecoder.wire import canonical
 
-__all__ = ("add_parser", "request")
-
-
-def add_parser(commands: Any) -> None:
-    """Register ``mesh`` and its subcommands."""
-    parser: argparse.ArgumentParser = commands.add_parser("mesh", help="talk to other nodes")
-    mesh = parser.add_subparsers(dest="mesh_command", metavar="ACTION", parser_class=type(parser))
-    mesh.required = True
-    req = mesh.add_parser("request", help="send a request signed with this node's key")
-    req.add_argument("url", help="the peer's mesh listener, e.g. http://10.0.0.5:4301")
-    req.add_argument("method", help="HTTP method, e.g. POST")
-    req.add_argument("path", help="path with query, e.g. /mesh/ping")
-    req.add_argument("--body", default="", help="JSON body (sent in canonical form)")
-    req.add_argument(
-        "--dry-run", action="store_true", help="print the signed request as JSON; send nothing"
-    )
-    add_config_option(req)
-    req.add_argument("--data-dir", metavar="DIR", help="this node's data directory")
-    req.set_defaults(handler=request)
+__all__ = ("request",)
 
 
 def request(args: argparse.Namespace) -> int:
     """Sign and send (or print) one mesh request; exit 1 when the peer refuses it."""
-    # Imported here, not at the top: every edgecoder command would pay for the web stack.
-    from edgecoder.adapters.transports.mesh_client import MeshClient
-    from edgecoder.daemon.agent import read_passphrase
-
     config = config_from_args(args)
     passphrase = read_passphrase(config.identity.passphrase_file)
     try:

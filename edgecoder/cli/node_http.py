@@ -8,12 +8,10 @@ from typing import Any
 
 import httpx
 
-from edgecoder.cli.options import config_from_args
+from edgecoder.cli.options import KEY_VARIABLE, config_from_args
 from edgecoder.errors import AuthError, ConfigError, EdgeCoderError, NodeNotRunningError
 
 __all__ = (
-    "KEY_VARIABLE",
-    "add_admin_options",
     "admin_key",
     "get_json",
     "local_url",
@@ -21,8 +19,6 @@ __all__ = (
     "post_json",
     "print_table",
 )
-
-KEY_VARIABLE = "EDGECODER_API_KEY"
 
 _LOCAL = {"0.0.0.0": "127.0.0.1", "::": "::1"}  # noqa: S104
 _TIMEOUT_S = 5.0
@@ -95,15 +91,6 @@ def _request(
             f"{url}{path} answered HTTP {response.status_code}: {message or 'not a JSON object'}"
         )
     return document
-
-
-def add_admin_options(parser: argparse.ArgumentParser) -> None:
-    """``--url``, ``--api-key`` and ``--json``: what every admin-route command takes."""
-    parser.add_argument("--url", help="the node's client listener (default: from the config)")
-    parser.add_argument(
-        "--api-key", metavar="KEY", help=f"an admin API key (default: ${KEY_VARIABLE})"
-    )
-    parser.add_argument("--json", action="store_true", help="print the raw JSON")
 
 
 def admin_key(args: argparse.Namespace) -> str:

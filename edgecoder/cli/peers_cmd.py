@@ -10,20 +10,9 @@ import json
 import time
 from typing import Any
 
-from edgecoder.cli.node_http import add_admin_options, admin_key, get_json, node_url, print_table
-from edgecoder.cli.options import add_config_option
+from edgecoder.cli.node_http import admin_key, get_json, node_url, print_table
 
-__all__ = ("add_parser", "run")
-
-
-def add_parser(commands: Any) -> None:
-    """Register ``peers``."""
-    parser: argparse.ArgumentParser = commands.add_parser(
-        "peers", help="list the mesh peers the local node knows (needs an admin key)"
-    )
-    add_config_option(parser)
-    add_admin_options(parser)
-    parser.set_defaults(handler=run)
+__all__ = ("run",)
 
 
 def _ago(stamp_ms: int | None, now_ms: int) -> str:

@@ -22,45 +22,16 @@ import contextlib
 import os
 import socket
 from pathlib import Path
-from typing import Any
 
-from edgecoder.cli.options import add_config_option, config_from_args
+from edgecoder.cli.options import config_from_args
 from edgecoder.errors import StorageError
 from edgecoder.security.setup_codes import check_code, generate_code, make_verifier
 from edgecoder.storage import setup_state
 from edgecoder.storage.datadir import atomic_write, prepare_data_dir, remove_file
 
-__all__ = ("add_parser", "run")
+__all__ = ("run",)
 
-CODE_FILE = Path("/var/lib/edgecoder-setup/code")
-ISSUE_FILE = Path("/etc/issue.d/50-edgecoder-setup.issue")
 _ACTIVE_CONSOLES = Path("/sys/class/tty/console/active")
-
-
-def add_parser(commands: Any) -> None:
-    """Register ``setup-code``."""
-    parser: argparse.ArgumentParser = commands.add_parser(
-        "setup-code", help="make or remove the one-time setup code (appliance, as root)"
-    )
-    add_config_option(parser)
-    parser.add_argument("--data-dir", metavar="DIR", help="the node's data directory")
-    parser.add_argument(
-        "--code-file",
-        type=Path,
-        default=CODE_FILE,
-        metavar="FILE",
-        help=f"where the code is kept, root-only (default {CODE_FILE})",
-    )
-    parser.add_argument(
-        "--issue-file",
-        type=Path,
-        default=ISSUE_FILE,
-        metavar="FILE",
-        help=f"agetty issue snippet showing it (default {ISSUE_FILE})",
-    )
-    parser.add_argument("--console", action="store_true",
-                        help="also write it to every active kernel console")  # fmt: skip
-    parser.set_defaults(handler=run)
 
 
 def _banner(code: str, host: str, address: str) -> str:
@@ -110,8 +81,9 @@ def run(args: argparse.Namespace) -> int:
     data_dir = config_from_args(args).node.data_dir
     claim = setup_state.read_claim(data_dir) if data_dir.exists() else None
     if claim is not None:
-        remove_file(args.code_file)
+        # The login prompt goes first: once the code file is gone, nothing shows the code.
         remove_file(args.issue_file)
+        remove_file(args.code_file)
         print(f"setup closed: claimed by admin key '{claim.name}' from {claim.address}")
         return 0
     prepare_data_dir(data_dir)

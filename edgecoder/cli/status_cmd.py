@@ -7,20 +7,8 @@ import json
 from typing import Any
 
 from edgecoder.cli.node_http import get_json, node_url
-from edgecoder.cli.options import add_config_option
 
-__all__ = ("add_parser", "run")
-
-
-def add_parser(commands: Any) -> None:
-    """Register ``status``."""
-    parser: argparse.ArgumentParser = commands.add_parser(
-        "status", help="show the state of the node running on this machine"
-    )
-    add_config_option(parser)
-    parser.add_argument("--url", help="the node's client listener (default: from the config)")
-    parser.add_argument("--json", action="store_true", help="print the raw health document")
-    parser.set_defaults(handler=run)
+__all__ = ("run",)
 
 
 def _duration(seconds: int) -> str:

@@ -7,23 +7,10 @@ from __future__ import annotations
 
 import argparse
 import json
-from typing import Any
 
-from edgecoder.cli.node_http import add_admin_options, admin_key, get_json, node_url, print_table
-from edgecoder.cli.options import add_config_option
+from edgecoder.cli.node_http import admin_key, get_json, node_url, print_table
 
-__all__ = ("add_parser", "run")
-
-
-def add_parser(commands: Any) -> None:
-    """Register ``tasks``."""
-    parser: argparse.ArgumentParser = commands.add_parser(
-        "tasks", help="list recent mesh tasks, offered and run here (needs an admin key)"
-    )
-    add_config_option(parser)
-    add_admin_options(parser)
-    parser.add_argument("--limit", type=int, default=20, help="how many of each (20)")
-    parser.set_defaults(handler=run)
+__all__ = ("run",)
 
 
 def _ms(start: int | None, end: int | None) -> str:

@@ -23,7 +23,6 @@ import logging
 import signal
 import socket
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 
 from edgecoder import __version__
 from edgecoder.adapters.transports.mesh_app import build_mesh_app
@@ -38,36 +37,20 @@ from edgecoder.daemon.listeners import EmbeddedServer, bind_listener, describe
 from edgecoder.daemon.mesh_runtime import MeshRuntime
 from edgecoder.daemon.sdnotify import Notifier
 from edgecoder.daemon.unwind import Unwind
-from edgecoder.errors import ConfigError, EdgeCoderError
+from edgecoder.errors import EdgeCoderError
 from edgecoder.inference.executor import LocalExecutor
 from edgecoder.security.mesh_guard import MeshGuard
 from edgecoder.services import Services
 from edgecoder.speedups import FALLBACK_REASON, USING_EXTENSIONS
 from edgecoder.storage.database import Database
 from edgecoder.storage.datadir import DataDirSnapshot, prepare_data_dir, snapshot_data_dir
-from edgecoder.storage.keystore import load_or_create_identity
+from edgecoder.storage.keystore import load_or_create_identity, read_passphrase
 from edgecoder.storage.node_meta import register_start
 from edgecoder.storage.replay_state import load_replay_state, save_replay_state
 
-__all__ = ("Agent", "read_passphrase")
+__all__ = ("Agent",)
 
 log = logging.getLogger(__name__)
-
-
-def read_passphrase(path: str) -> bytes | None:
-    """Read the key passphrase from a file (trailing newline dropped); None if unset.
-
-    :raises ConfigError: the file is set but unreadable or empty.
-    """
-    if not path:
-        return None
-    try:
-        passphrase = Path(path).read_bytes().rstrip(b"\r\n")
-    except OSError as exc:
-        raise ConfigError(f"identity.passphrase_file {path}: {exc.strerror or exc}") from None
-    if not passphrase:
-        raise ConfigError(f"identity.passphrase_file {path} is empty")
-    return passphrase
 
 
 class Agent:

@@ -3,7 +3,8 @@
 The file is JSON (format ``edgecoder-node-key``, version 1) holding the public key in
 the clear, so the node id can be shown without the passphrase, and the 32-byte seed
 either in base64 or sealed (:mod:`edgecoder.security.sealing`). It is written
-atomically with mode 0600. Loading a sealed key runs Argon2id: call from a thread.
+atomically with mode 0600. Loading a sealed key runs Argon2id: call from a thread. The
+passphrase comes from the file ``identity.passphrase_file`` names (:func:`read_passphrase`).
 """
 
 from __future__ import annotations
@@ -15,12 +16,19 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-from edgecoder.errors import IdentityError, PassphraseError
+from edgecoder.errors import ConfigError, IdentityError, PassphraseError
 from edgecoder.security.identity import NodeIdentity, derive_node_id
 from edgecoder.security.sealing import KDF_NAME, Sealed, seal, unseal
 from edgecoder.storage.datadir import atomic_write
 
-__all__ = ("KEY_FILE", "PublicIdentity", "load_identity", "load_or_create_identity", "read_public")
+__all__ = (
+    "KEY_FILE",
+    "PublicIdentity",
+    "load_identity",
+    "load_or_create_identity",
+    "read_passphrase",
+    "read_public",
+)
 
 log = logging.getLogger(__name__)
 
@@ -164,3 +172,20 @@ def load_or_create_identity(data_dir: Path, passphrase: bytes | None) -> tuple[N
     _write(data_dir, identity, passphrase)
     log.info("created node key %s (%s)", identity.node_id, "sealed" if passphrase else "plain")
     return identity, True
+
+
+def read_passphrase(path: str) -> bytes | None:
+    """Read the key passphrase from a file (trailing newline dropped); None if unset.
+
+    :param path: ``identity.passphrase_file``; empty when the key is not sealed.
+    :raises ConfigError: the file is set but unreadable or empty.
+    """
+    if not path:
+        return None
+    try:
+        passphrase = Path(path).read_bytes().rstrip(b"\r\n")
+    except OSError as exc:
+        raise ConfigError(f"identity.passphrase_file {path}: {exc.strerror or exc}") from None
+    if not passphrase:
+        raise ConfigError(f"identity.passphrase_file {path} is empty")
+    return passphrase

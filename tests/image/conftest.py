@@ -1,8 +1,10 @@
-"""Fixtures of the boot test: the image's decompressed copy, one booted guest, its owner's key.
+"""Fixtures of the boot test: the image's decompressed copy, the board it boots on, one
+booted guest, its owner's key.
 
 ``make image-test`` builds the x86-64 image and runs these with ``EDGECODER_IMAGE`` set to
-it; without it they are skipped (``make test`` does not boot images). Timings go to the
-end of the test report (boot to answering, and the rest), never into assertions.
+it, ``make image-test-rpi`` the Raspberry Pi image; without it they are skipped (``make
+test`` does not boot images). Timings go to the end of the test report (boot to
+answering, and the rest), never into assertions.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.image.qemu import Guest, accelerator, add_test_channel, decompress
+from tests.image.qemu import Board, Guest, add_test_channel, board_for, decompress
 
 TIMINGS: dict[str, str] = {}
 BOOT_TIMEOUT_S = 600.0
@@ -26,8 +28,7 @@ GROW_BYTES = 1 << 30
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     if TIMINGS:
-        accel, cpu = accelerator()
-        terminalreporter.section(f"appliance boot test ({accel}, -cpu {cpu})")
+        terminalreporter.section("appliance boot test")
         for what, value in TIMINGS.items():
             terminalreporter.write_line(f"{what}: {value}")
 
@@ -51,13 +52,26 @@ def image() -> Path:
 
 
 @pytest.fixture(scope="session")
-def disk(image: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A decompressed copy of the image, 1 GiB larger, with the test-only channel."""
-    work = tmp_path_factory.mktemp("image")
-    raw = work / "disk.raw"
+def raw_disk(image: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A decompressed copy of the image, 1 GiB larger (first boot grows into it)."""
+    raw = tmp_path_factory.mktemp("image") / "disk.raw"
     decompress(image, raw, GROW_BYTES)
-    add_test_channel(raw, work)
     return raw
+
+
+@pytest.fixture(scope="session")
+def board(raw_disk: Path) -> Board:
+    """What the image boots on: a UEFI PC, or an arm64 machine for the Pi image."""
+    board = board_for(raw_disk, raw_disk.parent)
+    TIMINGS["board"] = board.describe()
+    return board
+
+
+@pytest.fixture(scope="session")
+def disk(raw_disk: Path, board: Board) -> Path:
+    """The decompressed copy with the test-only channel."""
+    add_test_channel(raw_disk, raw_disk.parent, board)
+    return raw_disk
 
 
 def healthz(port: int) -> dict[str, object] | None:
@@ -67,6 +81,12 @@ def healthz(port: int) -> dict[str, object] | None:
         return None
     body: dict[str, object] = response.json() if response.status_code == 200 else {}
     return body or None
+
+
+def setup_code_in(console: str) -> str | None:
+    """The last setup code a console's text shows, if any."""
+    codes = re.findall(r"Setup code: ([0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4})", console)
+    return str(codes[-1]) if codes else None
 
 
 class Box:
@@ -91,18 +111,18 @@ class Box:
 
     def setup_code(self) -> str:
         """The setup code as the serial console shows it."""
-        codes = re.findall(r"Setup code: ([0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4})",
-                           self.guest.serial_text())  # fmt: skip
-        assert codes, f"no setup code on the serial console\n{self.guest.serial_tail()}"
-        return codes[-1]
+        code = setup_code_in(self.guest.serial_text())
+        assert code, f"no setup code on the serial console\n{self.guest.serial_tail()}"
+        return code
 
 
 @pytest.fixture(scope="module")
-def box(disk: Path, request: pytest.FixtureRequest) -> Iterator[Box]:
+def box(disk: Path, board: Board, request: pytest.FixtureRequest) -> Iterator[Box]:
     """One guest booted from the copy, its client port forwarded to loopback."""
     work = disk.parent
     port = free_port()
-    guest = Guest(disk, work, f"box-{request.module.__name__.rsplit('.', 1)[-1]}", api_port=port)
+    name = f"box-{request.module.__name__.rsplit('.', 1)[-1]}"
+    guest = Guest(disk, work, name, board=board, api_port=port)
     guest.start()
     box = Box(guest, port)
     try:

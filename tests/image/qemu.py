@@ -1,13 +1,20 @@
-"""A booted copy of the appliance image under QEMU: UEFI (OVMF), the disk behind
-``snapshot=on``, the serial console in a file, and a test-only root shell.
+"""A booted copy of the appliance image under QEMU: the disk behind ``snapshot=on``, the
+serial console in a file, and a test-only root shell.
+
+Each kind of image boots on its own :class:`Board`: the x86-64 image as a UEFI PC (q35,
+OVMF), the Raspberry Pi image as an arm64 virtual machine (``-M virt`` with a Pi 4's
+Cortex-A72, the kernel, initramfs and command line taken from the image's own firmware
+partition) or as a Raspberry Pi 3 (``-M raspi3b``, the SD card; QEMU has no Pi 4).
 
 The shipped image has no way in: no password, no SSH. The boot test adds one to its own
 decompressed copy, never to the image file: :func:`add_test_channel` writes a unit into
-the copy's root file system with ``debugfs`` (no mount) that runs a root shell on the
-second serial port, which QEMU connects to a Unix socket here (:class:`Channel`).
+the copy's root file system with ``debugfs`` (no mount) that runs a root shell on a
+second port (the PC's second serial port, the arm64 machine's virtio port), which QEMU
+connects to a Unix socket here (:class:`Channel`).
 
-QEMU runs with KVM when this machine has a usable one (``kvm_intel``/``kvm_amd``), else
-TCG. It is stopped by its pid, and :meth:`Guest.serial_tail` is what a failing test prints.
+QEMU runs with KVM when this machine has a usable one (``kvm_intel``/``kvm_amd``) and the
+guest is x86-64, else TCG. It is stopped by its pid, and :meth:`Guest.serial_tail` is what
+a failing test prints.
 """
 
 from __future__ import annotations
@@ -20,16 +27,23 @@ import socket
 import subprocess
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 __all__ = (
     "OVMF_CODE",
+    "ArmVirt",
+    "Board",
     "Channel",
     "Guest",
+    "Raspi3b",
+    "UefiPc",
     "accelerator",
     "add_test_channel",
+    "board_for",
     "decompress",
+    "firmware_files",
     "root_partition_offset",
 )
 
@@ -37,32 +51,46 @@ OVMF_CODE = Path("/usr/share/OVMF/OVMF_CODE_4M.fd")
 OVMF_VARS = Path("/usr/share/OVMF/OVMF_VARS_4M.fd")
 TEST_UNIT = "edgecoder-test-channel.service"
 _UNIT_TEXT = """\
-# TEST ONLY (tests/image/qemu.py): a root shell on ttyS1 for the boot test.
+# TEST ONLY (tests/image/qemu.py): a root shell on {port} for the boot test.
 # Shipped images never contain this unit.
 [Unit]
 DefaultDependencies=no
-Description=TEST ONLY: root shell on ttyS1
+Description=TEST ONLY: root shell on {port}
 After=systemd-udevd.service
+StartLimitIntervalSec=0
 [Service]
 Environment=PS1= PS2=
-ExecStart=/bin/sh -c 'stty -F /dev/ttyS1 raw -echo; exec /bin/sh -s </dev/ttyS1 >/dev/ttyS1 2>&1'
+ExecStart=/bin/sh -c '{shell}'
 Restart=always
 RestartSec=1
 [Install]
 WantedBy=sysinit.target
 """
+# The arm64 machine's test port is a virtio port (named by udev), which opens once: the
+# shell reads and writes through one descriptor. It is there once its module has loaded;
+# until then the unit restarts.
+_VIRTIO_PORT = "/dev/virtio-ports/edgecoder.test"
+_SERIAL_SHELL = "stty -F /dev/ttyS1 raw -echo; exec /bin/sh -s </dev/ttyS1 >/dev/ttyS1 2>&1"
+_VIRTIO_SHELL = f"exec 3<>{_VIRTIO_PORT}; exec /bin/sh -s <&3 >&3 2>&3"
 
 
-def accelerator() -> tuple[str, str]:
-    """(accel, cpu): KVM and the host CPU when usable, else TCG emulating a modern CPU.
+def accelerator(arch: str = "x86_64") -> tuple[str, str]:
+    """(accel, cpu) for a guest of ``arch``: KVM and the host CPU when usable, else TCG.
 
-    ``EDGECODER_IMAGE_CPU`` names another CPU model (``Westmere``: no AVX, so the image's
-    x86-64-v2 fallback runs).
+    Under TCG an x86-64 guest gets a modern CPU (``max``) and an arm64 guest the
+    Raspberry Pi 4's Cortex-A72. ``EDGECODER_IMAGE_CPU`` names another CPU model
+    (``Westmere``: no AVX, so the x86 image's x86-64-v2 fallback runs; ``max`` on arm64:
+    dotprod, so the Pi image's armv8.2-a baseline runs, as on a Pi 5).
     """
-    kvm = Path("/dev/kvm").exists() and any(
-        Path(f"/sys/module/{m}").exists() for m in ("kvm_intel", "kvm_amd")
+    kvm = (
+        arch == "x86_64"
+        and Path("/dev/kvm").exists()
+        and any(Path(f"/sys/module/{m}").exists() for m in ("kvm_intel", "kvm_amd"))
     )
-    accel, cpu = ("kvm", "host") if kvm else ("tcg", "max")
+    if kvm:
+        accel, cpu = "kvm", "host"
+    else:
+        accel, cpu = "tcg", "max" if arch == "x86_64" else "cortex-a72"
     return accel, os.environ.get("EDGECODER_IMAGE_CPU") or cpu
 
 
@@ -73,16 +101,72 @@ def decompress(image: Path, raw: Path, grow_bytes: int) -> None:
         disk.truncate(raw.stat().st_size + grow_bytes)
 
 
-def root_partition_offset(raw: Path) -> int:
-    """The byte offset of the partition named ``root`` in a disk image."""
+def _partition_table(raw: Path) -> dict[str, Any]:
+    """sfdisk's JSON dump of the disk's partition table (GPT or MBR)."""
     dump = subprocess.run(
         ["sfdisk", "--json", str(raw)], capture_output=True, text=True, check=True
     )
-    table = json.loads(dump.stdout)["partitiontable"]
+    table: dict[str, Any] = json.loads(dump.stdout)["partitiontable"]
+    return table
+
+
+def _partition_offset(raw: Path, *, name: str, mbr_types: tuple[str, ...]) -> int:
+    """The byte offset of the partition called ``name`` (GPT) or of an ``mbr_types`` one."""
+    table = _partition_table(raw)
     for part in table["partitions"]:
-        if part.get("name") == "root" or part.get("type") in ("83", "L"):
+        if part.get("name") == name or part.get("type") in mbr_types:
             return int(part["start"]) * int(table.get("sectorsize", 512))
-    raise AssertionError(f"no root partition in {raw}: {table}")
+    raise AssertionError(f"no {name} partition in {raw}: {table}")
+
+
+def root_partition_offset(raw: Path) -> int:
+    """The byte offset of the root partition in a disk image (GPT name, or MBR Linux)."""
+    return _partition_offset(raw, name="root", mbr_types=("83", "L"))
+
+
+@dataclass(frozen=True)
+class FirmwareFiles:
+    """What the Pi's firmware would load from the image's RASPIFIRM partition."""
+
+    kernel: Path
+    initrd: Path
+    cmdline: str
+    config: str
+    names: tuple[str, ...]
+
+    def dtb(self, name: str) -> Path:
+        return self.kernel.parent / name
+
+
+def firmware_files(raw: Path, out: Path) -> FirmwareFiles:
+    """Copy the kernel, initramfs and device trees out of the Pi image's firmware partition
+    (mtools, no mount), as config.txt names them."""
+    offset = _partition_offset(raw, name="RASPIFIRM", mbr_types=("c", "b"))
+    image = f"{raw}@@{offset}"
+    out.mkdir(parents=True, exist_ok=True)
+    listing = subprocess.run(["mdir", "-b", "-i", image, "::/"], capture_output=True,
+                             text=True, check=True).stdout  # fmt: skip
+    names = tuple(sorted(line.rsplit("/", 1)[-1] for line in listing.split()))
+
+    def read(name: str) -> str:
+        return subprocess.run(["mtype", "-i", image, f"::/{name}"], capture_output=True,
+                              text=True, check=True).stdout  # fmt: skip
+
+    config = read("config.txt")
+    kernel = re.search(r"^kernel=(\S+)", config, re.MULTILINE)
+    initrd = re.search(r"^initramfs (\S+)", config, re.MULTILINE)
+    assert kernel, f"config.txt names no kernel:\n{config}"
+    assert initrd, f"config.txt names no initramfs:\n{config}"
+    wanted = [kernel.group(1), initrd.group(1), *(n for n in names if n.endswith(".dtb"))]
+    for name in wanted:
+        subprocess.run(["mcopy", "-o", "-i", image, f"::/{name}", str(out / name)], check=True)
+    return FirmwareFiles(
+        kernel=out / kernel.group(1),
+        initrd=out / initrd.group(1),
+        cmdline=read("cmdline.txt").strip(),
+        config=config,
+        names=names,
+    )
 
 
 def debugfs(raw: Path, offset: int, commands: str, *, write: bool = False) -> str:
@@ -92,14 +176,14 @@ def debugfs(raw: Path, offset: int, commands: str, *, write: bool = False) -> st
     return result.stdout + result.stderr
 
 
-def add_test_channel(raw: Path, workdir: Path) -> None:
+def add_test_channel(raw: Path, workdir: Path, board: Board) -> None:
     """Give the copy ``raw`` the test-only shell unit (and check the image had none)."""
     offset = root_partition_offset(raw)
     unit_path = f"/usr/lib/systemd/system/{TEST_UNIT}"
     before = debugfs(raw, offset, f"stat {unit_path}\n")
     assert "File not found" in before, f"the shipped image already has {TEST_UNIT}"
     unit = workdir / TEST_UNIT
-    unit.write_text(_UNIT_TEXT)
+    unit.write_text(board.channel_unit())
     unit.chmod(0o644)
     debugfs(raw, offset, write=True, commands=(
         f"write {unit} {unit_path}\n"
@@ -178,8 +262,124 @@ class Channel:
             self._sock = None
 
 
+class Board:
+    """How QEMU boots one kind of image: the machine, its disk, console and test port."""
+
+    arch = "x86_64"
+    name = "board"
+    #: Where the test-only shell runs in the guest, and how it opens it.
+    channel_port = "ttyS1"
+    channel_shell = _SERIAL_SHELL
+
+    def channel_unit(self) -> str:
+        return _UNIT_TEXT.format(port=self.channel_port, shell=self.channel_shell)
+
+    def describe(self) -> str:
+        accel, cpu = accelerator(self.arch)
+        return f"{self.name} ({accel}, -cpu {cpu})"
+
+    def command(self, guest: Guest, network: list[str]) -> list[str]:
+        raise NotImplementedError
+
+
+class UefiPc(Board):
+    """The x86-64 image on a q35 PC with UEFI (OVMF), the disk on virtio."""
+
+    name = "x86-64 UEFI PC"
+
+    def command(self, guest: Guest, network: list[str]) -> list[str]:
+        accel, cpu = accelerator(self.arch)
+        vars_copy = guest.dir / "OVMF_VARS.fd"
+        shutil.copyfile(OVMF_VARS, vars_copy)
+        return [
+            "qemu-system-x86_64", "-machine", "q35", "-accel", accel, "-cpu", cpu,
+            "-smp", "2", "-m", str(guest.memory_mib), "-nographic", "-nodefaults",
+            "-drive", f"if=pflash,format=raw,readonly=on,file={OVMF_CODE}",
+            "-drive", f"if=pflash,format=raw,file={vars_copy}",
+            "-drive", f"file={guest.disk},format=raw,if=virtio,snapshot=on",
+            *network,
+            "-serial", f"file:{guest.serial}",
+            "-chardev", f"socket,id=channel,path={guest.channel.path},server=on,wait=off",
+            "-serial", "chardev:channel",
+            "-monitor", "none",
+        ]  # fmt: skip
+
+
+class ArmVirt(Board):
+    """The Pi image on QEMU's arm64 virtual machine: the whole SD image as a virtio disk,
+    booted with the kernel, initramfs and command line of its firmware partition (the
+    console moved to the machine's PL011 serial port)."""
+
+    arch = "arm64"
+    name = "arm64 virt"
+    channel_port = "virtio port edgecoder.test"
+    channel_shell = _VIRTIO_SHELL
+
+    def __init__(self, firmware: FirmwareFiles) -> None:
+        self.firmware = firmware
+
+    def cmdline(self) -> str:
+        args = [a for a in self.firmware.cmdline.split() if not a.startswith("console=")]
+        return " ".join([*args, "console=ttyAMA0,115200"])
+
+    def command(self, guest: Guest, network: list[str]) -> list[str]:
+        accel, cpu = accelerator(self.arch)
+        return [
+            "qemu-system-aarch64", "-machine", "virt", "-accel", accel, "-cpu", cpu,
+            "-smp", "2", "-m", str(guest.memory_mib), "-nographic", "-nodefaults",
+            "-kernel", str(self.firmware.kernel), "-initrd", str(self.firmware.initrd),
+            "-append", self.cmdline(),
+            "-drive", f"file={guest.disk},format=raw,if=none,id=disk,snapshot=on",
+            "-device", "virtio-blk-pci,drive=disk",
+            *network,
+            "-serial", f"file:{guest.serial}",
+            "-device", "virtio-serial-pci",
+            "-chardev", f"socket,id=channel,path={guest.channel.path},server=on,wait=off",
+            "-device", "virtserialport,chardev=channel,name=edgecoder.test",
+            "-monitor", "none",
+        ]  # fmt: skip
+
+
+class Raspi3b(Board):
+    """The Pi image on QEMU's Raspberry Pi 3 (the nearest to a Pi 4 QEMU has): the SD card,
+    the firmware partition's kernel, initramfs, device tree and cmdline.txt unchanged, its
+    console on the mini UART. Its network is a USB Ethernet adapter on the SoC's USB
+    controller (QEMU emulates no Pi Ethernet), the client port forwarded; there is no
+    test port, so the boot is watched on the console and the forwarded port."""
+
+    arch = "arm64"
+    name = "Raspberry Pi 3B"
+
+    def __init__(self, firmware: FirmwareFiles) -> None:
+        self.firmware = firmware
+
+    def command(self, guest: Guest, network: list[str]) -> list[str]:
+        # The first serial port is the PL011 (Bluetooth's on a real Pi), the second the
+        # mini UART on the GPIO header: ttyS1, the console cmdline.txt names.
+        usb_network = [a.replace("virtio-net-pci", "usb-net") for a in network]
+        return [
+            "qemu-system-aarch64", "-machine", "raspi3b", "-m", "1024",
+            "-nographic", "-nodefaults",
+            "-dtb", str(self.firmware.dtb("bcm2837-rpi-3-b.dtb")),
+            "-kernel", str(self.firmware.kernel), "-initrd", str(self.firmware.initrd),
+            "-append", self.firmware.cmdline,
+            "-drive", f"file={guest.disk},format=raw,if=sd,snapshot=on",
+            *usb_network,
+            "-serial", f"file:{guest.dir / 'pl011.log'}",
+            "-serial", f"file:{guest.serial}",
+            "-monitor", "none",
+        ]  # fmt: skip
+
+
+def board_for(raw: Path, workdir: Path) -> Board:
+    """The board an image boots on: an MBR with a RASPIFIRM partition is the Pi image."""
+    if _partition_table(raw)["label"] == "dos":
+        return ArmVirt(firmware_files(raw, workdir / "firmware"))
+    return UefiPc()
+
+
 class Guest:
-    """One QEMU process booting ``disk`` (behind ``snapshot=on``)."""
+    """One QEMU process booting ``disk`` (behind ``snapshot=on``) on ``board``."""
 
     def __init__(
         self,
@@ -187,6 +387,7 @@ class Guest:
         workdir: Path,
         name: str,
         *,
+        board: Board,
         api_port: int | None = None,
         netdev: Sequence[str] = (),
         memory_mib: int = 2048,
@@ -196,6 +397,7 @@ class Guest:
         self.dir = workdir / name
         self.dir.mkdir(parents=True, exist_ok=True)
         self.name = name
+        self.board = board
         self.api_port = api_port
         self.netdev = list(netdev)
         self.memory_mib = memory_mib
@@ -207,27 +409,12 @@ class Guest:
         self.started = 0.0
 
     def command(self) -> list[str]:
-        accel, cpu = accelerator()
-        vars_copy = self.dir / "OVMF_VARS.fd"
-        shutil.copyfile(OVMF_VARS, vars_copy)
         network: list[str] = []
         if self.api_port is not None:
             network += ["-netdev", f"user,id=wan,hostfwd=tcp:127.0.0.1:{self.api_port}-:4304",
                         "-device", "virtio-net-pci,netdev=wan"]  # fmt: skip
         network += self.netdev
-        return [
-            *self.prefix,
-            "qemu-system-x86_64", "-machine", "q35", "-accel", accel, "-cpu", cpu,
-            "-smp", "2", "-m", str(self.memory_mib), "-nographic", "-nodefaults",
-            "-drive", f"if=pflash,format=raw,readonly=on,file={OVMF_CODE}",
-            "-drive", f"if=pflash,format=raw,file={vars_copy}",
-            "-drive", f"file={self.disk},format=raw,if=virtio,snapshot=on",
-            *network,
-            "-serial", f"file:{self.serial}",
-            "-chardev", f"socket,id=channel,path={self.channel.path},server=on,wait=off",
-            "-serial", "chardev:channel",
-            "-monitor", "none",
-        ]  # fmt: skip
+        return [*self.prefix, *self.board.command(self, network)]
 
     def start(self) -> None:
         self.started = time.monotonic()

@@ -12,24 +12,25 @@ import pytest
 
 from tests.image.conftest import BOOT_TIMEOUT_S, TIMINGS
 from tests.image.lan import ImageLan, lan_unavailable
-from tests.image.qemu import Guest
+from tests.image.qemu import Board, Guest
 
 # Booting under TCG takes minutes; the timeout bounds a hang, it is no statement on speed.
 pytestmark = [pytest.mark.image, pytest.mark.slow, pytest.mark.timeout(1800)]
 
 
 @pytest.fixture(scope="module")
-def pair(disk: Path) -> Iterator[list[Guest]]:
+def pair(disk: Path, board: Board) -> Iterator[list[Guest]]:
     reason = lan_unavailable()
     if reason:
         pytest.fail(f"the two-box test cannot build its LAN: {reason}")
     work = disk.parent / "pair"
     work.mkdir()
     lan = ImageLan(work, 2)
-    guests = [
-        Guest(disk, work, f"box{i}", netdev=lan.netdev(i), memory_mib=1536, prefix=lan.prefix)
-        for i in range(2)
-    ]
+    guests = []
+    for i in range(2):
+        guest = Guest(disk, work, f"box{i}", board=board, netdev=lan.netdev(i),
+                      memory_mib=1536, prefix=lan.prefix)  # fmt: skip
+        guests.append(guest)
     try:
         for guest in guests:
             guest.start()
