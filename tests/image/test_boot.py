@@ -77,6 +77,13 @@ def test_the_agent_runs_under_its_hardened_unit(box: Box) -> None:
     backend = box.first_health["backend"]
     assert isinstance(backend, dict)
     assert backend["state"] == "ready", backend
+    # Where the agent's own start went (seconds since boot), for docs/image.md.
+    started = shell.check(
+        "journalctl -b -u edgecoder.service -o short-monotonic --no-pager | head -14"
+    )
+    TIMINGS["agent start (journal, first boot)"] = "".join(
+        f"\n    {line[:150]}" for line in started.splitlines()
+    )
 
 
 def test_the_booted_unit_is_as_exposed_as_the_offline_analysis_says(box: Box) -> None:
