@@ -270,6 +270,8 @@ class Board:
     #: Where the test-only shell runs in the guest, and how it opens it.
     channel_port = "ttyS1"
     channel_shell = _SERIAL_SHELL
+    #: The QEMU device that plugs the guest into the host's forwarded network.
+    nic = "virtio-net-pci"
 
     def channel_unit(self) -> str:
         return _UNIT_TEXT.format(port=self.channel_port, shell=self.channel_shell)
@@ -349,6 +351,7 @@ class Raspi3b(Board):
 
     arch = "arm64"
     name = "Raspberry Pi 3B"
+    nic = "usb-net"
 
     def __init__(self, firmware: FirmwareFiles) -> None:
         self.firmware = firmware
@@ -356,7 +359,6 @@ class Raspi3b(Board):
     def command(self, guest: Guest, network: list[str]) -> list[str]:
         # The first serial port is the PL011 (Bluetooth's on a real Pi), the second the
         # mini UART on the GPIO header: ttyS1, the console cmdline.txt names.
-        usb_network = [a.replace("virtio-net-pci", "usb-net") for a in network]
         return [
             "qemu-system-aarch64", "-machine", "raspi3b", "-m", "1024",
             "-nographic", "-nodefaults",
@@ -364,7 +366,7 @@ class Raspi3b(Board):
             "-kernel", str(self.firmware.kernel), "-initrd", str(self.firmware.initrd),
             "-append", self.firmware.cmdline,
             "-drive", f"file={guest.disk},format=raw,if=sd,snapshot=on",
-            *usb_network,
+            *network,
             "-serial", f"file:{guest.dir / 'pl011.log'}",
             "-serial", f"file:{guest.serial}",
             "-monitor", "none",
@@ -412,7 +414,7 @@ class Guest:
         network: list[str] = []
         if self.api_port is not None:
             network += ["-netdev", f"user,id=wan,hostfwd=tcp:127.0.0.1:{self.api_port}-:4304",
-                        "-device", "virtio-net-pci,netdev=wan"]  # fmt: skip
+                        "-device", f"{self.board.nic},netdev=wan"]  # fmt: skip
         network += self.netdev
         return [*self.prefix, *self.board.command(self, network)]
 
