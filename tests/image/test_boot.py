@@ -77,6 +77,8 @@ def test_the_agent_runs_under_its_hardened_unit(box: Box) -> None:
     backend = box.first_health["backend"]
     assert isinstance(backend, dict)
     assert backend["state"] == "ready", backend
+    # The image's /etc/edgecoder/edgecoder.toml names the embedded backend (no Ollama probe).
+    assert (backend["requested"], backend["active"]) == ("llamacpp", "llamacpp"), backend
     # Where the agent's own start went (seconds since boot), for docs/image.md.
     started = shell.check(
         "journalctl -b -u edgecoder.service -o short-monotonic --no-pager | head -14"

@@ -8,9 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from edgecoder.cli import setup_cmd
 from edgecoder.cli.main import main
 from edgecoder.security.setup_codes import check_code, normalize_code
 from edgecoder.storage import setup_state
+from edgecoder.storage.datadir import remove_file
 from edgecoder.storage.keystore import read_public
 
 
@@ -91,6 +93,24 @@ def test_once_claimed_the_code_and_its_prompt_are_deleted(box: Box) -> None:
     # And it stays closed: no new code appears on a later boot.
     box.setup_code()
     assert not box.code.exists()
+
+
+def test_the_login_prompt_goes_before_the_code_file(
+    box: Box, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Whoever sees the code file gone must not find the code still on the login prompt.
+    box.setup_code()
+    setup_state.record_claim(box.data, setup_state.ClaimRecord("alice", 1, "10.0.0.2"))
+    still_there: list[tuple[Path, bool]] = []
+
+    def remove(path: Path) -> None:
+        still_there.append((path, box.issue.exists()))
+        remove_file(path)
+
+    monkeypatch.setattr(setup_cmd, "remove_file", remove)
+    assert box.setup_code() == 0
+    assert [path for path, _ in still_there] == [box.issue, box.code]
+    assert dict(still_there)[box.code] is False
 
 
 def test_keys_init_makes_the_key_once_and_prints_the_id(
